@@ -1,0 +1,47 @@
+import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
+import { getResourceTypeList, getSearchParams } from '../definitions.ts';
+
+/** The CapabilityStatement lists exactly what this server does: every R4 type, its interactions and indexed parameters. */
+export function capabilityStatement(baseUrl: string, version: string): CapabilityStatement {
+  const resources: CapabilityStatementRestResource[] = getResourceTypeList().map((type) => ({
+    type,
+    profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+    interaction: ['read', 'vread', 'update', 'delete', 'history-instance', 'history-type', 'create', 'search-type'].map((code) => ({
+      code: code as 'read',
+    })),
+    versioning: 'versioned-update',
+    readHistory: true,
+    updateCreate: true,
+    conditionalRead: 'full-support',
+    searchInclude: [`${type}:*`, ...[...getSearchParams(type).values()].filter((p) => p.type === 'reference').map((p) => `${type}:${p.code}`)],
+    searchRevInclude: ['*'],
+    searchParam: [
+      { name: '_id', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id' },
+      { name: '_lastUpdated', type: 'date', definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated' },
+      ...[...getSearchParams(type).values()].map((p) => ({
+        name: p.code,
+        type: p.type,
+        definition: p.definition.url ?? `http://hl7.org/fhir/SearchParameter/Resource${p.code.replace('_', '-')}`,
+      })),
+    ],
+  }));
+  return {
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    date: new Date().toISOString(),
+    publisher: 'Vigil',
+    kind: 'instance',
+    software: { name: 'Vigil', version },
+    implementation: { description: 'Vigil remote patient monitoring FHIR server', url: `${baseUrl}/fhir/R4` },
+    fhirVersion: '4.0.1',
+    format: ['application/fhir+json', 'json'],
+    patchFormat: [],
+    rest: [
+      {
+        mode: 'server',
+        resource: resources,
+        interaction: [{ code: 'history-system' }],
+      },
+    ],
+  };
+}

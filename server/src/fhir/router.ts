@@ -1,0 +1,44 @@
+import { Router, type NextFunction, type Request, type Response } from 'express';
+import { capabilityStatement } from './capabilities.ts';
+import type { FhirContext } from './context.ts';
+import { create } from './create.ts';
+import { remove } from './delete.ts';
+import { history } from './history.ts';
+import { read } from './read.ts';
+import { checkFormat, sendJson } from './respond.ts';
+import { searchType } from './search-type.ts';
+import { update } from './update.ts';
+import { vread } from './vread.ts';
+import { methodNotAllowed } from './outcome.ts';
+
+type Handler = (req: Request, res: Response) => Promise<void>;
+
+/** The FHIR R4 REST API: one route per interaction of the spec's table. */
+export function fhirRouter(ctx: FhirContext, version: string): Router {
+  const router = Router();
+  const wrap = (handler: Handler) => (req: Request, res: Response, next: NextFunction) => {
+    try {
+      checkFormat(req);
+    } catch (err) {
+      next(err);
+      return;
+    }
+    handler(req, res).catch(next);
+  };
+  const metadata = capabilityStatement(ctx.baseUrl, version);
+  router.get('/metadata', wrap(async (req, res) => sendJson(req, res, 200, metadata)));
+  router.get('/_history', wrap(history(ctx, 'system')));
+  router.get('/:type', wrap(searchType(ctx)));
+  router.post('/:type/_search', wrap(searchType(ctx)));
+  router.post('/:type', wrap(create(ctx)));
+  router.get('/:type/_history', wrap(history(ctx, 'type')));
+  router.get('/:type/:id', wrap(read(ctx)));
+  router.put('/:type/:id', wrap(update(ctx)));
+  router.delete('/:type/:id', wrap(remove(ctx)));
+  router.get('/:type/:id/_history', wrap(history(ctx, 'instance')));
+  router.get('/:type/:id/_history/:vid', wrap(vread(ctx)));
+  router.all('/{*rest}', wrap(async () => {
+    throw methodNotAllowed('This interaction is not supported');
+  }));
+  return router;
+}

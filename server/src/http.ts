@@ -1,0 +1,65 @@
+import compression from 'compression';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Config } from './config.ts';
+import type { FhirContext } from './fhir/context.ts';
+import { FhirError } from './fhir/outcome.ts';
+import { FHIR_JSON } from './fhir/respond.ts';
+import { fhirRouter } from './fhir/router.ts';
+import { healthRouter } from './ops/health.ts';
+import type { Logger } from './ops/logger.ts';
+import { createMetrics } from './ops/metrics.ts';
+
+export interface AppParts {
+  config: Config;
+  fhir: FhirContext;
+  logger: Logger;
+  version: string;
+}
+
+/** The HTTP surface: health, metrics and the FHIR API. The middleware chain stays short on purpose. */
+export function createApp({ config, fhir, logger, version }: AppParts): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  const metrics = createMetrics(fhir.repo.db);
+  app.use(metrics.middleware);
+  app.use(compression({ threshold: 1024 }));
+  app.use(healthRouter(fhir.repo.db));
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.use(
+    '/fhir/R4',
+    express.json({ type: ['application/json', FHIR_JSON, 'application/json-patch+json'], limit: config.maxBodyBytes, strict: false }),
+    express.urlencoded({ extended: false, limit: config.maxBodyBytes }),
+    fhirRouter(fhir, version),
+  );
+  app.use(errorHandler(logger));
+  return app;
+}
+
+interface HttpError { type?: string; status?: number; code?: string; message?: string }
+
+/** Every failure becomes an OperationOutcome; only unexpected ones are 500s, and they are logged. */
+function errorHandler(logger: Logger) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
+    const fhirError = toFhirError(err as HttpError);
+    if (!fhirError) {
+      logger.error({ err, method: req.method, url: req.originalUrl }, 'request failed');
+    }
+    const e = fhirError ?? new FhirError(500, [{ severity: 'fatal', code: 'exception', diagnostics: 'Internal server error' }]);
+    res.status(e.status).type(FHIR_JSON).send(JSON.stringify(e.outcome));
+  };
+}
+
+function toFhirError(err: HttpError): FhirError | undefined {
+  if (err instanceof FhirError) return err;
+  if (err.type === 'entity.parse.failed') return new FhirError(400, [{ severity: 'error', code: 'structure', diagnostics: `Malformed JSON: ${err.message}` }]);
+  if (err.type === 'entity.too.large') return new FhirError(413, [{ severity: 'error', code: 'too-costly', diagnostics: 'Request body is larger than the configured limit' }]);
+  if (err.type === 'charset.unsupported' || err.type === 'encoding.unsupported') return new FhirError(415, [{ severity: 'error', code: 'not-supported', diagnostics: err.message }]);
+  // PostgreSQL errors caused by the request's data rather than by the server
+  if (err.code === '23505') return new FhirError(409, [{ severity: 'error', code: 'conflict', diagnostics: 'A resource with this id already exists' }]);
+  if (err.code && /^22/.test(err.code)) return new FhirError(400, [{ severity: 'error', code: 'invalid', diagnostics: `Invalid value: ${err.message}` }]);
+  return undefined;
+}

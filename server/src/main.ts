@@ -1,0 +1,61 @@
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { loadConfig, type Config } from './config.ts';
+import { loadDefinitions } from './definitions.ts';
+import { createApp } from './http.ts';
+import { createLogger, type Logger } from './ops/logger.ts';
+import { openDatabase, type Database } from './store/database.ts';
+import { ChangeFeed } from './store/events.ts';
+import { migrate } from './store/migrate.ts';
+import { Repository } from './store/repository.ts';
+
+export interface Vigil {
+  config: Config;
+  db: Database;
+  repo: Repository;
+  feed: ChangeFeed;
+  server: Server;
+  logger: Logger;
+  /** The port actually listened on (PORT=0 picks a free one). */
+  port: number;
+  stop(): Promise<void>;
+}
+
+const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** Wires the parts together and starts listening. */
+export async function startVigil(config: Config = loadConfig()): Promise<Vigil> {
+  const logger = createLogger(config.logLevel);
+  loadDefinitions();
+  const db = await openDatabase(config);
+  const applied = await migrate(db);
+  if (applied.length) logger.info({ applied }, 'database migrated');
+  const feed = new ChangeFeed();
+  const repo = new Repository(db, config.baseUrl, feed);
+  const app = createApp({ config, fhir: { repo, baseUrl: config.baseUrl }, logger, version });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(config.port, () => resolve(s));
+    s.once('error', reject);
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  logger.info({ port, fhirBase: `${config.baseUrl}/fhir/R4`, database: db.kind }, 'Vigil is listening');
+  return {
+    config, db, repo, feed, server, logger, port,
+    async stop() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await db.close();
+    },
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const vigil = await startVigil();
+  const shutdown = (signal: string): void => {
+    vigil.logger.info({ signal }, 'shutting down');
+    vigil.stop().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+}

@@ -1,0 +1,29 @@
+/** The one seam between Vigil and its SQL engine: PostgreSQL (pg) or embedded PGlite run the same SQL. */
+export interface Sql {
+  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+}
+
+export interface Database extends Sql {
+  readonly kind: 'postgres' | 'pglite';
+  /** Runs fn in one database transaction; commits when it resolves, rolls back when it throws. */
+  transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
+  /** Connection-pool figures for /metrics. */
+  poolStats(): { total: number; idle: number; waiting: number };
+  close(): Promise<void>;
+}
+
+export async function openDatabase(options: { databaseUrl?: string; dataDir: string }): Promise<Database> {
+  if (options.databaseUrl) {
+    const { openPostgres } = await import('./postgres.ts');
+    return openPostgres(options.databaseUrl);
+  }
+  const { openPGlite } = await import('./pglite.ts');
+  return openPGlite(options.dataDir);
+}
+
+/** PostgreSQL's timestamptz text (`2024-01-01 10:00:00.123+00`) as an ISO instant, from both drivers. */
+export function isoTimestamp(text: string): string {
+  if (text === 'infinity' || text === '-infinity') return text;
+  const iso = text.replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00');
+  return new Date(iso).toISOString();
+}

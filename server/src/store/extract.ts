@@ -1,0 +1,258 @@
+import { parseFhirPath, toTypedValue, type TypedValue } from '@medplum/core';
+import type {
+  Address, CodeableConcept, Coding, ContactPoint, HumanName, Identifier, Period, Quantity, Reference, Resource, Timing,
+} from '@medplum/fhirtypes';
+import { getPatientCompartmentParams, getSearchParams, type SearchParam } from '../definitions.ts';
+import { COMPARTMENTS, REFERENCE_IDENTIFIER, STRING_EXACT, TOKEN_TEXT } from './columns.ts';
+import { dateRange } from './dates.ts';
+import { normalizeString } from './strings.ts';
+import { canonicalQuantity } from './ucum.ts';
+
+/** Column name → value, ready to bind as SQL parameters. */
+export type IndexRow = Record<string, unknown>;
+
+export interface QuantityValue { v: number; u: string[] }
+export interface DateValue { s: string; e: string }
+
+/**
+ * Evaluates every search parameter of the resource's type with FHIRPath and turns the results into
+ * the typed column values that the search SQL queries.
+ */
+export function extractIndex(resource: Resource, baseUrl: string): IndexRow {
+  const root = toTypedValue(resource);
+  const context = { variables: { '%resource': root, '%rootResource': root } };
+  const row: IndexRow = {};
+  const tokenText: string[] = [];
+  const stringExact: string[] = [];
+  const refIdentifiers: string[] = [];
+  const refsByParam = new Map<string, string[]>();
+
+  for (const param of getSearchParams(resource.resourceType).values()) {
+    const items = param.expression.length === 0
+      ? [root]
+      : param.expression.flatMap((atom) => atom.eval(context, [root]));
+    switch (param.type) {
+      case 'token': {
+        const values = items.flatMap((item) => tokens(item, tokenText, param.code));
+        row[param.code] = nonEmpty(unique(values));
+        break;
+      }
+      case 'string': {
+        const raw = items.flatMap(strings);
+        for (const s of raw) stringExact.push(`${param.code}|${s}`);
+        row[param.code] = nonEmpty(unique(raw.map(normalizeString)));
+        break;
+      }
+      case 'uri':
+        row[param.code] = nonEmpty(unique(items.flatMap(uris)));
+        break;
+      case 'reference': {
+        const refs = unique(items.flatMap((item) => references(item, baseUrl, refIdentifiers, param.code)));
+        refsByParam.set(param.code, refs);
+        row[param.code] = param.array ? nonEmpty(refs) : (refs[0] ?? null);
+        break;
+      }
+      case 'date': {
+        const ranges = items.flatMap(dates);
+        row[`${param.code}_start`] = ranges.length ? ranges.reduce((a, r) => (r.s < a ? r.s : a), ranges[0].s) : null;
+        row[`${param.code}_end`] = ranges.length ? ranges.reduce((a, r) => (r.e > a ? r.e : a), ranges[0].e) : null;
+        break;
+      }
+      case 'number':
+        row[param.code] = nonEmpty(items.map((i) => Number(i.value)).filter(Number.isFinite));
+        break;
+      case 'quantity': {
+        const qs = items.flatMap(quantities);
+        row[param.code] = nonEmpty(qs.flatMap((q) => q.u.map(() => q.v)));
+        row[`${param.code}_unit`] = nonEmpty(qs.flatMap((q) => q.u));
+        break;
+      }
+      case 'composite':
+        row[param.code] = composite(param, items, context, baseUrl);
+        break;
+    }
+  }
+  row[TOKEN_TEXT] = nonEmpty(unique(tokenText));
+  row[STRING_EXACT] = nonEmpty(unique(stringExact));
+  row[REFERENCE_IDENTIFIER] = nonEmpty(unique(refIdentifiers));
+  row[COMPARTMENTS] = nonEmpty(patientCompartments(resource, refsByParam));
+  return row;
+}
+
+function patientCompartments(resource: Resource, refsByParam: Map<string, string[]>): string[] {
+  const result = new Set<string>();
+  if (resource.resourceType === 'Patient' && resource.id) result.add(`Patient/${resource.id}`);
+  for (const code of getPatientCompartmentParams(resource.resourceType)) {
+    for (const ref of refsByParam.get(code) ?? []) {
+      if (ref.startsWith('Patient/')) result.add(ref);
+    }
+  }
+  return [...result];
+}
+
+function composite(param: SearchParam, items: TypedValue[], context: { variables: Record<string, TypedValue> }, baseUrl: string): string | null {
+  const tuples: unknown[][] = [];
+  for (const item of items) {
+    const tuple = (param.components ?? []).map(({ param: part, expression }) => {
+      const values = evalRelative(expression, item, context);
+      switch (part.type) {
+        case 'token': return unique(values.flatMap((v) => tokens(v, [], part.code)));
+        case 'string': return unique(values.flatMap(strings).map(normalizeString));
+        case 'uri': return unique(values.flatMap(uris));
+        case 'reference': return unique(values.flatMap((v) => references(v, baseUrl, [], part.code)));
+        case 'date': return values.flatMap(dates);
+        case 'number': return values.map((v) => Number(v.value)).filter(Number.isFinite);
+        case 'quantity': return values.flatMap(quantities);
+        case 'composite': return [];
+      }
+    });
+    if (tuple.every((values) => values.length > 0)) tuples.push(tuple);
+  }
+  return tuples.length ? JSON.stringify(tuples) : null;
+}
+
+const relativeAtoms = new Map<string, ReturnType<typeof parseFhirPath>>();
+function evalRelative(expression: string, item: TypedValue, context: { variables: Record<string, TypedValue> }): TypedValue[] {
+  let atom = relativeAtoms.get(expression);
+  if (!atom) {
+    atom = parseFhirPath(expression);
+    relativeAtoms.set(expression, atom);
+  }
+  return atom.eval(context, [item]);
+}
+
+function tokens(item: TypedValue, text: string[], code: string): string[] {
+  const v = item.value;
+  if (v === undefined || v === null) return [];
+  switch (item.type) {
+    case 'CodeableConcept': {
+      const cc = v as CodeableConcept;
+      if (cc.text) text.push(`${code}|${normalizeString(cc.text)}`);
+      return (cc.coding ?? []).flatMap((c) => coding(c, text, code));
+    }
+    case 'Coding':
+      return coding(v as Coding, text, code);
+    case 'Identifier': {
+      const id = v as Identifier;
+      if (id.type?.text) text.push(`${code}|${normalizeString(id.type.text)}`);
+      const out = systemCode(id.system, id.value);
+      if (id.value) {
+        for (const t of id.type?.coding ?? []) out.push(`${t.system ?? ''}|${t.code ?? ''}|${id.value}`);
+      }
+      return out;
+    }
+    case 'ContactPoint':
+      return (v as ContactPoint).value ? [(v as ContactPoint).value as string] : [];
+    case 'boolean':
+      return [String(v)];
+    case 'Quantity': {
+      const q = v as Quantity;
+      return systemCode(q.system, q.code ?? q.unit);
+    }
+    case 'Reference':
+    case 'Period':
+    case 'HumanName':
+    case 'Address':
+      return [];
+    default:
+      return typeof v === 'string' || typeof v === 'number' ? systemCode(undefined, String(v)) : [];
+  }
+}
+
+function coding(c: Coding, text: string[], code: string): string[] {
+  if (c.display) text.push(`${code}|${normalizeString(c.display)}`);
+  return systemCode(c.system, c.code);
+}
+
+/** `system|code`, bare `code` (any system) and `system|` (any code); `|code` where there is no system. */
+function systemCode(system: string | undefined, code: string | undefined): string[] {
+  if (!code) return system ? [`${system}|`] : [];
+  return system ? [`${system}|${code}`, code, `${system}|`] : [`|${code}`, code];
+}
+
+function strings(item: TypedValue): string[] {
+  const v = item.value;
+  if (v === undefined || v === null) return [];
+  switch (item.type) {
+    case 'HumanName': {
+      const n = v as HumanName;
+      return [n.text, n.family, ...(n.given ?? []), ...(n.prefix ?? []), ...(n.suffix ?? [])].filter(isString);
+    }
+    case 'Address': {
+      const a = v as Address;
+      return [a.text, ...(a.line ?? []), a.city, a.district, a.state, a.postalCode, a.country].filter(isString);
+    }
+    case 'CodeableConcept':
+      return [(v as CodeableConcept).text, ...((v as CodeableConcept).coding ?? []).map((c) => c.display)].filter(isString);
+    default:
+      return typeof v === 'string' ? [v] : [];
+  }
+}
+
+function uris(item: TypedValue): string[] {
+  return typeof item.value === 'string' ? [item.value] : [];
+}
+
+function references(item: TypedValue, baseUrl: string, identifiers: string[], code: string): string[] {
+  const v = item.value;
+  if (typeof v === 'string') {
+    // canonical/uri targets: match with and without the |version suffix
+    const bar = v.indexOf('|');
+    return bar > 0 ? [v, v.slice(0, bar)] : [v];
+  }
+  if (!v || item.type !== 'Reference') return [];
+  const ref = v as Reference;
+  if (ref.identifier?.value) {
+    identifiers.push(`${code}|${ref.identifier.system ?? ''}|${ref.identifier.value}`, `${code}|${ref.identifier.value}`);
+  }
+  return ref.reference && !ref.reference.startsWith('#') ? [normalizeReference(ref.reference, baseUrl)] : [];
+}
+
+/** Local references are stored as `Type/id`: our own absolute URLs and version suffixes are dropped. */
+export function normalizeReference(reference: string, baseUrl: string): string {
+  let ref = reference;
+  const fhirBase = `${baseUrl}/fhir/R4/`;
+  if (ref.startsWith(fhirBase)) ref = ref.slice(fhirBase.length);
+  const history = ref.indexOf('/_history/');
+  if (history > 0 && !ref.includes('://')) ref = ref.slice(0, history);
+  return ref;
+}
+
+function dates(item: TypedValue): DateValue[] {
+  const v = item.value;
+  if (v === undefined || v === null) return [];
+  switch (item.type) {
+    case 'Period': {
+      const p = v as Period;
+      if (!p.start && !p.end) return [];
+      return [{ s: p.start ? dateRange(p.start).s : '-infinity', e: p.end ? dateRange(p.end).e : 'infinity' }];
+    }
+    case 'Timing': {
+      const t = v as Timing;
+      const events = (t.event ?? []).map(dateRange);
+      const bounds = t.repeat?.boundsPeriod;
+      if (bounds) events.push(...dates({ type: 'Period', value: bounds }));
+      return events;
+    }
+    default:
+      return typeof v === 'string' ? [dateRange(v)].filter((r) => r.s) : [];
+  }
+}
+
+function quantities(item: TypedValue): QuantityValue[] {
+  const q = item.value as Quantity | undefined;
+  if (!q || typeof q !== 'object' || typeof q.value !== 'number') return [];
+  const units = unique([
+    ...(q.code ? [`${q.system ?? ''}|${q.code}`, `|${q.code}`] : []),
+    ...(q.unit ? [`|${q.unit}`] : []),
+    '|',
+  ]);
+  const out: QuantityValue[] = [{ v: q.value, u: units }];
+  const canonical = canonicalQuantity(q);
+  if (canonical) out.push({ v: canonical.value, u: [`${canonical.system}|${canonical.code}`] });
+  return out;
+}
+
+const isString = (s: unknown): s is string => typeof s === 'string' && s.length > 0;
+const unique = <T>(values: T[]): T[] => [...new Set(values)];
+const nonEmpty = <T>(values: T[]): T[] | null => (values.length ? values : null);

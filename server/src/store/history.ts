@@ -1,0 +1,85 @@
+import { getResourceTypeList } from '../definitions.ts';
+import { badRequest } from '../fhir/outcome.ts';
+import { quote } from './columns.ts';
+import type { Sql } from './database.ts';
+import { historyTable } from './schema.ts';
+import { parseDate } from './search/values.ts';
+
+export interface HistoryQuery {
+  resourceType?: string;
+  id?: string;
+  since?: string;
+  at?: string;
+  count: number;
+  cursor?: string;
+}
+
+export interface HistoryEntry {
+  resourceType: string;
+  id: string;
+  versionId: string;
+  lastUpdated: string;
+  deleted: boolean;
+  content: string | null;
+}
+
+export interface HistoryPage {
+  entries: HistoryEntry[];
+  next?: string;
+}
+
+/**
+ * Instance, type and system history, newest first, paged by a keyset cursor on
+ * (last_updated, type, id, version) so that new versions never shift later pages.
+ */
+export async function readHistory(sql: Sql, q: HistoryQuery): Promise<HistoryPage> {
+  const params: unknown[] = [];
+  const bind = (v: unknown): string => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const conditions: string[] = [];
+  if (q.id) conditions.push(`h.id = ${bind(q.id)}`);
+  if (q.since) conditions.push(`h.last_updated >= ${bind(parseDate(q.since, '_since').s)}::timestamptz`);
+  if (q.at) conditions.push(`h.last_updated < ${bind(parseDate(q.at, '_at').e)}::timestamptz`);
+  if (q.cursor) {
+    const c = decode(q.cursor);
+    conditions.push(
+      `(h.last_updated, '${'__TYPE__'}', h.id, h.version_id) < (${bind(c[0])}::timestamptz, ${bind(c[1])}::text, ${bind(c[2])}::text, ${bind(c[3])}::int)`,
+    );
+  }
+  const types = q.resourceType ? [q.resourceType] : getResourceTypeList();
+  const where = conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
+  const limit = q.count + 1;
+  const selects = types.map((type) => {
+    const w = where.replaceAll("'__TYPE__'", `'${type}'::text`);
+    const atOnly = q.at ? `DISTINCT ON (h.id) ` : '';
+    const inner = `SELECT ${atOnly}'${type}'::text AS "resourceType", h.id, h.version_id, h.last_updated, h.deleted, h.content FROM ${quote(historyTable(type))} h ${w}`;
+    // _at: only the version current at that instant, per resource
+    return q.at
+      ? `(SELECT * FROM (${inner} ORDER BY h.id, h.version_id DESC) x ORDER BY last_updated DESC, id DESC, version_id DESC LIMIT ${limit})`
+      : `(${inner} ORDER BY h.last_updated DESC, h.id DESC, h.version_id DESC LIMIT ${limit})`;
+  });
+  const rows = await sql.query<{ resourceType: string; id: string; version_id: number; last_updated: string; deleted: boolean; content: string | null }>(
+    `${selects.join(' UNION ALL ')} ORDER BY last_updated DESC, "resourceType" DESC, id DESC, version_id DESC LIMIT ${limit}`,
+    params,
+  );
+  const page = rows.slice(0, q.count);
+  const last = page[page.length - 1];
+  return {
+    entries: page.map((r) => ({ resourceType: r.resourceType, id: r.id, versionId: String(r.version_id), lastUpdated: r.last_updated, deleted: r.deleted, content: r.content })),
+    next: rows.length > q.count && last ? encode([last.last_updated, last.resourceType, last.id, last.version_id]) : undefined,
+  };
+}
+
+const encode = (v: unknown[]): string => Buffer.from(JSON.stringify(v)).toString('base64url');
+
+function decode(text: string): unknown[] {
+  try {
+    const v = JSON.parse(Buffer.from(text, 'base64url').toString());
+    if (Array.isArray(v) && v.length === 4) return v;
+  } catch {
+    // fall through
+  }
+  throw badRequest('Invalid _cursor', '_cursor');
+}

@@ -1,0 +1,42 @@
+import pg from 'pg';
+import { type Database, type Sql, isoTimestamp } from './database.ts';
+
+// Timestamps travel as ISO instants and bigints as numbers, identically to PGlite's results.
+const types = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === 1184) return isoTimestamp;
+    if (oid === 20) return (v: string) => Number(v);
+    return pg.types.getTypeParser(oid, format);
+  },
+};
+
+export async function openPostgres(url: string, max = Number(process.env.VIGIL_DB_POOL_SIZE ?? 20)): Promise<Database> {
+  const pool = new pg.Pool({ connectionString: url, max, types });
+  pool.on('error', () => undefined); // an idle client's error is followed by reconnection on next use
+  await pool.query('SELECT 1');
+  const run = (client: pg.Pool | pg.PoolClient): Sql => ({
+    async query<T>(text: string, params?: unknown[]) {
+      return (await client.query(text, params)).rows as T[];
+    },
+  });
+  return {
+    kind: 'postgres',
+    ...run(pool),
+    async transaction(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await fn(run(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
+    close: () => pool.end(),
+  };
+}

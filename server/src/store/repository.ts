@@ -1,0 +1,238 @@
+import { randomUUID } from 'node:crypto';
+import { OperationOutcomeError, validateResource } from '@medplum/core';
+import type { Resource } from '@medplum/fhirtypes';
+import { isKnownResourceType } from '../definitions.ts';
+import { FhirError, badRequest, gone, notFound, preconditionFailed } from '../fhir/outcome.ts';
+import { quote } from './columns.ts';
+import type { Database, Sql } from './database.ts';
+import type { ChangeEvent, ChangeFeed } from './events.ts';
+import { extractIndex } from './extract.ts';
+import { historyTable, tableColumns } from './schema.ts';
+
+/** A stored version as the database holds it: the JSON text is served as is, never re-serialised. */
+export interface StoredVersion {
+  resourceType: string;
+  id: string;
+  versionId: string;
+  lastUpdated: string;
+  deleted: boolean;
+  content: string | null;
+}
+
+export interface WriteResult {
+  resource: Resource;
+  content: string;
+  created: boolean;
+}
+
+export interface UpdateOptions {
+  /** If-Match: the version the client expects to replace. */
+  ifMatch?: string;
+  /** Creating with a client-chosen id (PUT to a new id) is allowed. */
+  allowCreate?: boolean;
+}
+
+const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
+
+/**
+ * The write path and reads by id. Every write is one database transaction and publishes its change
+ * events only after commit; several writes can share one transaction through `transaction()`.
+ */
+export class Repository {
+  readonly db: Database;
+  readonly baseUrl: string;
+  readonly #feed: ChangeFeed;
+
+  constructor(db: Database, baseUrl: string, feed: ChangeFeed) {
+    this.db = db;
+    this.baseUrl = baseUrl;
+    this.#feed = feed;
+  }
+
+  async transaction<T>(fn: (writer: Writer) => Promise<T>): Promise<T> {
+    const events: ChangeEvent[] = [];
+    const result = await this.db.transaction((tx) => fn(new Writer(tx, this.baseUrl, events)));
+    this.#feed.publish(events);
+    return result;
+  }
+
+  /** A create is one statement, so it needs no explicit transaction: the fast path for device readings. */
+  async create(resource: Resource): Promise<WriteResult> {
+    const events: ChangeEvent[] = [];
+    const result = await new Writer(this.db, this.baseUrl, events).create(resource);
+    this.#feed.publish(events);
+    return result;
+  }
+
+  update(resource: Resource, options: UpdateOptions = {}): Promise<WriteResult> {
+    return this.transaction((w) => w.update(resource, options));
+  }
+
+  delete(resourceType: string, id: string): Promise<StoredVersion | undefined> {
+    return this.transaction((w) => w.delete(resourceType, id));
+  }
+
+  readVersion(resourceType: string, id: string): Promise<StoredVersion> {
+    return readCurrent(this.db, resourceType, id);
+  }
+
+  async read<T extends Resource = Resource>(resourceType: string, id: string): Promise<T> {
+    const v = await this.readVersion(resourceType, id);
+    return JSON.parse(v.content as string) as T;
+  }
+
+  async vread(resourceType: string, id: string, versionId: string): Promise<StoredVersion> {
+    checkType(resourceType);
+    if (!/^\d{1,9}$/.test(versionId) || !ID_PATTERN.test(id)) throw notFound(`${resourceType}/${id}/_history/${versionId} not found`);
+    const rows = await this.db.query<StoredVersion>(
+      `SELECT id, version_id::text AS "versionId", last_updated AS "lastUpdated", deleted, content FROM ${quote(historyTable(resourceType))} WHERE id = $1 AND version_id = $2`,
+      [id, Number(versionId)],
+    );
+    if (!rows[0]) throw notFound(`${resourceType}/${id}/_history/${versionId} not found`);
+    if (rows[0].deleted) throw gone(`${resourceType}/${id}/_history/${versionId} is a deletion`);
+    return { ...rows[0], resourceType };
+  }
+}
+
+async function readCurrent(sql: Sql, resourceType: string, id: string, lock = false): Promise<StoredVersion> {
+  checkType(resourceType);
+  if (!ID_PATTERN.test(id)) throw notFound(`${resourceType}/${id} not found`);
+  const rows = await sql.query<StoredVersion>(
+    `SELECT id, version_id::text AS "versionId", last_updated AS "lastUpdated", deleted, content FROM ${quote(resourceType)} WHERE id = $1${lock ? ' FOR UPDATE' : ''}`,
+    [id],
+  );
+  if (!rows[0]) throw notFound(`${resourceType}/${id} not found`);
+  if (rows[0].deleted) throw gone(`${resourceType}/${id} was deleted`);
+  return { ...rows[0], resourceType };
+}
+
+function checkType(resourceType: string): void {
+  if (!isKnownResourceType(resourceType)) throw notFound(`Unknown resource type ${resourceType}`);
+}
+
+/** Writes within one transaction (or one auto-committed statement), collecting their change events. */
+export class Writer {
+  readonly sql: Sql;
+  readonly baseUrl: string;
+  readonly #events: ChangeEvent[];
+
+  constructor(sql: Sql, baseUrl: string, events: ChangeEvent[]) {
+    this.sql = sql;
+    this.baseUrl = baseUrl;
+    this.#events = events;
+  }
+
+  async create(resource: Resource, id: string = randomUUID()): Promise<WriteResult> {
+    const stored = prepare(resource, id, 1);
+    const content = JSON.stringify(stored);
+    await this.sql.query(upsertSql(stored.resourceType, false), rowParams(stored, content, this.baseUrl));
+    this.#emit('create', stored);
+    return { resource: stored, content, created: true };
+  }
+
+  async update(resource: Resource, options: UpdateOptions = {}): Promise<WriteResult> {
+    checkType(resource.resourceType);
+    const id = resource.id;
+    if (!id || !ID_PATTERN.test(id)) throw badRequest('Resource id is missing or not a valid FHIR id', `${resource.resourceType}.id`);
+    const rows = await this.sql.query<{ version_id: number; deleted: boolean; content: string }>(
+      `SELECT version_id, deleted, content FROM ${quote(resource.resourceType)} WHERE id = $1 FOR UPDATE`,
+      [id],
+    );
+    const current = rows[0];
+    if (options.ifMatch !== undefined && (!current || current.deleted || String(current.version_id) !== options.ifMatch)) {
+      throw preconditionFailed(`If-Match ${options.ifMatch} does not match the current version of ${resource.resourceType}/${id}`);
+    }
+    if (!current) {
+      if (options.allowCreate === false) throw notFound(`${resource.resourceType}/${id} not found`);
+      return this.create(resource, id);
+    }
+    const stored = prepare(resource, id, current.version_id + 1);
+    const content = JSON.stringify(stored);
+    await this.sql.query(upsertSql(stored.resourceType, true), rowParams(stored, content, this.baseUrl));
+    this.#emit(current.deleted ? 'create' : 'update', stored);
+    return { resource: stored, content, created: current.deleted };
+  }
+
+  /** Soft delete: a new version marked deleted. Deleting what is absent or already deleted is a no-op. */
+  async delete(resourceType: string, id: string): Promise<StoredVersion | undefined> {
+    checkType(resourceType);
+    if (!ID_PATTERN.test(id)) return undefined;
+    const rows = await this.sql.query<{ version_id: number; deleted: boolean }>(
+      `SELECT version_id, deleted FROM ${quote(resourceType)} WHERE id = $1 FOR UPDATE`,
+      [id],
+    );
+    if (!rows[0] || rows[0].deleted) return undefined;
+    const versionId = rows[0].version_id + 1;
+    const lastUpdated = new Date().toISOString();
+    await this.sql.query(
+      `WITH h AS (INSERT INTO ${quote(historyTable(resourceType))} (id, version_id, last_updated, deleted, content) VALUES ($1, $2, $3, true, NULL))
+       UPDATE ${quote(resourceType)} SET version_id = $2, last_updated = $3, deleted = true WHERE id = $1`,
+      [id, versionId, lastUpdated],
+    );
+    this.#events.push({ interaction: 'delete', resourceType, id, versionId: String(versionId), lastUpdated });
+    return { resourceType, id, versionId: String(versionId), lastUpdated, deleted: true, content: null };
+  }
+
+  read(resourceType: string, id: string, lock = false): Promise<StoredVersion> {
+    return readCurrent(this.sql, resourceType, id, lock);
+  }
+
+  #emit(interaction: ChangeEvent['interaction'], resource: Resource): void {
+    const meta = resource.meta as { versionId: string; lastUpdated: string };
+    this.#events.push({
+      interaction,
+      resourceType: resource.resourceType,
+      id: resource.id as string,
+      versionId: meta.versionId,
+      lastUpdated: meta.lastUpdated,
+      resource,
+    });
+  }
+}
+
+/** Validates against the R4 base definitions and stamps id and meta. */
+function prepare(resource: Resource, id: string, version: number): Resource {
+  checkType(resource.resourceType);
+  const stored = { ...resource, id, meta: { ...resource.meta, versionId: String(version), lastUpdated: new Date().toISOString() } } as Resource;
+  try {
+    validateResource(stored);
+  } catch (err) {
+    if (err instanceof OperationOutcomeError) throw new FhirError(400, err.outcome.issue ?? []);
+    throw err;
+  }
+  return stored;
+}
+
+const upsertCache = new Map<string, string>();
+
+/** One statement writes the history row and the current row. */
+function upsertSql(type: string, update: boolean): string {
+  const key = `${type}|${update}`;
+  let sql = upsertCache.get(key);
+  if (!sql) {
+    const columns = tableColumns(type).map((c) => quote(c.name));
+    const values = columns.map((_, i) => `$${i + 1}`);
+    const history = `INSERT INTO ${quote(historyTable(type))} (id, version_id, last_updated, deleted, content) VALUES ($1, $2, $3, false, $5)`;
+    const write = update
+      ? `UPDATE ${quote(type)} SET ${columns.slice(1).map((c, i) => `${c} = ${values[i + 1]}`).join(', ')} WHERE id = $1`
+      : `INSERT INTO ${quote(type)} (${columns.join(', ')}) VALUES (${values.join(', ')})`;
+    sql = `WITH h AS (${history}) ${write}`;
+    upsertCache.set(key, sql);
+  }
+  return sql;
+}
+
+function rowParams(resource: Resource, content: string, baseUrl: string): unknown[] {
+  const index = extractIndex(resource, baseUrl);
+  const meta = resource.meta as { versionId: string; lastUpdated: string };
+  return tableColumns(resource.resourceType).map((c) => {
+    switch (c.name) {
+      case 'id': return resource.id;
+      case 'version_id': return Number(meta.versionId);
+      case 'last_updated': return meta.lastUpdated;
+      case 'deleted': return false;
+      case 'content': return content;
+      default: return index[c.name] ?? null;
+    }
+  });
+}

@@ -1,0 +1,62 @@
+import { getResourceTypeList, getSearchParams } from '../definitions.ts';
+import { COMPARTMENTS, REFERENCE_IDENTIFIER, STRING_EXACT, TOKEN_TEXT, paramColumns, quote, type Column } from './columns.ts';
+
+/**
+ * The resource tables, generated from the R4 SearchParameter definitions: one table per type with
+ * the current version's JSON and a typed column set per search parameter, plus a history table.
+ */
+
+/** Composite B-tree indexes for the monitoring hot path, e.g. Observation?patient=…&code=…&_sort=-date. */
+const HOT_PATH_INDEXES: Record<string, string[][]> = {
+  Observation: [['patient', 'date_start'], ['subject', 'date_start'], ['device', 'date_start']],
+};
+
+const FIXED: Column[] = [
+  { name: 'id', sqlType: 'text primary key' },
+  { name: 'version_id', sqlType: 'integer not null' },
+  { name: 'last_updated', sqlType: 'timestamptz not null', index: 'btree' },
+  { name: 'deleted', sqlType: 'boolean not null default false' },
+  { name: 'content', sqlType: 'text not null' },
+  { name: COMPARTMENTS, sqlType: 'text[]', index: 'gin' },
+  { name: TOKEN_TEXT, sqlType: 'text[]' },
+  { name: STRING_EXACT, sqlType: 'text[]' },
+  { name: REFERENCE_IDENTIFIER, sqlType: 'text[]', index: 'gin' },
+];
+
+const columnsByType = new Map<string, Column[]>();
+
+/** The columns of a resource table, in table order. */
+export function tableColumns(type: string): Column[] {
+  let columns = columnsByType.get(type);
+  if (!columns) {
+    columns = [...FIXED, ...[...getSearchParams(type).values()].flatMap(paramColumns)];
+    columnsByType.set(type, columns);
+  }
+  return columns;
+}
+
+export const historyTable = (type: string): string => `${type}_History`;
+
+export function resourceTableDdl(type: string): string[] {
+  const table = quote(type);
+  const columns = tableColumns(type);
+  const ddl = [
+    `CREATE TABLE IF NOT EXISTS ${table} (${columns.map((c) => `${quote(c.name)} ${c.sqlType}`).join(', ')})`,
+    `CREATE TABLE IF NOT EXISTS ${quote(historyTable(type))} (id text not null, version_id integer not null, ` +
+      `last_updated timestamptz not null, deleted boolean not null, content text, primary key (id, version_id))`,
+    `CREATE INDEX IF NOT EXISTS ${quote(`${type}_History_last_updated`)} ON ${quote(historyTable(type))} (last_updated)`,
+  ];
+  for (const c of columns) {
+    if (c.index) {
+      ddl.push(`CREATE INDEX IF NOT EXISTS ${quote(`${type}_${c.name}_idx`)} ON ${table} USING ${c.index} (${quote(c.name)})`);
+    }
+  }
+  for (const cols of HOT_PATH_INDEXES[type] ?? []) {
+    ddl.push(`CREATE INDEX IF NOT EXISTS ${quote(`${type}_${cols.join('_')}_idx`)} ON ${table} (${cols.map(quote).join(', ')})`);
+  }
+  return ddl;
+}
+
+export function schemaDdl(): string[] {
+  return getResourceTypeList().flatMap(resourceTableDdl);
+}

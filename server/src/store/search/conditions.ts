@@ -1,0 +1,233 @@
+import type { SearchParam } from '../../definitions.ts';
+import { badRequest, notSupported } from '../../fhir/outcome.ts';
+import { REFERENCE_IDENTIFIER, STRING_EXACT, TOKEN_TEXT, quote } from '../columns.ts';
+import { normalizeReference } from '../extract.ts';
+import { normalizeString } from '../strings.ts';
+import { UCUM, canonicalQuantity } from '../ucum.ts';
+import type { Filter } from './query.ts';
+import { escapeLike, parseDate, parseNumber, splitPrefix, type Prefix } from './values.ts';
+
+/** Collects bind parameters while SQL text is assembled. */
+export class Params {
+  readonly values: unknown[] = [];
+  #aliases = 0;
+
+  add(value: unknown): string {
+    this.values.push(value);
+    return `$${this.values.length}`;
+  }
+
+  alias(): string {
+    return `t${++this.#aliases}`;
+  }
+}
+
+export interface SearchContext {
+  params: Params;
+  baseUrl: string;
+}
+
+/** The SQL predicate for one filter against table alias `t`, a table of `type`. */
+export function filterSql(filter: Filter, t: string, type: string, ctx: SearchContext): string {
+  switch (filter.kind) {
+    case 'id':
+      return missingOr(filter.modifier, `${t}.id IS NULL`, () => negate(filter.modifier, `${t}.id = ANY(${ctx.params.add(filter.values)})`), filter.values, '_id');
+    case 'lastUpdated':
+      return missingOr(filter.modifier, 'false', () => anyOf(filter.values.map((v) => dateSql(v, `${t}.last_updated`, `${t}.last_updated`, ctx, '_lastUpdated'))), filter.values, '_lastUpdated');
+    case 'chain':
+      return anyOf(filter.param.targets.length === 0 ? [] : filter.inner.map((inner, i) => {
+        const target = filter.targets[i];
+        const c = ctx.params.alias();
+        const sub = `SELECT '${target}/' || ${c}.id FROM ${quote(target)} ${c} WHERE NOT ${c}.deleted AND ${filterSql(inner, c, target, ctx)}`;
+        return filter.param.array ? `${col(t, filter.param.code)} && ARRAY(${sub})` : `${col(t, filter.param.code)} IN (${sub})`;
+      }));
+    case 'has': {
+      const h = ctx.params.alias();
+      const self = `'${type}/' || ${t}.id`;
+      const link = filter.param.array ? `${col(h, filter.param.code)} @> ARRAY[${self}]` : `${col(h, filter.param.code)} = ${self}`;
+      return `EXISTS (SELECT 1 FROM ${quote(filter.sourceType)} ${h} WHERE NOT ${h}.deleted AND ${link} AND ${filterSql(filter.inner, h, filter.sourceType, ctx)})`;
+    }
+    case 'param':
+      return paramSql(filter.param, filter.modifier, filter.values, t, ctx);
+  }
+}
+
+function paramSql(param: SearchParam, modifier: string | undefined, values: string[], t: string, ctx: SearchContext): string {
+  const name = param.code;
+  if (modifier === 'missing') {
+    return missingOr(modifier, missingSql(param, t), () => '', values, name);
+  }
+  const p = ctx.params;
+  switch (param.type) {
+    case 'token': {
+      if (modifier === 'text') {
+        return `EXISTS (SELECT 1 FROM unnest(${t}.${TOKEN_TEXT}) x WHERE x LIKE ANY(${p.add(values.map((v) => `${escapeLike(name)}|%${escapeLike(normalizeString(v))}%`))}))`;
+      }
+      const match = `${col(t, name)} && ${p.add(values)}`;
+      return modifier === 'not' ? `(${col(t, name)} IS NULL OR NOT ${match})` : match;
+    }
+    case 'uri':
+      if (modifier === 'below') return `EXISTS (SELECT 1 FROM unnest(${col(t, name)}) u WHERE u LIKE ANY(${p.add(values.map((v) => `${escapeLike(v)}%`))}))`;
+      if (modifier === 'above') return `EXISTS (SELECT 1 FROM unnest(${col(t, name)}) u, unnest(${p.add(values)}::text[]) q WHERE q LIKE u || '%')`;
+      return `${col(t, name)} && ${p.add(values)}`;
+    case 'string':
+      if (modifier === 'exact') return `${t}.${STRING_EXACT} && ${p.add(values.map((v) => `${name}|${v}`))}`;
+      return `EXISTS (SELECT 1 FROM unnest(${col(t, name)}) s WHERE s LIKE ANY(${p.add(values.map((v) => {
+        const n = escapeLike(normalizeString(v));
+        return modifier === 'contains' ? `%${n}%` : `${n}%`;
+      }))}))`;
+    case 'reference': {
+      if (modifier === 'identifier') {
+        return `${t}.${REFERENCE_IDENTIFIER} && ${p.add(values.map((v) => `${name}|${v}`))}`;
+      }
+      const refs = values.flatMap((v) => referenceValues(param, modifier, v, ctx.baseUrl));
+      return param.array ? `${col(t, name)} && ${p.add(refs)}` : `${col(t, name)} = ANY(${p.add(refs)})`;
+    }
+    case 'date':
+      return anyOf(values.map((v) => dateSql(v, col(t, `${name}_start`), col(t, `${name}_end`), ctx, name)));
+    case 'number':
+      return anyOf(values.map((v) => {
+        const { prefix, rest } = splitPrefix(v);
+        return prefix === 'ne'
+          ? `NOT EXISTS (SELECT 1 FROM unnest(${col(t, name)}) v WHERE ${numberSql('eq', parseNumber(rest, name), 'v', p)})`
+          : `EXISTS (SELECT 1 FROM unnest(${col(t, name)}) v WHERE ${numberSql(prefix, parseNumber(rest, name), 'v', p)})`;
+      }));
+    case 'quantity':
+      return anyOf(values.map((v) => quantitySql(v, `unnest(${col(t, name)}, ${col(t, `${name}_unit`)}) q(v, u)`, 'q.v', (unit) => `q.u = ${p.add(unit)}`, p, name)));
+    case 'composite':
+      return anyOf(values.map((v) => compositeSql(param, v, t, ctx)));
+  }
+}
+
+function missingSql(param: SearchParam, t: string): string {
+  switch (param.type) {
+    case 'date': return `${col(t, `${param.code}_start`)} IS NULL`;
+    default: return `${col(t, param.code)} IS NULL`;
+  }
+}
+
+function missingOr(modifier: string | undefined, isNull: string, otherwise: () => string, values: string[], name: string): string {
+  if (modifier !== 'missing') return otherwise();
+  if (values.length !== 1 || (values[0] !== 'true' && values[0] !== 'false')) throw badRequest(`:missing takes true or false`, `${name}:missing`);
+  return values[0] === 'true' ? isNull : `NOT (${isNull})`;
+}
+
+function negate(modifier: string | undefined, sql: string): string {
+  return modifier === 'not' ? `NOT (${sql})` : sql;
+}
+
+function referenceValues(param: SearchParam, modifier: string | undefined, value: string, baseUrl: string): string[] {
+  const ref = normalizeReference(value, baseUrl);
+  if (ref.includes('://') || ref.startsWith('urn:')) return [ref];
+  if (ref.includes('/')) {
+    const [type, id] = ref.split('/');
+    if (modifier && modifier !== type) return [];
+    return [`${type}/${id}`];
+  }
+  // A bare id matches that id in any target type (or in the one named by the modifier).
+  const targets = modifier ? [modifier] : param.targets;
+  return targets.length ? targets.map((type) => `${type}/${ref}`) : [ref];
+}
+
+/** FHIR date semantics: the resource's range [rs, re) against the search value's range [ss, se). */
+function dateSql(value: string, rs: string, re: string, ctx: SearchContext, name: string): string {
+  const { prefix, rest } = splitPrefix(value);
+  const range = parseDate(rest, name);
+  const ss = `${ctx.params.add(range.s)}::timestamptz`;
+  const se = `${ctx.params.add(range.e)}::timestamptz`;
+  const within = `(${rs} >= ${ss} AND ${re} <= ${se})`;
+  switch (prefix) {
+    case 'eq': return within;
+    case 'ne': return `NOT ${within}`;
+    case 'gt': return `${re} > ${se}`;
+    case 'lt': return `${rs} < ${ss}`;
+    case 'ge': return `(${re} > ${se} OR ${within})`;
+    case 'le': return `(${rs} < ${ss} OR ${within})`;
+    case 'sa': return `${rs} >= ${se}`;
+    case 'eb': return `${re} <= ${ss}`;
+    case 'ap': {
+      // approximately: within 10% of the distance from now, at least a day
+      const width = Math.max(Math.abs(Date.now() - Date.parse(range.s)) * 0.1, 86_400_000);
+      const lo = ctx.params.add(new Date(Date.parse(range.s) - width).toISOString());
+      const hi = ctx.params.add(new Date(Date.parse(range.e) + width).toISOString());
+      return `(${rs} < ${hi}::timestamptz AND ${re} > ${lo}::timestamptz)`;
+    }
+  }
+}
+
+function numberSql(prefix: Prefix, n: { value: number; low: number; high: number }, v: string, p: Params): string {
+  switch (prefix) {
+    case 'eq':
+    case 'ne':
+      return `(${v} >= ${p.add(n.low)} AND ${v} < ${p.add(n.high)})`;
+    case 'gt':
+    case 'sa':
+      return `${v} > ${p.add(n.value)}`;
+    case 'lt':
+    case 'eb':
+      return `${v} < ${p.add(n.value)}`;
+    case 'ge':
+      return `${v} >= ${p.add(n.value)}`;
+    case 'le':
+      return `${v} <= ${p.add(n.value)}`;
+    case 'ap':
+      return `(${v} >= ${p.add(n.value - Math.abs(n.value) * 0.1)} AND ${v} <= ${p.add(n.value + Math.abs(n.value) * 0.1)})`;
+  }
+}
+
+/** `[prefix]number|system|code`, with UCUM units compared in their canonical unit. */
+function quantitySql(value: string, from: string, v: string, unitMatch: (unit: string) => string, p: Params, name: string): string {
+  const [numberPart, system, code] = value.split('|');
+  const { prefix, rest } = splitPrefix(numberPart);
+  let n = parseNumber(rest, name);
+  let unit = code ? `${system ?? ''}|${code}` : '|';
+  if (system === UCUM && code) {
+    const lo = canonicalQuantity({ value: n.low, system, code });
+    const mid = canonicalQuantity({ value: n.value, system, code });
+    const hi = canonicalQuantity({ value: n.high, system, code });
+    if (lo && mid && hi) {
+      n = { value: mid.value, low: lo.value, high: hi.value };
+      unit = `${UCUM}|${mid.code}`;
+    }
+  }
+  const match = `EXISTS (SELECT 1 FROM ${from} WHERE ${numberSql(prefix === 'ne' ? 'eq' : prefix, n, `${v}`, p)} AND ${unitMatch(unit)})`;
+  return prefix === 'ne' ? `NOT ${match}` : match;
+}
+
+/** Composite values `a$b`: one stored tuple must match every component. */
+function compositeSql(param: SearchParam, value: string, t: string, ctx: SearchContext): string {
+  const parts = value.split('$');
+  const components = param.components ?? [];
+  if (parts.length !== components.length) throw badRequest(`Composite "${param.code}" needs ${components.length} $-separated values`, param.code);
+  const p = ctx.params;
+  const checks = components.map(({ param: part }, i) => {
+    const el = `c.tuple->${i}`;
+    const v = parts[i];
+    switch (part.type) {
+      case 'token':
+      case 'uri':
+      case 'reference':
+        return `(${el}) ?| ${p.add([v])}::text[]`;
+      case 'string':
+        return `EXISTS (SELECT 1 FROM jsonb_array_elements_text(${el}) s WHERE s LIKE ${p.add(`${escapeLike(normalizeString(v))}%`)})`;
+      case 'number': {
+        const { prefix, rest } = splitPrefix(v);
+        return `EXISTS (SELECT 1 FROM jsonb_array_elements_text(${el}) n WHERE ${numberSql(prefix, parseNumber(rest, param.code), 'n::numeric', p)})`;
+      }
+      case 'quantity':
+         return quantitySql(v, `jsonb_array_elements(${el}) qj(q)`, `(q->>'v')::numeric`, (unit) => `(q->'u') ? ${p.add(unit)}`, p, param.code);
+      case 'date':
+        return `EXISTS (SELECT 1 FROM jsonb_array_elements(${el}) dj(d) WHERE ${dateSql(v, `(d->>'s')::timestamptz`, `(d->>'e')::timestamptz`, ctx, param.code)})`;
+      default:
+        throw notSupported(`Composite component type ${part.type} is not supported`, param.code);
+    }
+  });
+  return `EXISTS (SELECT 1 FROM jsonb_array_elements(${col(t, param.code)}) c(tuple) WHERE ${checks.join(' AND ')})`;
+}
+
+function anyOf(parts: string[]): string {
+  if (parts.length === 0) return 'false';
+  return parts.length === 1 ? parts[0] : `(${parts.join(' OR ')})`;
+}
+
+export const col = (t: string, name: string): string => `${t}.${quote(name)}`;

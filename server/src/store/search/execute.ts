@@ -1,0 +1,214 @@
+import type { SearchParam } from '../../definitions.ts';
+import { badRequest } from '../../fhir/outcome.ts';
+import { quote } from '../columns.ts';
+import type { Sql } from '../database.ts';
+import { Params, col, filterSql, type SearchContext } from './conditions.ts';
+import type { IncludeSpec, SearchQuery, SortKey } from './query.ts';
+
+export interface FoundResource {
+  resourceType: string;
+  id: string;
+  content: string;
+}
+
+export interface SearchResult {
+  matches: FoundResource[];
+  included: FoundResource[];
+  total?: number;
+  /** Opaque cursors for the next and previous pages. */
+  next?: string;
+  previous?: string;
+}
+
+/** Extra SQL restriction on a table (access control plugs in here). */
+export type Restriction = (t: string, type: string, params: Params) => string | undefined;
+
+const MAX_INCLUDES = 1000;
+
+interface OrderKey { expr: string; cast: string; descending: boolean }
+interface Cursor { k: unknown[]; d: 'n' | 'p' }
+
+export async function executeSearch(sql: Sql, query: SearchQuery, baseUrl: string, restrict?: Restriction): Promise<SearchResult> {
+  const type = query.resourceType;
+  const where = (params: Params): string => {
+    const ctx: SearchContext = { params, baseUrl };
+    const parts = ['NOT t.deleted', ...query.filters.map((f) => filterSql(f, 't', type, ctx))];
+    const extra = restrict?.('t', type, params);
+    if (extra) parts.push(extra);
+    return parts.join(' AND ');
+  };
+
+  const result: SearchResult = { matches: [], included: [] };
+  if (query.total === 'accurate' || query.summary === 'count') {
+    const params = new Params();
+    const rows = await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${quote(type)} t WHERE ${where(params)}`, params.values);
+    result.total = rows[0].n;
+  } else if (query.total === 'estimate') {
+    result.total = await estimate(sql, type, where);
+  }
+  if (query.summary === 'count' || query.count === 0) return result;
+
+  const keys = orderKeys(query.sort);
+  const cursor = query.cursor ? decodeCursor(query.cursor, keys.length) : undefined;
+  const backwards = cursor?.d === 'p';
+  const params = new Params();
+  const conditions = [where(params)];
+  if (cursor) conditions.push(afterSql(keys, cursor.k, backwards, params));
+  const order = keys.map((k) => `${k.expr} ${k.descending !== backwards ? 'DESC' : 'ASC'}`).join(', ');
+  const rows = await sql.query<{ id: string; content: string } & Record<string, unknown>>(
+    `SELECT t.id, t.content, ${keys.map((k, i) => `${k.expr} AS k${i}`).join(', ')} FROM ${quote(type)} t ` +
+      `WHERE ${conditions.join(' AND ')} ORDER BY ${order} LIMIT ${query.count + 1}`,
+    params.values,
+  );
+  const more = rows.length > query.count;
+  const page = rows.slice(0, query.count);
+  if (backwards) page.reverse();
+  const keyOf = (row: Record<string, unknown>): unknown[] => keys.map((_, i) => row[`k${i}`]);
+  if (page.length > 0) {
+    if (backwards ? true : more) result.next = encodeCursor({ k: keyOf(page[page.length - 1]), d: 'n' });
+    if (cursor && (backwards ? more : true)) result.previous = encodeCursor({ k: keyOf(page[0]), d: 'p' });
+  }
+  if (result.total === undefined && !cursor && !more) result.total = page.length;
+  result.matches = page.map((r) => ({ resourceType: type, id: r.id, content: r.content }));
+  result.included = await includes(sql, query, result.matches, restrict);
+  return result;
+}
+
+function orderKeys(sort: SortKey[]): OrderKey[] {
+  const keys: OrderKey[] = sort.map((s) => ({ ...sortExpr(s), descending: s.descending }));
+  if (sort.length === 0) keys.push({ expr: 't.last_updated', cast: 'timestamptz', descending: false });
+  keys.push({ expr: 't.id', cast: 'text', descending: false });
+  return keys;
+}
+
+function sortExpr(s: SortKey): { expr: string; cast: string } {
+  if (s.code === '_id') return { expr: 't.id', cast: 'text' };
+  if (s.code === '_lastUpdated') return { expr: 't.last_updated', cast: 'timestamptz' };
+  const p = s.param as SearchParam;
+  switch (p.type) {
+    case 'date': return { expr: col('t', `${p.code}_start`), cast: 'timestamptz' };
+    case 'number':
+    case 'quantity': return { expr: `${col('t', p.code)}[1]`, cast: 'numeric' };
+    case 'reference': return { expr: p.array ? `${col('t', p.code)}[1]` : col('t', p.code), cast: 'text' };
+    default: return { expr: `${col('t', p.code)}[1]`, cast: 'text' };
+  }
+}
+
+/**
+ * Keyset condition: rows strictly after the cursor in the (possibly reversed) order. NULLs sort as
+ * the largest value in both directions, as PostgreSQL's defaults do.
+ */
+function afterSql(keys: OrderKey[], values: unknown[], backwards: boolean, params: Params): string {
+  const ors: string[] = [];
+  const equal: string[] = [];
+  keys.forEach((k, i) => {
+    const v = values[i];
+    const desc = k.descending !== backwards;
+    const bound = v === null ? undefined : `${params.add(v)}::${k.cast}`;
+    let after: string | undefined;
+    if (bound === undefined) after = desc ? `${k.expr} IS NOT NULL` : undefined;
+    else after = desc ? `${k.expr} < ${bound}` : `(${k.expr} > ${bound} OR ${k.expr} IS NULL)`;
+    if (after) ors.push([...equal, after].join(' AND '));
+    equal.push(bound === undefined ? `${k.expr} IS NULL` : `${k.expr} = ${bound}`);
+  });
+  return ors.length ? `(${ors.map((o) => `(${o})`).join(' OR ')})` : 'false';
+}
+
+function encodeCursor(c: Cursor): string {
+  return Buffer.from(JSON.stringify(c)).toString('base64url');
+}
+
+function decodeCursor(text: string, length: number): Cursor {
+  try {
+    const c = JSON.parse(Buffer.from(text, 'base64url').toString()) as Cursor;
+    if (Array.isArray(c.k) && c.k.length === length && (c.d === 'n' || c.d === 'p')) return c;
+  } catch {
+    // fall through
+  }
+  throw badRequest('Invalid or expired _cursor', '_cursor');
+}
+
+async function estimate(sql: Sql, type: string, where: (p: Params) => string): Promise<number> {
+  const params = new Params();
+  const rows = await sql.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${quote(type)} t WHERE ${where(params)}`, params.values);
+  const plan = rows[0]['QUERY PLAN'];
+  const parsed = (typeof plan === 'string' ? JSON.parse(plan) : plan) as { Plan: { 'Plan Rows': number } }[];
+  return parsed[0].Plan['Plan Rows'];
+}
+
+/** _include and _revinclude, following :iterate specs until nothing new is found. */
+async function includes(sql: Sql, query: SearchQuery, matches: FoundResource[], restrict?: Restriction): Promise<FoundResource[]> {
+  if (matches.length === 0 || (query.include.length === 0 && query.revinclude.length === 0)) return [];
+  const seen = new Set(matches.map((m) => `${m.resourceType}/${m.id}`));
+  const found: FoundResource[] = [];
+  let frontier = matches;
+  let include = query.include;
+  let revinclude = query.revinclude;
+  while (frontier.length > 0 && found.length < MAX_INCLUDES && (include.length || revinclude.length)) {
+    const next: FoundResource[] = [];
+    const add = (rows: FoundResource[]): void => {
+      for (const r of rows) {
+        const key = `${r.resourceType}/${r.id}`;
+        if (!seen.has(key) && found.length + next.length < MAX_INCLUDES) {
+          seen.add(key);
+          next.push(r);
+        }
+      }
+    };
+    for (const spec of include) add(await forwardIncludes(sql, spec, frontier, restrict));
+    for (const spec of revinclude) add(await reverseIncludes(sql, spec, frontier, restrict));
+    found.push(...next);
+    frontier = next;
+    include = include.filter((s) => s.iterate);
+    revinclude = revinclude.filter((s) => s.iterate);
+  }
+  return found;
+}
+
+async function forwardIncludes(sql: Sql, spec: IncludeSpec, from: FoundResource[], restrict?: Restriction): Promise<FoundResource[]> {
+  const ids = from.filter((r) => r.resourceType === spec.sourceType).map((r) => r.id);
+  if (ids.length === 0) return [];
+  const refs = new Set<string>();
+  const rows = await sql.query<Record<string, unknown>>(
+    `SELECT ${spec.params.map((p) => col('t', p.code)).join(', ')} FROM ${quote(spec.sourceType)} t WHERE t.id = ANY($1)`,
+    [ids],
+  );
+  for (const row of rows) {
+    for (const value of Object.values(row)) {
+      for (const ref of Array.isArray(value) ? value : value ? [value] : []) refs.add(ref as string);
+    }
+  }
+  const byType = new Map<string, string[]>();
+  for (const ref of refs) {
+    const [type, id, extra] = ref.split('/');
+    if (!id || extra !== undefined || ref.includes('://') || (spec.targetType && type !== spec.targetType)) continue;
+    byType.set(type, [...(byType.get(type) ?? []), id]);
+  }
+  const out: FoundResource[] = [];
+  for (const [type, typeIds] of byType) {
+    if (!spec.params.some((p) => p.targets.length === 0 || p.targets.includes(type))) continue;
+    out.push(...(await fetchWhere(sql, type, (t, p) => `${t}.id = ANY(${p.add(typeIds)})`, restrict)));
+  }
+  return out;
+}
+
+async function reverseIncludes(sql: Sql, spec: IncludeSpec, targets: FoundResource[], restrict?: Restriction): Promise<FoundResource[]> {
+  const refs = targets.filter((r) => !spec.targetType || r.resourceType === spec.targetType).map((r) => `${r.resourceType}/${r.id}`);
+  if (refs.length === 0) return [];
+  return fetchWhere(sql, spec.sourceType, (t, p) => {
+    const list = p.add(refs);
+    return `(${spec.params.map((param) => (param.array ? `${col(t, param.code)} && ${list}` : `${col(t, param.code)} = ANY(${list})`)).join(' OR ')})`;
+  }, restrict);
+}
+
+async function fetchWhere(sql: Sql, type: string, condition: (t: string, p: Params) => string, restrict?: Restriction): Promise<FoundResource[]> {
+  const params = new Params();
+  const parts = ['NOT t.deleted', condition('t', params)];
+  const extra = restrict?.('t', type, params);
+  if (extra) parts.push(extra);
+  const rows = await sql.query<{ id: string; content: string }>(
+    `SELECT t.id, t.content FROM ${quote(type)} t WHERE ${parts.join(' AND ')} LIMIT ${MAX_INCLUDES}`,
+    params.values,
+  );
+  return rows.map((r) => ({ resourceType: type, id: r.id, content: r.content }));
+}
