@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { loadConfig, type Config } from './config.ts';
 import { loadDefinitions } from './definitions.ts';
 import { createApp } from './http.ts';
@@ -30,15 +30,18 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   const db = await openDatabase(config);
   const applied = await migrate(db);
   if (applied.length) logger.info({ applied }, 'database migrated');
-  const feed = new ChangeFeed();
-  const repo = new Repository(db, config.baseUrl, feed);
-  const app = createApp({ config, fhir: { repo, baseUrl: config.baseUrl }, logger, version });
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.port, () => resolve(s));
-    s.once('error', reject);
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, () => resolve());
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
+  // PORT=0 (tests) listens on a free port; the default base URL follows it.
+  if (config.port === 0) config.baseUrl = config.baseUrl.replace(/:0$/, `:${port}`);
+  const feed = new ChangeFeed();
+  const repo = new Repository(db, config.baseUrl, feed);
+  server.on('request', createApp({ config, fhir: { repo, baseUrl: config.baseUrl }, logger, version }));
   logger.info({ port, fhirBase: `${config.baseUrl}/fhir/R4`, database: db.kind }, 'Vigil is listening');
   return {
     config, db, repo, feed, server, logger, port,

@@ -61,7 +61,7 @@ export async function readHistory(sql: Sql, q: HistoryQuery): Promise<HistoryPag
       : `(${inner} ORDER BY h.last_updated DESC, h.id DESC, h.version_id DESC LIMIT ${limit})`;
   });
   const rows = await sql.query<{ resourceType: string; id: string; version_id: number; last_updated: string; deleted: boolean; content: string | null }>(
-    `${selects.join(' UNION ALL ')} ORDER BY last_updated DESC, "resourceType" DESC, id DESC, version_id DESC LIMIT ${limit}`,
+    `SELECT * FROM (${selects.join(' UNION ALL ')}) u ORDER BY last_updated DESC, "resourceType" DESC, id DESC, version_id DESC LIMIT ${limit}`,
     params,
   );
   const page = rows.slice(0, q.count);
