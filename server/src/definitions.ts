@@ -68,7 +68,7 @@ export function loadDefinitions(): void {
     summaryElements.set(sd.type as string, summary);
     mandatoryElements.set(sd.type as string, mandatory);
   }
-  resourceTypes = getResourceTypes().filter((t) => summaryElements.has(t) && t !== 'Resource' && t !== 'DomainResource');
+  resourceTypes = getResourceTypes().filter((t) => summaryElements.has(t));
 
   const compartment = readJson('fhir/r4/compartmentdefinition-patient.json') as CompartmentDefinition;
   patientCompartment = new Map((compartment.resource ?? []).map((r) => [r.code as string, r.param ?? []]));

@@ -16,7 +16,7 @@ export async function openPostgres(url: string, max = Number(process.env.VIGIL_D
   await pool.query('SELECT 1');
   const run = (client: pg.Pool | pg.PoolClient): Sql => ({
     async query<T>(text: string, params?: unknown[]) {
-      return (await client.query(text, params)).rows as T[];
+      return (await client.query({ name: statementName(text), text, values: params })).rows as T[];
     },
   });
   return {
@@ -39,4 +39,20 @@ export async function openPostgres(url: string, max = Number(process.env.VIGIL_D
     poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     close: () => pool.end(),
   };
+}
+
+/**
+ * Statements are prepared once per connection and reused, sparing PostgreSQL the parse and plan of
+ * hot queries. Only the first MAX_PREPARED distinct texts get names, bounding server memory when
+ * search shapes vary without limit.
+ */
+const MAX_PREPARED = 500;
+const names = new Map<string, string>();
+function statementName(text: string): string | undefined {
+  let name = names.get(text);
+  if (!name && names.size < MAX_PREPARED) {
+    name = `vigil_${names.size}`;
+    names.set(text, name);
+  }
+  return name;
 }

@@ -7,6 +7,7 @@ import { quote } from './columns.ts';
 import type { Database, Sql } from './database.ts';
 import type { ChangeEvent, ChangeFeed } from './events.ts';
 import { extractIndex } from './extract.ts';
+import { InsertBatcher, insertRowsSql } from './insert-batcher.ts';
 import { historyTable, tableColumns } from './schema.ts';
 
 /** A stored version as the database holds it: the JSON text is served as is, never re-serialised. */
@@ -42,11 +43,13 @@ export class Repository {
   readonly db: Database;
   readonly baseUrl: string;
   readonly #feed: ChangeFeed;
+  readonly #batcher: InsertBatcher;
 
   constructor(db: Database, baseUrl: string, feed: ChangeFeed) {
     this.db = db;
     this.baseUrl = baseUrl;
     this.#feed = feed;
+    this.#batcher = new InsertBatcher(db);
   }
 
   async transaction<T>(fn: (writer: Writer) => Promise<T>): Promise<T> {
@@ -56,12 +59,16 @@ export class Repository {
     return result;
   }
 
-  /** A create is one statement, so it needs no explicit transaction: the fast path for device readings. */
+  /**
+   * A create is one row written by one statement, batched with concurrent creates into one
+   * commit: the fast path for device readings.
+   */
   async create(resource: Resource): Promise<WriteResult> {
-    const events: ChangeEvent[] = [];
-    const result = await new Writer(this.db, this.baseUrl, events).create(resource);
-    this.#feed.publish(events);
-    return result;
+    const stored = prepare(resource, randomUUID(), 1);
+    const content = JSON.stringify(stored);
+    await this.#batcher.insert(stored.resourceType, rowParams(stored, content, this.baseUrl));
+    this.#feed.publish([changeEvent('create', stored)]);
+    return { resource: stored, content, created: true };
   }
 
   update(resource: Resource, options: UpdateOptions = {}): Promise<WriteResult> {
@@ -125,7 +132,7 @@ export class Writer {
   async create(resource: Resource, id: string = randomUUID()): Promise<WriteResult> {
     const stored = prepare(resource, id, 1);
     const content = JSON.stringify(stored);
-    await this.sql.query(upsertSql(stored.resourceType, false), rowParams(stored, content, this.baseUrl));
+    await this.sql.query(insertRowsSql(stored.resourceType, 1), rowParams(stored, content, this.baseUrl));
     this.#emit('create', stored);
     return { resource: stored, content, created: true };
   }
@@ -148,7 +155,7 @@ export class Writer {
     }
     const stored = prepare(resource, id, current.version_id + 1);
     const content = JSON.stringify(stored);
-    await this.sql.query(upsertSql(stored.resourceType, true), rowParams(stored, content, this.baseUrl));
+    await this.sql.query(updateSql(stored.resourceType), rowParams(stored, content, this.baseUrl));
     this.#emit(current.deleted ? 'create' : 'update', stored);
     return { resource: stored, content, created: current.deleted };
   }
@@ -178,16 +185,13 @@ export class Writer {
   }
 
   #emit(interaction: ChangeEvent['interaction'], resource: Resource): void {
-    const meta = resource.meta as { versionId: string; lastUpdated: string };
-    this.#events.push({
-      interaction,
-      resourceType: resource.resourceType,
-      id: resource.id as string,
-      versionId: meta.versionId,
-      lastUpdated: meta.lastUpdated,
-      resource,
-    });
+    this.#events.push(changeEvent(interaction, resource));
   }
+}
+
+function changeEvent(interaction: ChangeEvent['interaction'], resource: Resource): ChangeEvent {
+  const meta = resource.meta as { versionId: string; lastUpdated: string };
+  return { interaction, resourceType: resource.resourceType, id: resource.id as string, versionId: meta.versionId, lastUpdated: meta.lastUpdated, resource };
 }
 
 /** Validates against the R4 base definitions and stamps id and meta. */
@@ -203,26 +207,22 @@ function prepare(resource: Resource, id: string, version: number): Resource {
   return stored;
 }
 
-const upsertCache = new Map<string, string>();
+const updateCache = new Map<string, string>();
 
-/** One statement writes the history row and the current row. */
-function upsertSql(type: string, update: boolean): string {
-  const key = `${type}|${update}`;
-  let sql = upsertCache.get(key);
+/** One statement writes the new history row and replaces the current row. */
+function updateSql(type: string): string {
+  let sql = updateCache.get(type);
   if (!sql) {
     const columns = tableColumns(type).map((c) => quote(c.name));
-    const values = columns.map((_, i) => `$${i + 1}`);
     const history = `INSERT INTO ${quote(historyTable(type))} (id, version_id, last_updated, deleted, content) VALUES ($1, $2, $3, false, $5)`;
-    const write = update
-      ? `UPDATE ${quote(type)} SET ${columns.slice(1).map((c, i) => `${c} = ${values[i + 1]}`).join(', ')} WHERE id = $1`
-      : `INSERT INTO ${quote(type)} (${columns.join(', ')}) VALUES (${values.join(', ')})`;
-    sql = `WITH h AS (${history}) ${write}`;
-    upsertCache.set(key, sql);
+    sql = `WITH h AS (${history}) UPDATE ${quote(type)} SET ${columns.slice(1).map((c, i) => `${c} = $${i + 2}`).join(', ')} WHERE id = $1`;
+    updateCache.set(type, sql);
   }
   return sql;
 }
 
-function rowParams(resource: Resource, content: string, baseUrl: string): unknown[] {
+/** The values of a resource table row, in `tableColumns` order (also used by bulk loaders). */
+export function rowParams(resource: Resource, content: string, baseUrl: string): unknown[] {
   const index = extractIndex(resource, baseUrl);
   const meta = resource.meta as { versionId: string; lastUpdated: string };
   return tableColumns(resource.resourceType).map((c) => {

@@ -48,7 +48,10 @@ export function resourceTableDdl(type: string): string[] {
   ];
   for (const c of columns) {
     if (c.index) {
-      ddl.push(`CREATE INDEX IF NOT EXISTS ${quote(`${type}_${c.name}_idx`)} ON ${table} USING ${c.index} (${quote(c.name)})`);
+      // Most parameters are empty on most rows; partial indexes skip those rows entirely, and
+      // PostgreSQL still uses them because every search operator implies IS NOT NULL.
+      const partial = FIXED.includes(c) ? '' : ` WHERE ${quote(c.name)} IS NOT NULL`;
+      ddl.push(`CREATE INDEX IF NOT EXISTS ${quote(`${type}_${c.name}_idx`)} ON ${table} USING ${c.index} (${quote(c.name)})${partial}`);
     }
   }
   for (const cols of HOT_PATH_INDEXES[type] ?? []) {
