@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { loadConfig, type Config } from './config.ts';
+import { loadRequiredBindings } from './bindings.ts';
 import { loadDefinitions } from './definitions.ts';
 import { createApp } from './http.ts';
 import { createLogger, type Logger } from './ops/logger.ts';
@@ -27,6 +28,7 @@ const version = (JSON.parse(readFileSync(new URL('../../package.json', import.me
 export async function startVigil(config: Config = loadConfig()): Promise<Vigil> {
   const logger = createLogger(config.logLevel);
   loadDefinitions();
+  loadRequiredBindings();
   const db = await openDatabase(config);
   const applied = await migrate(db);
   if (applied.length) logger.info({ applied }, 'database migrated');

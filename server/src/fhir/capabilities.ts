@@ -6,13 +6,16 @@ export function capabilityStatement(baseUrl: string, version: string): Capabilit
   const resources: CapabilityStatementRestResource[] = getResourceTypeList().map((type) => ({
     type,
     profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
-    interaction: ['read', 'vread', 'update', 'delete', 'history-instance', 'history-type', 'create', 'search-type'].map((code) => ({
+    interaction: ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'].map((code) => ({
       code: code as 'read',
     })),
     versioning: 'versioned-update',
     readHistory: true,
     updateCreate: true,
     conditionalRead: 'full-support',
+    conditionalCreate: true,
+    conditionalUpdate: true,
+    conditionalDelete: 'multiple',
     searchInclude: [`${type}:*`, ...[...getSearchParams(type).values()].filter((p) => p.type === 'reference').map((p) => `${type}:${p.code}`)],
     searchRevInclude: ['*'],
     searchParam: [
@@ -35,12 +38,12 @@ export function capabilityStatement(baseUrl: string, version: string): Capabilit
     implementation: { description: 'Vigil remote patient monitoring FHIR server', url: `${baseUrl}/fhir/R4` },
     fhirVersion: '4.0.1',
     format: ['application/fhir+json', 'json'],
-    patchFormat: [],
+    patchFormat: ['application/json-patch+json', 'application/fhir+json'],
     rest: [
       {
         mode: 'server',
         resource: resources,
-        interaction: [{ code: 'history-system' }],
+        interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'history-system' }],
       },
     ],
   };

@@ -1,15 +1,19 @@
 import type { Request, Response } from 'express';
+import { conditionalCreate } from '../store/conditional.ts';
 import { bodyResource, type FhirContext, fhirBase, resourceType } from './context.ts';
 import { informational } from './outcome.ts';
 import { sendWriteResult, versionHeaders } from './respond.ts';
 
-/** create: POST [base]/[type]; the server assigns the id. */
+/** create: POST [base]/[type]; the server assigns the id. `If-None-Exist` makes it conditional. */
 export const create = (ctx: FhirContext) => async (req: Request, res: Response): Promise<void> => {
   const type = resourceType(req);
-  const resource = bodyResource(req, type);
-  const { resource: stored, content } = await ctx.repo.create({ ...resource, id: undefined });
+  const resource = { ...bodyResource(req, type), id: undefined };
+  const criteria = req.get('If-None-Exist');
+  const { resource: stored, content, created } = criteria
+    ? await ctx.repo.transaction((w) => conditionalCreate(w, resource, criteria))
+    : await ctx.repo.create(resource);
   const meta = stored.meta as { versionId: string; lastUpdated: string };
   versionHeaders(res, meta);
   res.setHeader('Location', `${fhirBase(ctx)}/${type}/${stored.id}/_history/${meta.versionId}`);
-  sendWriteResult(req, res, 201, content, informational(`Created ${type}/${stored.id}`));
+  sendWriteResult(req, res, created ? 201 : 200, content, informational(`${created ? 'Created' : 'Found existing'} ${type}/${stored.id}`));
 };

@@ -4,6 +4,8 @@ import type { OperationOutcome, OperationOutcomeIssue } from '@medplum/fhirtypes
 export class FhirError extends Error {
   readonly status: number;
   readonly outcome: OperationOutcome;
+  /** Set by bulk writes: the position of the failing item. */
+  item?: number;
 
   constructor(status: number, issues: OperationOutcomeIssue[]) {
     super(issues.map((i) => i.diagnostics ?? i.details?.text).join('; '));

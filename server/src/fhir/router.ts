@@ -10,6 +10,8 @@ import { searchType } from './search-type.ts';
 import { update } from './update.ts';
 import { vread } from './vread.ts';
 import { methodNotAllowed } from './outcome.ts';
+import { patch } from './patch.ts';
+import { batchOrTransaction } from './transaction.ts';
 
 type Handler = (req: Request, res: Response) => Promise<void>;
 
@@ -27,13 +29,18 @@ export function fhirRouter(ctx: FhirContext, version: string): Router {
   };
   const metadata = capabilityStatement(ctx.baseUrl, version);
   router.get('/metadata', wrap(async (req, res) => sendJson(req, res, 200, metadata)));
+  router.post('/', wrap(batchOrTransaction(ctx)));
   router.get('/_history', wrap(history(ctx, 'system')));
   router.get('/:type', wrap(searchType(ctx)));
   router.post('/:type/_search', wrap(searchType(ctx)));
   router.post('/:type', wrap(create(ctx)));
+  router.put('/:type', wrap(update(ctx)));
+  router.patch('/:type', wrap(patch(ctx)));
+  router.delete('/:type', wrap(remove(ctx)));
   router.get('/:type/_history', wrap(history(ctx, 'type')));
   router.get('/:type/:id', wrap(read(ctx)));
   router.put('/:type/:id', wrap(update(ctx)));
+  router.patch('/:type/:id', wrap(patch(ctx)));
   router.delete('/:type/:id', wrap(remove(ctx)));
   router.get('/:type/:id/_history', wrap(history(ctx, 'instance')));
   router.get('/:type/:id/_history/:vid', wrap(vread(ctx)));

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { OperationOutcomeError, validateResource } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
+import { checkRequiredBindings } from '../bindings.ts';
 import { isKnownResourceType } from '../definitions.ts';
 import { FhirError, badRequest, gone, notFound, preconditionFailed } from '../fhir/outcome.ts';
 import { quote } from './columns.ts';
@@ -34,6 +35,7 @@ export interface UpdateOptions {
 }
 
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
+const MAX_ROWS_PER_STATEMENT = 200;
 
 /**
  * The write path and reads by id. Every write is one database transaction and publishes its change
@@ -129,6 +131,30 @@ export class Writer {
     this.#events = events;
   }
 
+  /** Creates several resources with one multi-row statement per type and chunk. */
+  async createMany(items: { resource: Resource; id: string }[]): Promise<WriteResult[]> {
+    const results = items.map(({ resource, id }, item) => {
+      try {
+        const stored = prepare(resource, id, 1);
+        return { resource: stored, content: JSON.stringify(stored), created: true };
+      } catch (err) {
+        // tells the caller which of the items failed
+        if (err instanceof FhirError) err.item = item;
+        throw err;
+      }
+    });
+    const byType = new Map<string, WriteResult[]>();
+    for (const r of results) byType.set(r.resource.resourceType, [...(byType.get(r.resource.resourceType) ?? []), r]);
+    for (const [type, list] of byType) {
+      for (let i = 0; i < list.length; i += MAX_ROWS_PER_STATEMENT) {
+        const chunk = list.slice(i, i + MAX_ROWS_PER_STATEMENT);
+        await this.sql.query(insertRowsSql(type, chunk.length), chunk.flatMap((r) => rowParams(r.resource, r.content, this.baseUrl)));
+      }
+    }
+    for (const r of results) this.#emit('create', r.resource);
+    return results;
+  }
+
   async create(resource: Resource, id: string = randomUUID()): Promise<WriteResult> {
     const stored = prepare(resource, id, 1);
     const content = JSON.stringify(stored);
@@ -204,6 +230,8 @@ function prepare(resource: Resource, id: string, version: number): Resource {
     if (err instanceof OperationOutcomeError) throw new FhirError(400, err.outcome.issue ?? []);
     throw err;
   }
+  const issues = checkRequiredBindings(stored);
+  if (issues.length) throw new FhirError(400, issues);
   return stored;
 }
 

@@ -1,0 +1,73 @@
+import type { Request, Response } from 'express';
+import { applyPatch, fhirpathPatchTypedValue, parseFhirPathPatchParameters, toTypedValue, type Operation } from '@medplum/core';
+import type { Parameters, Resource } from '@medplum/fhirtypes';
+import { lockCriteria, matchIds } from '../store/conditional.ts';
+import type { Writer } from '../store/repository.ts';
+import { type FhirContext, fhirBase, resourceType } from './context.ts';
+import { FhirError, badRequest, notFound, preconditionFailed } from './outcome.ts';
+import { informational } from './outcome.ts';
+import { parseETag, sendWriteResult, versionHeaders } from './respond.ts';
+
+export type PatchBody = { kind: 'json-patch'; operations: Operation[] } | { kind: 'fhirpath'; parameters: Parameters };
+
+/** The patch document: JSON Patch (`application/json-patch+json`) or a FHIRPath Patch `Parameters`. */
+export function patchBody(contentType: string | undefined, body: unknown): PatchBody {
+  if (contentType?.includes('json-patch+json')) {
+    if (!Array.isArray(body)) throw badRequest('A JSON Patch body must be an array of operations');
+    return { kind: 'json-patch', operations: body as Operation[] };
+  }
+  const p = body as Parameters | undefined;
+  if (p?.resourceType !== 'Parameters') throw badRequest('PATCH takes application/json-patch+json or a FHIRPath Patch Parameters resource');
+  return { kind: 'fhirpath', parameters: p };
+}
+
+/** Applies the patch to a copy of the resource; the result is validated by the write that follows. */
+export function applyPatchBody(resource: Resource, patch: PatchBody): Resource {
+  const copy = structuredClone(resource) as Resource;
+  try {
+    if (patch.kind === 'json-patch') {
+      const errors = applyPatch(copy, patch.operations).filter((e) => e);
+      if (errors.length) throw badRequest(`JSON Patch failed: ${errors.map((e) => e?.message).join('; ')}`);
+    } else {
+      fhirpathPatchTypedValue(toTypedValue(copy), parseFhirPathPatchParameters(patch.parameters));
+    }
+  } catch (err) {
+    if (err instanceof FhirError) throw err;
+    throw new FhirError(422, [{ severity: 'error', code: 'processing', diagnostics: `Patch failed: ${(err as Error).message}` }]);
+  }
+  if (copy.resourceType !== resource.resourceType || copy.id !== resource.id) {
+    throw new FhirError(422, [{ severity: 'error', code: 'processing', diagnostics: 'A patch may not change resourceType or id' }]);
+  }
+  return copy;
+}
+
+/** Patches one resource inside a transaction. */
+export async function patchResource(w: Writer, type: string, id: string, patch: PatchBody, ifMatch?: string) {
+  const current = await w.read(type, id, true);
+  if (ifMatch !== undefined && current.versionId !== ifMatch) throw preconditionFailed(`If-Match ${ifMatch} does not match the current version of ${type}/${id}`);
+  const patched = applyPatchBody(JSON.parse(current.content as string) as Resource, patch);
+  return w.update(patched);
+}
+
+/** patch: PATCH [base]/[type]/[id], and the conditional PATCH [base]/[type]?criteria. */
+export const patch = (ctx: FhirContext) => async (req: Request, res: Response): Promise<void> => {
+  const type = resourceType(req);
+  const body = patchBody(req.get('Content-Type'), req.body);
+  const ifMatch = parseETag(req.get('If-Match'));
+  const { resource, content } = await ctx.repo.transaction(async (w) => {
+    let id = req.params.id as string | undefined;
+    if (!id) {
+      const criteria = new URL(req.originalUrl, 'http://x').search.slice(1);
+      await lockCriteria(w.sql, type, criteria);
+      const ids = await matchIds(w.sql, type, criteria, ctx.baseUrl);
+      if (ids.length === 0) throw notFound(`No ${type} matches "${criteria}"`);
+      if (ids.length > 1) throw preconditionFailed(`Conditional patch "${criteria}" matches more than one ${type}`);
+      id = ids[0];
+    }
+    return patchResource(w, type, id, body, ifMatch);
+  });
+  const meta = resource.meta as { versionId: string; lastUpdated: string };
+  versionHeaders(res, meta);
+  res.setHeader('Location', `${fhirBase(ctx)}/${type}/${resource.id}/_history/${meta.versionId}`);
+  sendWriteResult(req, res, 200, content, informational(`Patched ${type}/${resource.id}`));
+};

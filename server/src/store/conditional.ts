@@ -1,0 +1,72 @@
+import type { Resource } from '@medplum/fhirtypes';
+import { badRequest, preconditionFailed } from '../fhir/outcome.ts';
+import type { Sql } from './database.ts';
+import type { StoredVersion, WriteResult, Writer } from './repository.ts';
+import { executeSearch } from './search/execute.ts';
+import { parseSearch } from './search/query.ts';
+
+/**
+ * Conditional interactions: the target is whatever a search query matches. Writes serialise on
+ * the criteria with a transaction-scoped advisory lock, so two concurrent conditional creates with
+ * the same criteria produce one resource.
+ */
+
+/** The ids matching `query` (a URL query string) for `type`, at most `limit`. */
+export async function matchIds(sql: Sql, type: string, query: string, baseUrl: string, limit = 2): Promise<string[]> {
+  const params = new URLSearchParams(query.startsWith('?') ? query.slice(1) : query);
+  const search = parseSearch(type, params);
+  if (search.filters.length === 0) throw badRequest(`Conditional criteria "${query}" have no search parameters`);
+  search.count = limit;
+  search.sort = [];
+  search.include = [];
+  search.revinclude = [];
+  search.total = 'none';
+  const result = await executeSearch(sql, search, baseUrl);
+  return result.matches.map((m) => m.id);
+}
+
+export async function lockCriteria(sql: Sql, type: string, query: string): Promise<void> {
+  const params = [...new URLSearchParams(query)].map(([k, v]) => `${k}=${v}`).sort().join('&');
+  await sql.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`${type}?${params}`]);
+}
+
+/** If-None-Exist: create unless exactly one match exists (then return it); several matches are 412. */
+export async function conditionalCreate(w: Writer, resource: Resource, criteria: string, id?: string): Promise<WriteResult> {
+  await lockCriteria(w.sql, resource.resourceType, criteria);
+  const ids = await matchIds(w.sql, resource.resourceType, criteria, w.baseUrl);
+  if (ids.length > 1) throw preconditionFailed(`If-None-Exist "${criteria}" matches more than one ${resource.resourceType}`);
+  if (ids.length === 1) {
+    const existing = await w.read(resource.resourceType, ids[0]);
+    return { resource: JSON.parse(existing.content as string) as Resource, content: existing.content as string, created: false };
+  }
+  return w.create(resource, id);
+}
+
+/** PUT [type]?criteria: update the one match, create when none, 412 when several. */
+export async function conditionalUpdate(w: Writer, resource: Resource, criteria: string, ifMatch?: string): Promise<WriteResult> {
+  await lockCriteria(w.sql, resource.resourceType, criteria);
+  const ids = await matchIds(w.sql, resource.resourceType, criteria, w.baseUrl);
+  if (ids.length > 1) throw preconditionFailed(`Conditional update "${criteria}" matches more than one ${resource.resourceType}`);
+  if (ids.length === 1) {
+    if (resource.id && resource.id !== ids[0]) throw badRequest(`Resource id "${resource.id}" differs from the matching ${resource.resourceType}/${ids[0]}`, `${resource.resourceType}.id`);
+    return w.update({ ...resource, id: ids[0] }, { ifMatch });
+  }
+  return resource.id ? w.update(resource, { ifMatch }) : w.create(resource);
+}
+
+const MAX_CONDITIONAL_DELETE = 1000;
+
+/** DELETE [type]?criteria: deletes every match (up to a limit); `single` makes several matches a 412. */
+export async function conditionalDelete(w: Writer, type: string, criteria: string, single: boolean): Promise<StoredVersion[]> {
+  await lockCriteria(w.sql, type, criteria);
+  const ids = await matchIds(w.sql, type, criteria, w.baseUrl, MAX_CONDITIONAL_DELETE + 1);
+  if (ids.length > MAX_CONDITIONAL_DELETE || (single && ids.length > 1)) {
+    throw preconditionFailed(`Conditional delete "${criteria}" matches too many ${type} resources (${single ? 'at most 1' : `at most ${MAX_CONDITIONAL_DELETE}`})`);
+  }
+  const deleted: StoredVersion[] = [];
+  for (const id of ids) {
+    const d = await w.delete(type, id);
+    if (d) deleted.push(d);
+  }
+  return deleted;
+}
