@@ -20,11 +20,18 @@ export interface SearchParam {
   readonly code: string;
   readonly type: ParamType;
   readonly definition: SearchParameter;
-  /** The parts of the FHIRPath expression that apply to this resource type; empty means the resource itself. */
+  /** The parts of the FHIRPath expression that apply to this resource type. */
   readonly expression: ReturnType<typeof getExpressionsForResourceType>;
   /** Whether one resource can hold several values. */
   readonly array: boolean;
   readonly targets: readonly string[];
+  /** The resource itself is one of the base items (composites such as code-value-quantity). */
+  readonly self: boolean;
+  /**
+   * Top-level elements the expression starts from; when a resource has none of them the parameter
+   * is empty without evaluating FHIRPath. Empty means "always evaluate".
+   */
+  readonly roots: readonly string[];
   /** Composite parameters: the component parameters and their expressions relative to each base item. */
   readonly components?: readonly { param: SearchParam; expression: string }[];
 }
@@ -98,19 +105,31 @@ export function loadDefinitions(): void {
 }
 
 function describe(type: string, sp: SearchParameter): SearchParam | undefined {
-  // A composite whose expression is the type itself takes the resource as its one base item.
-  const expression =
-    sp.expression === type ? [] : getExpressionsForResourceType(type, sp.expression as string);
-  if (expression.length === 0 && sp.expression !== type) return undefined;
+  // Composites may take the resource itself as a base item (`Observation | Observation.component`).
+  const self = (sp.expression as string).split('|').some((part) => part.trim() === type);
+  const expression = getExpressionsForResourceType(type, sp.expression as string).filter((atom) => String(atom).trim() !== type);
+  if (expression.length === 0 && !self) return undefined;
   const details = getSearchParameterDetails(type, sp);
   return {
     code: sp.code as string,
     type: sp.type as ParamType,
     definition: sp,
+    self,
+    roots: self ? [] : expressionRoots(type, expression.map(String)),
     expression,
     array: sp.type === 'composite' || details.array === true || expression.length > 1,
     targets: sp.target ?? [],
   };
+}
+
+function expressionRoots(type: string, expressions: string[]): string[] {
+  const roots = new Set<string>();
+  for (const e of expressions) {
+    const m = new RegExp(`^\\(?(?:${type}|Resource|DomainResource)\\.([a-z][A-Za-z]*)`).exec(e.trim());
+    if (!m) return [];
+    roots.add(m[1]);
+  }
+  return [...roots];
 }
 
 export function getResourceTypeList(): readonly ResourceType[] {

@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Bundle, Patient } from '@medplum/fhirtypes';
+import { DRIVERS, request, useServer } from '../support.ts';
+import { readSyntheaText, syntheaFiles } from '../synthea.ts';
+
+/** All 120 Synthea patients load through transactions, and searches over them count right. */
+for (const driver of DRIVERS) {
+  describe(`Synthea load (${driver})`, () => {
+    const s = useServer(driver);
+
+    it('loads every bundle and answers searches consistent with the source data', { timeout: 600_000 }, async () => {
+      const checks: { patientId: string; family: string; counts: Map<string, number> }[] = [];
+      let loaded = 0;
+      for (const file of syntheaFiles()) {
+        const text = readSyntheaText(file);
+        const res = await fetch(s.fhir, { method: 'POST', headers: { 'content-type': 'application/fhir+json' }, body: text });
+        const body = (await res.json()) as Bundle;
+        assert.equal(res.status, 200, `${file}: ${JSON.stringify(body).slice(0, 500)}`);
+        const failed = (body.entry ?? []).filter((e) => !/^20[01]/.test(e.response?.status ?? ''));
+        assert.deepEqual(failed, [], file);
+        loaded += body.entry?.length ?? 0;
+        const source = JSON.parse(text) as Bundle;
+        if (source.type === 'transaction' && checks.length < 8) {
+          const patient = source.entry?.[0].resource as Patient;
+          const counts = new Map<string, number>();
+          for (const e of source.entry ?? []) counts.set(e.resource?.resourceType as string, (counts.get(e.resource?.resourceType as string) ?? 0) + 1);
+          const location = body.entry?.[0].response?.location as string;
+          checks.push({ patientId: location.split('/')[1], family: patient.name?.[0]?.family as string, counts });
+        }
+      }
+      assert.ok(loaded > 90_000, `loaded ${loaded}`);
+      assert.equal((await request('GET', `${s.fhir}/Patient?_summary=count`)).body.total, syntheaFiles().length - 2);
+      for (const c of checks) {
+        for (const type of ['Observation', 'Encounter', 'Condition', 'Immunization']) {
+          const total = (await request('GET', `${s.fhir}/${type}?patient=Patient/${c.patientId}&_summary=count`)).body.total;
+          assert.equal(total, c.counts.get(type) ?? 0, `${type} of Patient/${c.patientId}`);
+        }
+        const everything = (await request('GET', `${s.fhir}/Observation?patient.family=${encodeURIComponent(c.family)}&_summary=count`)).body.total;
+        assert.ok(everything >= (c.counts.get('Observation') ?? 0), 'chained search finds at least the patient\'s own observations');
+        const practitioners = await request('GET', `${s.fhir}/Encounter?patient=Patient/${c.patientId}&_include=Encounter:participant&_count=5`);
+        assert.ok(practitioners.body.entry.some((e: any) => e.search.mode === 'include' && e.resource.resourceType === 'Practitioner'), 'conditional references resolved to stored Practitioners');
+      }
+    });
+  });
+}
