@@ -19,6 +19,8 @@ type Handler = (req: Request, res: Response) => Promise<void>;
 export function fhirRouter(ctx: FhirContext, version: string): Router {
   const router = Router();
   const wrap = (handler: Handler) => (req: Request, res: Response, next: NextFunction) => {
+    // remembered now: once an error leaves the router, Express no longer knows the route
+    res.locals.route = `${req.baseUrl}${String(req.route?.path ?? '')}`;
     try {
       checkFormat(req);
     } catch (err) {

@@ -30,7 +30,7 @@ export function createMetrics(db: Database) {
     const start = process.hrtime.bigint();
     res.on('finish', () => {
       // the matched route pattern, never the raw URL, keeps label cardinality bounded
-      const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
+      const route = (res.locals.route as string | undefined) ?? (req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched');
       requests.observe({ method: req.method, route, status: String(res.statusCode) }, Number(process.hrtime.bigint() - start) / 1e9);
     });
     next();

@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { loadConfig } from '../src/config.ts';
+import { DRIVERS, request, useServer } from './support.ts';
+
+for (const driver of DRIVERS) {
+  describe(`health and metrics (${driver})`, () => {
+    const s = useServer(driver);
+
+    it('answers /healthz and /readyz', async () => {
+      assert.deepEqual(await (await fetch(`${s.base}/healthz`)).json(), { status: 'ok' });
+      const ready = await fetch(`${s.base}/readyz`);
+      assert.equal(ready.status, 200);
+    });
+
+    it('exports request, pool and event-loop metrics for Prometheus', async () => {
+      await request('GET', `${s.fhir}/Patient?_count=1`);
+      await request('GET', `${s.fhir}/Patient/missing`);
+      const text = await (await fetch(`${s.base}/metrics`)).text();
+      assert.match(text, /vigil_http_request_duration_seconds_count\{method="GET",route="\/fhir\/R4\/:type",status="200"\} \d+/);
+      assert.match(text, /vigil_http_request_duration_seconds_count\{method="GET",route="\/fhir\/R4\/:type\/:id",status="404"\} \d+/);
+      assert.match(text, /vigil_db_pool_connections\{state="total"\} \d+/);
+      assert.match(text, /nodejs_eventloop_lag_seconds \d/);
+    });
+  });
+}
+
+describe('configuration', () => {
+  it('has embedded defaults and reads every documented variable', () => {
+    const d = loadConfig({});
+    assert.equal(d.port, 8103);
+    assert.equal(d.baseUrl, 'http://localhost:8103');
+    assert.match(d.dataDir, /\.vigil\/data$/);
+    assert.equal(d.demo, true);
+    assert.equal(d.databaseUrl, undefined);
+    const c = loadConfig({ PORT: '9000', VIGIL_BASE_URL: 'https://vigil.example/', DATABASE_URL: 'postgres://x/y', REDIS_URL: 'redis://r', LOG_LEVEL: 'debug', VIGIL_DATA_DIR: '/tmp/v' });
+    assert.equal(c.baseUrl, 'https://vigil.example');
+    assert.equal(c.demo, false, 'no demo data on a real database unless asked');
+    assert.equal(c.redisUrl, 'redis://r');
+    assert.equal(loadConfig({ VIGIL_DEMO: 'off' }).demo, false);
+    assert.throws(() => loadConfig({ PORT: 'abc' }), /PORT/);
+    assert.throws(() => loadConfig({ VIGIL_ROLE: 'boss' }), /VIGIL_ROLE/);
+  });
+});
