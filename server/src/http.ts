@@ -7,22 +7,24 @@ import { FHIR_JSON } from './fhir/respond.ts';
 import { fhirRouter } from './fhir/router.ts';
 import { healthRouter } from './ops/health.ts';
 import type { Logger } from './ops/logger.ts';
-import { createMetrics } from './ops/metrics.ts';
+import type { createMetrics } from './ops/metrics.ts';
 
 export interface AppParts {
   config: Config;
   fhir: FhirContext;
   logger: Logger;
   version: string;
+  metrics: ReturnType<typeof createMetrics>;
+  /** Further routers mounted at their paths (device ingest, …). */
+  routers: Record<string, express.Router>;
 }
 
 /** The HTTP surface: health, metrics and the FHIR API. The middleware chain stays short on purpose. */
-export function createApp({ config, fhir, logger, version }: AppParts): express.Express {
+export function createApp({ config, fhir, logger, version, metrics, routers }: AppParts): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  const metrics = createMetrics(fhir.repo.db);
   app.use(metrics.middleware);
   app.use(compression({ threshold: 1024 }));
   app.use(healthRouter(fhir.repo.db));
@@ -35,6 +37,7 @@ export function createApp({ config, fhir, logger, version }: AppParts): express.
     express.urlencoded({ extended: false, limit: config.maxBodyBytes }),
     fhirRouter(fhir, version),
   );
+  for (const [path, router] of Object.entries(routers)) app.use(path, router);
   app.use(errorHandler(logger));
   return app;
 }

@@ -4,7 +4,12 @@ import { loadConfig, type Config } from './config.ts';
 import { loadRequiredBindings } from './bindings.ts';
 import { loadDefinitions } from './definitions.ts';
 import { createApp } from './http.ts';
+import { IngestGateway } from './ingest/gateway.ts';
+import { IdentityResolver } from './ingest/identity.ts';
+import { MappingStore } from './ingest/mappings.ts';
+import { ingestRouter } from './ingest/routes.ts';
 import { createLogger, type Logger } from './ops/logger.ts';
+import { createMetrics } from './ops/metrics.ts';
 import { openDatabase, type Database } from './store/database.ts';
 import { ChangeFeed } from './store/events.ts';
 import { migrate } from './store/migrate.ts';
@@ -12,6 +17,7 @@ import { Repository } from './store/repository.ts';
 
 export interface Vigil {
   config: Config;
+  gateway: IngestGateway;
   db: Database;
   repo: Repository;
   feed: ChangeFeed;
@@ -43,10 +49,15 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   if (config.port === 0) config.baseUrl = config.baseUrl.replace(/:0$/, `:${port}`);
   const feed = new ChangeFeed();
   const repo = new Repository(db, config.baseUrl, feed);
-  server.on('request', createApp({ config, fhir: { repo, baseUrl: config.baseUrl }, logger, version }));
+  const metrics = createMetrics(db);
+  const mappings = new MappingStore(db);
+  await mappings.installBuiltins();
+  const gateway = new IngestGateway(repo, mappings, new IdentityResolver(repo, feed), metrics.registry);
+  const routers = { '/ingest': ingestRouter(gateway, mappings, config.maxBodyBytes) };
+  server.on('request', createApp({ config, fhir: { repo, baseUrl: config.baseUrl }, logger, version, metrics, routers }));
   logger.info({ port, fhirBase: `${config.baseUrl}/fhir/R4`, database: db.kind }, 'Vigil is listening');
   return {
-    config, db, repo, feed, server, logger, port,
+    config, db, repo, feed, server, logger, port, gateway,
     async stop() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();

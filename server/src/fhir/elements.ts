@@ -1,3 +1,4 @@
+import { tryGetDataType } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
 import { getMandatoryElements, getSummaryElements } from '../definitions.ts';
 import { badRequest } from './outcome.ts';
@@ -27,16 +28,23 @@ export function subset(content: string, summary: string | undefined, elements: s
   }
   const out: Record<string, unknown> = { resourceType: type };
   for (const [key, value] of Object.entries(resource)) {
-    const name = key.replace(/^_/, '');
-    if (key !== 'resourceType' && (keep(name) || keep(choiceBase(name)))) out[key] = value;
+    if (key !== 'resourceType' && keep(elementName(type, key.replace(/^_/, '')))) out[key] = value;
   }
   const meta = (out.meta ?? {}) as { tag?: unknown[] };
   out.meta = { ...meta, tag: [...(meta.tag ?? []), SUBSETTED] };
   return JSON.stringify(out);
 }
 
-/** valueQuantity → value, so `_elements=value` keeps a choice type. */
-function choiceBase(name: string): string {
-  const m = /^([a-z][A-Za-z]*?)[A-Z][A-Za-z]*$/.exec(name);
-  return m ? m[1] : name;
+const elementsByType = new Map<string, { names: Set<string>; choices: string[] }>();
+
+/** The element a JSON property belongs to: `multipleBirthInteger` is `multipleBirth[x]`, kept as `multipleBirth`. */
+function elementName(type: string, name: string): string {
+  let known = elementsByType.get(type);
+  if (!known) {
+    const names = Object.keys(tryGetDataType(type)?.elements ?? {});
+    known = { names: new Set(names), choices: names.filter((e) => e.endsWith('[x]')).map((e) => e.slice(0, -3)) };
+    elementsByType.set(type, known);
+  }
+  if (known.names.has(name)) return name;
+  return known.choices.find((c) => name.startsWith(c) && /^[A-Z]/.test(name.slice(c.length))) ?? name;
 }

@@ -19,7 +19,7 @@ export interface DateValue { s: string; e: string }
  * the typed column values that the search SQL queries.
  */
 export function extractIndex(resource: Resource, baseUrl: string): IndexRow {
-  const root = toTypedValue(resource);
+  const root = toTypedValue(withRelativeReferences(resource, baseUrl));
   const context = { variables: { '%resource': root, '%rootResource': root } };
   const row: IndexRow = {};
   const tokenText: string[] = [];
@@ -28,9 +28,8 @@ export function extractIndex(resource: Resource, baseUrl: string): IndexRow {
   const refsByParam = new Map<string, string[]>();
 
   for (const param of getSearchParams(resource.resourceType).values()) {
-    const items = param.expression.length === 0
-      ? [root]
-      : param.expression.flatMap((atom) => atom.eval(context, [root]));
+    const items = hasAnyRoot(resource, param.roots) ? param.expression.flatMap((atom) => atom.eval(context, [root])) : [];
+    if (param.self) items.unshift(root);
     switch (param.type) {
       case 'token': {
         const values = items.flatMap((item) => tokens(item, tokenText, param.code));
@@ -77,6 +76,16 @@ export function extractIndex(resource: Resource, baseUrl: string): IndexRow {
   row[REFERENCE_IDENTIFIER] = nonEmpty(unique(refIdentifiers));
   row[COMPARTMENTS] = nonEmpty(patientCompartments(resource, refsByParam));
   return row;
+}
+
+/**
+ * FHIRPath's resolve() reads only `Type/id`, so `patient` (`subject.where(resolve() is Patient)`)
+ * would miss a reference written as this server's absolute URL: those are made relative first.
+ */
+function withRelativeReferences(resource: Resource, baseUrl: string): Resource {
+  const json = JSON.stringify(resource);
+  const absolute = `"reference":${JSON.stringify(`${baseUrl}/fhir/R4/`).slice(0, -1)}`;
+  return json.includes(absolute) ? (JSON.parse(json.replaceAll(absolute, '"reference":"')) as Resource) : resource;
 }
 
 function patientCompartments(resource: Resource, refsByParam: Map<string, string[]>): string[] {
@@ -225,11 +234,12 @@ function dates(item: TypedValue): DateValue[] {
     case 'Period': {
       const p = v as Period;
       if (!p.start && !p.end) return [];
-      return [{ s: p.start ? dateRange(p.start).s : '-infinity', e: p.end ? dateRange(p.end).e : 'infinity' }];
+      // a missing (or unreadable) bound leaves the period open on that side
+      return [{ s: (p.start && dateRange(p.start).s) || '-infinity', e: (p.end && dateRange(p.end).e) || 'infinity' }];
     }
     case 'Timing': {
       const t = v as Timing;
-      const events = (t.event ?? []).map(dateRange);
+      const events = (t.event ?? []).map(dateRange).filter((r) => r.s);
       const bounds = t.repeat?.boundsPeriod;
       if (bounds) events.push(...dates({ type: 'Period', value: bounds }));
       return events;
@@ -251,6 +261,19 @@ function quantities(item: TypedValue): QuantityValue[] {
   const canonical = canonicalQuantity(q);
   if (canonical) out.push({ v: canonical.value, u: [`${canonical.system}|${canonical.code}`] });
   return out;
+}
+
+/** Whether the resource has one of the elements (choice types by prefix: value → valueQuantity). */
+function hasAnyRoot(resource: Resource, roots: readonly string[]): boolean {
+  if (roots.length === 0) return true;
+  const r = resource as unknown as Record<string, unknown>;
+  for (const root of roots) {
+    if (r[root] !== undefined) return true;
+    for (const key in r) {
+      if (key.length > root.length && key.startsWith(root) && key.charCodeAt(root.length) < 91) return true;
+    }
+  }
+  return false;
 }
 
 const isString = (s: unknown): s is string => typeof s === 'string' && s.length > 0;

@@ -19,6 +19,20 @@ const MIGRATIONS: Migration[] = [
       for (const statement of schemaDdl()) await tx.query(statement);
     },
   },
+  {
+    version: 2,
+    name: 'ingest mappings and dead letters',
+    async up(tx) {
+      await tx.query(
+        'CREATE TABLE ingest_mapping (name text primary key, definition jsonb not null, updated_at timestamptz not null default now())',
+      );
+      await tx.query(
+        `CREATE TABLE ingest_dead_letter (id uuid primary key, mapping text not null, received_at timestamptz not null default now(),
+         reason text not null, message text not null, replayed_at timestamptz)`,
+      );
+      await tx.query('CREATE INDEX ingest_dead_letter_mapping_idx ON ingest_dead_letter (mapping, received_at DESC)');
+    },
+  },
 ];
 
 const LOCK_ID = 0x56_49_47_49; // "VIGI"

@@ -224,15 +224,20 @@ function changeEvent(interaction: ChangeEvent['interaction'], resource: Resource
 function prepare(resource: Resource, id: string, version: number): Resource {
   checkType(resource.resourceType);
   const stored = { ...resource, id, meta: { ...resource.meta, versionId: String(version), lastUpdated: new Date().toISOString() } } as Resource;
+  validate(stored);
+  return stored;
+}
+
+/** Throws a 400 FhirError naming every problem of the resource against the R4 definitions. */
+export function validate(resource: Resource): void {
   try {
-    validateResource(stored);
+    validateResource(resource);
   } catch (err) {
     if (err instanceof OperationOutcomeError) throw new FhirError(400, err.outcome.issue ?? []);
     throw err;
   }
-  const issues = checkRequiredBindings(stored);
+  const issues = checkRequiredBindings(resource);
   if (issues.length) throw new FhirError(400, issues);
-  return stored;
 }
 
 const updateCache = new Map<string, string>();

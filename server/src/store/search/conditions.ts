@@ -1,11 +1,11 @@
 import type { SearchParam } from '../../definitions.ts';
-import { badRequest, notSupported } from '../../fhir/outcome.ts';
+import { notSupported } from '../../fhir/outcome.ts';
 import { REFERENCE_IDENTIFIER, STRING_EXACT, TOKEN_TEXT, quote } from '../columns.ts';
 import { normalizeReference } from '../extract.ts';
 import { normalizeString } from '../strings.ts';
 import { UCUM, canonicalQuantity } from '../ucum.ts';
 import type { Filter } from './query.ts';
-import { escapeLike, parseDate, parseNumber, splitPrefix, type Prefix } from './values.ts';
+import { escapeLike, numberRange, parseDate, splitPrefix, type Prefix } from './values.ts';
 
 /** Collects bind parameters while SQL text is assembled. */
 export class Params {
@@ -31,11 +31,11 @@ export interface SearchContext {
 export function filterSql(filter: Filter, t: string, type: string, ctx: SearchContext): string {
   switch (filter.kind) {
     case 'id':
-      return missingOr(filter.modifier, `${t}.id IS NULL`, () => negate(filter.modifier, `${t}.id = ANY(${ctx.params.add(filter.values)})`), filter.values, '_id');
+      return missingOr(filter.modifier, `${t}.id IS NULL`, () => negate(filter.modifier, `${t}.id = ANY(${ctx.params.add(filter.values)})`), filter.values);
     case 'lastUpdated':
-      return missingOr(filter.modifier, 'false', () => anyOf(filter.values.map((v) => dateSql(v, `${t}.last_updated`, `${t}.last_updated`, ctx, '_lastUpdated'))), filter.values, '_lastUpdated');
+      return missingOr(filter.modifier, 'false', () => anyOf(filter.values.map((v) => dateSql(v, `${t}.last_updated`, `${t}.last_updated`, ctx, '_lastUpdated'))), filter.values);
     case 'chain':
-      return anyOf(filter.param.targets.length === 0 ? [] : filter.inner.map((inner, i) => {
+      return anyOf(filter.inner.map((inner, i) => {
         const target = filter.targets[i];
         const c = ctx.params.alias();
         const sub = `SELECT '${target}/' || ${c}.id FROM ${quote(target)} ${c} WHERE NOT ${c}.deleted AND ${filterSql(inner, c, target, ctx)}`;
@@ -55,7 +55,7 @@ export function filterSql(filter: Filter, t: string, type: string, ctx: SearchCo
 function paramSql(param: SearchParam, modifier: string | undefined, values: string[], t: string, ctx: SearchContext): string {
   const name = param.code;
   if (modifier === 'missing') {
-    return missingOr(modifier, missingSql(param, t), () => '', values, name);
+    return missingOr(modifier, missingSql(param, t), () => '', values);
   }
   const p = ctx.params;
   switch (param.type) {
@@ -67,9 +67,7 @@ function paramSql(param: SearchParam, modifier: string | undefined, values: stri
       return modifier === 'not' ? `(${col(t, name)} IS NULL OR NOT ${match})` : match;
     }
     case 'uri':
-      if (modifier === 'below') return `EXISTS (SELECT 1 FROM unnest(${col(t, name)}) u WHERE u LIKE ANY(${p.add(values.map((v) => `${escapeLike(v)}%`))}))`;
-      if (modifier === 'above') return `EXISTS (SELECT 1 FROM unnest(${col(t, name)}) u, unnest(${p.add(values)}::text[]) q WHERE q LIKE u || '%')`;
-      return `${col(t, name)} && ${p.add(values)}`;
+      return uriSql(modifier, col(t, name), values, p);
     case 'string':
       if (modifier === 'exact') return `${t}.${STRING_EXACT} && ${p.add(values.map((v) => `${name}|${v}`))}`;
       return `EXISTS (SELECT 1 FROM unnest(${col(t, name)}) s WHERE s LIKE ANY(${p.add(values.map((v) => {
@@ -88,15 +86,21 @@ function paramSql(param: SearchParam, modifier: string | undefined, values: stri
     case 'number':
       return anyOf(values.map((v) => {
         const { prefix, rest } = splitPrefix(v);
-        return prefix === 'ne'
-          ? `NOT EXISTS (SELECT 1 FROM unnest(${col(t, name)}) v WHERE ${numberSql('eq', parseNumber(rest, name), 'v', p)})`
-          : `EXISTS (SELECT 1 FROM unnest(${col(t, name)}) v WHERE ${numberSql(prefix, parseNumber(rest, name), 'v', p)})`;
+        return `EXISTS (SELECT 1 FROM unnest(${col(t, name)}) v WHERE ${numberSql(prefix, numberRange(prefix, rest, name), 'v', p)})`;
       }));
     case 'quantity':
       return anyOf(values.map((v) => quantitySql(v, `unnest(${col(t, name)}, ${col(t, `${name}_unit`)}) q(v, u)`, 'q.v', (unit) => `q.u = ${p.add(unit)}`, p, name)));
     case 'composite':
       return anyOf(values.map((v) => compositeSql(param, v, t, ctx)));
   }
+}
+
+/** `:below` and `:above` compare whole path segments: `…/ValueSet` is not above `…/ValueSetOther`. */
+function uriSql(modifier: string | undefined, column: string, values: string[], p: Params): string {
+  if (modifier !== 'below' && modifier !== 'above') return `${column} && ${p.add(values)}`;
+  const list = p.add(values.map((v) => v.replace(/\/+$/, '')));
+  const [lower, upper] = modifier === 'below' ? ['u', 'q'] : ['q', 'u'];
+  return `EXISTS (SELECT 1 FROM unnest(${column}) u, unnest(${list}::text[]) q WHERE ${lower} = ${upper} OR starts_with(${lower}, rtrim(${upper}, '/') || '/'))`;
 }
 
 function missingSql(param: SearchParam, t: string): string {
@@ -106,9 +110,9 @@ function missingSql(param: SearchParam, t: string): string {
   }
 }
 
-function missingOr(modifier: string | undefined, isNull: string, otherwise: () => string, values: string[], name: string): string {
+/** `:missing=true|false` (checked when the query was parsed), or the filter itself. */
+function missingOr(modifier: string | undefined, isNull: string, otherwise: () => string, values: string[]): string {
   if (modifier !== 'missing') return otherwise();
-  if (values.length !== 1 || (values[0] !== 'true' && values[0] !== 'false')) throw badRequest(`:missing takes true or false`, `${name}:missing`);
   return values[0] === 'true' ? isNull : `NOT (${isNull})`;
 }
 
@@ -133,33 +137,35 @@ function referenceValues(param: SearchParam, modifier: string | undefined, value
 function dateSql(value: string, rs: string, re: string, ctx: SearchContext, name: string): string {
   const { prefix, rest } = splitPrefix(value);
   const range = parseDate(rest, name);
-  const ss = `${ctx.params.add(range.s)}::timestamptz`;
-  const se = `${ctx.params.add(range.e)}::timestamptz`;
-  const within = `(${rs} >= ${ss} AND ${re} <= ${se})`;
+  // Each bound is bound only where used: an unused parameter has no inferable type.
+  const at = (iso: string): string => `${ctx.params.add(iso)}::timestamptz`;
+  const within = (): string => `(${rs} >= ${at(range.s)} AND ${re} <= ${at(range.e)})`;
   switch (prefix) {
-    case 'eq': return within;
-    case 'ne': return `NOT ${within}`;
-    case 'gt': return `${re} > ${se}`;
-    case 'lt': return `${rs} < ${ss}`;
-    case 'ge': return `(${re} > ${se} OR ${within})`;
-    case 'le': return `(${rs} < ${ss} OR ${within})`;
-    case 'sa': return `${rs} >= ${se}`;
-    case 'eb': return `${re} <= ${ss}`;
+    case 'eq': return within();
+    case 'ne': return `NOT ${within()}`;
+    case 'gt': return `${re} > ${at(range.e)}`;
+    case 'lt': return `${rs} < ${at(range.s)}`;
+    case 'ge': return `(${re} > ${at(range.e)} OR ${within()})`;
+    case 'le': return `(${rs} < ${at(range.s)} OR ${within()})`;
+    case 'sa': return `${rs} >= ${at(range.e)}`;
+    case 'eb': return `${re} <= ${at(range.s)}`;
     case 'ap': {
       // approximately: within 10% of the distance from now, at least a day
       const width = Math.max(Math.abs(Date.now() - Date.parse(range.s)) * 0.1, 86_400_000);
-      const lo = ctx.params.add(new Date(Date.parse(range.s) - width).toISOString());
-      const hi = ctx.params.add(new Date(Date.parse(range.e) + width).toISOString());
-      return `(${rs} < ${hi}::timestamptz AND ${re} > ${lo}::timestamptz)`;
+      const lo = new Date(Date.parse(range.s) - width).toISOString();
+      const hi = new Date(Date.parse(range.e) + width).toISOString();
+      return `(${rs} < ${at(hi)} AND ${re} > ${at(lo)})`;
     }
   }
 }
 
+/** One stored value against a prefixed number; like every prefix, `ne` holds when some value differs. */
 function numberSql(prefix: Prefix, n: { value: number; low: number; high: number }, v: string, p: Params): string {
   switch (prefix) {
     case 'eq':
-    case 'ne':
       return `(${v} >= ${p.add(n.low)} AND ${v} < ${p.add(n.high)})`;
+    case 'ne':
+      return `NOT (${v} >= ${p.add(n.low)} AND ${v} < ${p.add(n.high)})`;
     case 'gt':
     case 'sa':
       return `${v} > ${p.add(n.value)}`;
@@ -171,7 +177,7 @@ function numberSql(prefix: Prefix, n: { value: number; low: number; high: number
     case 'le':
       return `${v} <= ${p.add(n.value)}`;
     case 'ap':
-      return `(${v} >= ${p.add(n.value - Math.abs(n.value) * 0.1)} AND ${v} <= ${p.add(n.value + Math.abs(n.value) * 0.1)})`;
+      return `(${v} >= ${p.add(n.low)} AND ${v} <= ${p.add(n.high)})`;
   }
 }
 
@@ -179,7 +185,8 @@ function numberSql(prefix: Prefix, n: { value: number; low: number; high: number
 function quantitySql(value: string, from: string, v: string, unitMatch: (unit: string) => string, p: Params, name: string): string {
   const [numberPart, system, code] = value.split('|');
   const { prefix, rest } = splitPrefix(numberPart);
-  let n = parseNumber(rest, name);
+  // ranges are converted whole, so that `ap` keeps its ±10% in the unit searched (°C, not K)
+  let n = numberRange(prefix, rest, name);
   let unit = code ? `${system ?? ''}|${code}` : '|';
   if (system === UCUM && code) {
     const lo = canonicalQuantity({ value: n.low, system, code });
@@ -190,15 +197,13 @@ function quantitySql(value: string, from: string, v: string, unitMatch: (unit: s
       unit = `${UCUM}|${mid.code}`;
     }
   }
-  const match = `EXISTS (SELECT 1 FROM ${from} WHERE ${numberSql(prefix === 'ne' ? 'eq' : prefix, n, `${v}`, p)} AND ${unitMatch(unit)})`;
-  return prefix === 'ne' ? `NOT ${match}` : match;
+  return `EXISTS (SELECT 1 FROM ${from} WHERE ${numberSql(prefix, n, v, p)} AND ${unitMatch(unit)})`;
 }
 
 /** Composite values `a$b`: one stored tuple must match every component. */
 function compositeSql(param: SearchParam, value: string, t: string, ctx: SearchContext): string {
   const parts = value.split('$');
   const components = param.components ?? [];
-  if (parts.length !== components.length) throw badRequest(`Composite "${param.code}" needs ${components.length} $-separated values`, param.code);
   const p = ctx.params;
   const checks = components.map(({ param: part }, i) => {
     const el = `c.tuple->${i}`;
@@ -212,7 +217,7 @@ function compositeSql(param: SearchParam, value: string, t: string, ctx: SearchC
         return `EXISTS (SELECT 1 FROM jsonb_array_elements_text(${el}) s WHERE s LIKE ${p.add(`${escapeLike(normalizeString(v))}%`)})`;
       case 'number': {
         const { prefix, rest } = splitPrefix(v);
-        return `EXISTS (SELECT 1 FROM jsonb_array_elements_text(${el}) n WHERE ${numberSql(prefix, parseNumber(rest, param.code), 'n::numeric', p)})`;
+        return `EXISTS (SELECT 1 FROM jsonb_array_elements_text(${el}) n WHERE ${numberSql(prefix, numberRange(prefix, rest, param.code), 'n::numeric', p)})`;
       }
       case 'quantity':
          return quantitySql(v, `jsonb_array_elements(${el}) qj(q)`, `(q->>'v')::numeric`, (unit) => `(q->'u') ? ${p.add(unit)}`, p, param.code);

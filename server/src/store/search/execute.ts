@@ -39,14 +39,16 @@ export async function executeSearch(sql: Sql, query: SearchQuery, baseUrl: strin
   };
 
   const result: SearchResult = { matches: [], included: [] };
-  if (query.total === 'accurate' || query.summary === 'count') {
+  // _summary=count and _count=0 ask for the total alone
+  const countOnly = query.summary === 'count' || query.count === 0;
+  if (query.total === 'estimate') {
+    result.total = await estimate(sql, type, where);
+  } else if (query.total === 'accurate' || (countOnly && query.total !== 'none')) {
     const params = new Params();
     const rows = await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${quote(type)} t WHERE ${where(params)}`, params.values);
     result.total = rows[0].n;
-  } else if (query.total === 'estimate') {
-    result.total = await estimate(sql, type, where);
   }
-  if (query.summary === 'count' || query.count === 0) return result;
+  if (countOnly) return result;
 
   const keys = orderKeys(query.sort);
   const cursor = query.cursor ? decodeCursor(query.cursor, keys.length) : undefined;
@@ -68,7 +70,7 @@ export async function executeSearch(sql: Sql, query: SearchQuery, baseUrl: strin
     if (backwards ? true : more) result.next = encodeCursor({ k: keyOf(page[page.length - 1]), d: 'n' });
     if (cursor && (backwards ? more : true)) result.previous = encodeCursor({ k: keyOf(page[0]), d: 'p' });
   }
-  if (result.total === undefined && !cursor && !more) result.total = page.length;
+  if (result.total === undefined && query.total !== 'none' && !cursor && !more) result.total = page.length;
   result.matches = page.map((r) => ({ resourceType: type, id: r.id, content: r.content }));
   result.included = await includes(sql, query, result.matches, restrict);
   return result;

@@ -1,5 +1,6 @@
 import { getSearchParams, isKnownResourceType, type SearchParam } from '../../definitions.ts';
 import { badRequest, notSupported } from '../../fhir/outcome.ts';
+import { parseDate, parseNumber, splitPrefix } from './values.ts';
 
 /**
  * A parsed FHIR search: the URL's parameters checked against the type's SearchParameters, so that
@@ -41,13 +42,11 @@ const MAX_CHAIN_DEPTH = 4;
 export function parseSearch(resourceType: string, params: URLSearchParams, lenient = false): SearchQuery {
   const query: SearchQuery = { resourceType, filters: [], sort: [], count: DEFAULT_COUNT, include: [], revinclude: [], ignored: [] };
   for (const [key, value] of params) {
-    const base = key.split(':')[0];
-    if (RESULT_PARAMS.has(base)) {
-      parseResultParam(query, key, value);
-      continue;
-    }
+    // an empty value (`name=`) is ignored, as servers commonly do, rather than matching everything
+    if (value === '') continue;
     try {
-      query.filters.push(parseFilter(resourceType, key, value, 0));
+      if (RESULT_PARAMS.has(key.split(':')[0])) parseResultParam(query, key, value);
+      else query.filters.push(parseFilter(resourceType, key, value, 0));
     } catch (err) {
       if (!lenient) throw err;
       query.ignored.push(key);
@@ -85,7 +84,7 @@ function parseResultParam(query: SearchQuery, key: string, value: string): void 
     case '_include':
     case '_revinclude': {
       if (modifier && modifier !== 'iterate' && modifier !== 'recurse') throw badRequest(`Unknown modifier :${modifier} on ${base}`, key);
-      const spec = parseInclude(value, Boolean(modifier), key);
+      const spec = parseInclude(query.resourceType, value, Boolean(modifier), key);
       (base === '_include' ? query.include : query.revinclude).push(spec);
       break;
     }
@@ -102,8 +101,9 @@ function parseSortKey(resourceType: string, item: string): SortKey {
   return { code, param, descending };
 }
 
-function parseInclude(value: string, iterate: boolean, key: string): IncludeSpec {
-  const [sourceType, code, targetType] = value.split(':');
+/** `Source:param[:Target]`, `Source:*`, or `*` (every reference of the searched type). */
+function parseInclude(resourceType: string, value: string, iterate: boolean, key: string): IncludeSpec {
+  const [sourceType, code, targetType] = value === '*' ? [resourceType, '*'] : value.split(':');
   if (!sourceType || !isKnownResourceType(sourceType)) throw badRequest(`Unknown resource type in ${key}=${value}`, key);
   if (targetType !== undefined && !isKnownResourceType(targetType)) throw badRequest(`Unknown target type in ${key}=${value}`, key);
   const refs = [...getSearchParams(sourceType).values()].filter((p) => p.type === 'reference');
@@ -127,10 +127,14 @@ export function parseFilter(resourceType: string, key: string, value: string, de
   const head = dot < 0 ? key : key.slice(0, dot);
   const [code, modifier, extra] = head.split(':');
   if (extra !== undefined) throw badRequest(`Malformed parameter "${key}"`, key);
-  const values = splitValues(value);
+  // empty items of a list (`male,`) would match everything as a string prefix: they are dropped
+  const values = splitValues(value).filter((v) => v !== '');
+  if (values.length === 0) throw badRequest(`"${key}" has no value`, key);
   if (code === '_id' || code === '_lastUpdated') {
     if (dot >= 0) throw badRequest(`${code} cannot be chained`, key);
-    if (modifier && modifier !== 'missing' && modifier !== 'not') throw badRequest(`Unknown modifier :${modifier} on ${code}`, key);
+    if (modifier && modifier !== 'missing' && (modifier !== 'not' || code !== '_id')) throw badRequest(`Unknown modifier :${modifier} on ${code}`, key);
+    if (modifier === 'missing') checkMissing(values, key);
+    else if (code === '_lastUpdated') for (const v of values) parseDate(splitPrefix(v).rest, key);
     return { kind: code === '_id' ? 'id' : 'lastUpdated', modifier, values };
   }
   const param = getSearchParams(resourceType).get(code);
@@ -145,7 +149,38 @@ export function parseFilter(resourceType: string, key: string, value: string, de
     return { kind: 'chain', param, targets, inner: targets.map((t) => parseFilter(t, rest, value, depth + 1)) };
   }
   checkModifier(param, modifier, key);
+  if (modifier === 'missing') checkMissing(values, key);
+  else for (const v of values) checkValue(param, modifier, v, key);
   return { kind: 'param', param, modifier, values };
+}
+
+function checkMissing(values: string[], key: string): void {
+  if (values.length !== 1 || (values[0] !== 'true' && values[0] !== 'false')) throw badRequest(`:missing takes true or false`, key);
+}
+
+/** Rejects values the SQL stage could not read, so that lenient handling can ignore them instead. */
+function checkValue(param: SearchParam, modifier: string | undefined, value: string, key: string): void {
+  switch (param.type) {
+    case 'date':
+      parseDate(splitPrefix(value).rest, key);
+      break;
+    case 'number':
+      parseNumber(splitPrefix(value).rest, key);
+      break;
+    case 'quantity':
+      parseNumber(splitPrefix(value.split('|')[0]).rest, key);
+      break;
+    case 'token':
+      if (modifier === 'of-type' && value.split('|').length !== 3) throw badRequest(`:of-type takes system|code|value, not "${value}"`, key);
+      break;
+    case 'composite': {
+      const parts = value.split('$');
+      const components = param.components ?? [];
+      if (parts.length !== components.length) throw badRequest(`Composite "${param.code}" needs ${components.length} $-separated values`, key);
+      components.forEach((c, i) => checkValue(c.param, undefined, parts[i], key));
+      break;
+    }
+  }
 }
 
 function chainable(type: string, rest: string): boolean {

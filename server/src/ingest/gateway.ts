@@ -1,0 +1,185 @@
+import type { Observation } from '@medplum/fhirtypes';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { FhirError } from '../fhir/outcome.ts';
+import type { Repository } from '../store/repository.ts';
+import { validate } from '../store/repository.ts';
+import { DeadLetters } from './dead-letters.ts';
+import type { IdentityResolver } from './identity.ts';
+import type { MappingStore } from './mappings.ts';
+import { IDENTIFIER_SYSTEM, groupByIdentity, mergeObservation, type CompiledMapping, type Measurement } from './template/index.ts';
+
+export type Outcome = 'created' | 'updated' | 'unchanged';
+
+export type MessageResult =
+  | { status: 'ok'; observations: { id: string; outcome: Outcome }[]; warnings?: string[] }
+  | { status: 'rejected'; reason: string; deadLetterId: string };
+
+interface Pending {
+  observation: Observation;
+  key: string;
+  messages: Set<number>;
+}
+
+/**
+ * Device messages to stored Observations: template mapping, identity resolution, then one
+ * database transaction that creates new Observations and merges re-sent or grouped ones by their
+ * deterministic identifier. Bad messages are dead-lettered without affecting the good ones, and
+ * the answer comes only after the good ones are committed.
+ */
+export class IngestGateway {
+  readonly #repo: Repository;
+  readonly #mappings: MappingStore;
+  readonly #identities: IdentityResolver;
+  readonly deadLetters: DeadLetters;
+  readonly #metrics: ReturnType<typeof ingestMetrics>;
+
+  constructor(repo: Repository, mappings: MappingStore, identities: IdentityResolver, registry: Registry) {
+    this.#repo = repo;
+    this.#mappings = mappings;
+    this.#identities = identities;
+    this.deadLetters = new DeadLetters(repo.db);
+    this.#metrics = ingestMetrics(registry);
+  }
+
+  /** undefined when the mapping does not exist. */
+  async ingest(mappingName: string, messages: unknown[]): Promise<MessageResult[] | undefined> {
+    const mapping = await this.#mappings.compiled(mappingName);
+    if (!mapping) return undefined;
+    this.#metrics.messages.inc({ mapping: mappingName }, messages.length);
+    const rejected = new Map<number, string>();
+    const warnings = new Map<number, string[]>();
+    const pending = new Map<string, Pending>();
+    const issued = new Date().toISOString();
+
+    const byMessage = messages.map((message, i) => {
+      const { measurements, rejections } = mapping.normalize(message);
+      if (measurements.length === 0) rejected.set(i, rejections.map((r) => r.reason).join('; ') || 'No template matched the message');
+      else if (rejections.length) warnings.set(i, rejections.map((r) => r.reason));
+      this.#metrics.measurements.inc({ mapping: mappingName }, measurements.length);
+      return measurements;
+    });
+    for (const [i, measurements] of byMessage.entries()) {
+      if (rejected.has(i)) continue;
+      const problem = await this.#place(mapping, measurements, i, issued, pending);
+      if (problem) rejected.set(i, problem);
+    }
+    const outcomes = await this.#write(pending, rejected);
+    const dead = [...rejected.entries()];
+    const deadIds = await this.deadLetters.add(dead.map(([i, reason]) => ({ mapping: mappingName, reason, message: messages[i] })));
+    for (const [, reason] of dead) this.#metrics.rejected.inc({ mapping: mappingName, reason: reasonClass(reason) });
+    const deadById = new Map(dead.map(([i], k) => [i, deadIds[k]]));
+    return messages.map((_, i) => {
+      const reason = rejected.get(i);
+      if (reason !== undefined) return { status: 'rejected', reason, deadLetterId: deadById.get(i) as string };
+      const observations = [...pending.values()].filter((p) => p.messages.has(i)).map((p) => outcomes.get(p.key) as { id: string; outcome: Outcome });
+      return { status: 'ok', observations, ...(warnings.has(i) ? { warnings: warnings.get(i) } : {}) };
+    });
+  }
+
+  /** Resolves the message's devices and folds its Observations into the batch; returns a rejection reason. */
+  async #place(mapping: CompiledMapping, measurements: Measurement[], i: number, issued: string, pending: Map<string, Pending>): Promise<string | undefined> {
+    const built: Observation[] = [];
+    for (const group of groupByIdentity(measurements)) {
+      const identity = await this.#identities.resolve(mapping.identityResolution, group.deviceId, group.patientId);
+      if ('reject' in identity) return identity.reject;
+      const { observations, rejections } = mapping.toObservations(group.measurements, { issued, device: identity.device, subject: identity.subject });
+      if (rejections.length) return rejections.map((r) => r.reason).join('; ');
+      built.push(...observations);
+    }
+    for (const observation of built) {
+      try {
+        validate(observation);
+      } catch (err) {
+        if (err instanceof FhirError) return `Mapped Observation is invalid: ${err.message}`;
+        throw err;
+      }
+    }
+    for (const observation of built) {
+      const key = identifierOf(observation);
+      const existing = pending.get(key);
+      if (!existing) {
+        pending.set(key, { observation, key, messages: new Set([i]) });
+      } else {
+        const merged = mergeObservation(existing.observation, observation);
+        if (merged.conflict) return merged.conflict;
+        existing.observation = merged.observation;
+        existing.messages.add(i);
+      }
+    }
+    return undefined;
+  }
+
+  async #write(pending: Map<string, Pending>, rejected: Map<number, string>): Promise<Map<string, { id: string; outcome: Outcome }>> {
+    const outcomes = new Map<string, { id: string; outcome: Outcome }>();
+    if (pending.size === 0) return outcomes;
+    const keys = [...pending.keys()].sort();
+    await this.#repo.transaction(async (w) => {
+      // Serialise on each reading's identity, so concurrent re-sends cannot create duplicates.
+      await w.sql.query('SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(x, 11) AS k FROM unnest($1::text[]) x ORDER BY k) s', [keys]);
+      const rows = await w.sql.query<{ id: string; content: string }>(
+        'SELECT id, content FROM "Observation" WHERE identifier && $1 AND NOT deleted',
+        [keys.map((k) => `${IDENTIFIER_SYSTEM}|${k}`)],
+      );
+      const stored = new Map(rows.map((r) => {
+        const o = JSON.parse(r.content) as Observation;
+        return [identifierOf(o), o];
+      }));
+      const creates: Pending[] = [];
+      for (const p of pending.values()) {
+        const existing = stored.get(p.key);
+        if (!existing) {
+          creates.push(p);
+          continue;
+        }
+        const merged = mergeObservation(existing, p.observation);
+        if (merged.conflict) {
+          for (const i of p.messages) rejected.set(i, merged.conflict);
+        } else if (merged.changed) {
+          await w.update(merged.observation);
+          outcomes.set(p.key, { id: existing.id as string, outcome: 'updated' });
+        } else {
+          outcomes.set(p.key, { id: existing.id as string, outcome: 'unchanged' });
+        }
+      }
+      const written = await w.createMany(creates.map((p) => ({ resource: p.observation, id: crypto.randomUUID() })));
+      creates.forEach((p, k) => outcomes.set(p.key, { id: written[k].resource.id as string, outcome: 'created' }));
+    });
+    const now = Date.now();
+    for (const [key, o] of outcomes) {
+      this.#metrics.observations.inc({ outcome: o.outcome });
+      const effective = pending.get(key)?.observation;
+      const at = Date.parse(effective?.effectiveDateTime ?? effective?.effectivePeriod?.end ?? '');
+      if (o.outcome !== 'unchanged' && Number.isFinite(at)) this.#metrics.latency.observe(Math.max(0, (now - at) / 1000));
+    }
+    return outcomes;
+  }
+}
+
+function identifierOf(o: Observation): string {
+  return o.identifier?.find((i) => i.system === IDENTIFIER_SYSTEM)?.value as string;
+}
+
+/** A bounded label for the rejection counter. */
+function reasonClass(reason: string): string {
+  if (reason.startsWith('Unknown device')) return 'unknown-device';
+  if (reason.includes('not bound')) return 'unbound-device';
+  if (reason.includes('bound to')) return 'device-bound-elsewhere';
+  if (reason.startsWith('Mapped Observation is invalid')) return 'invalid-observation';
+  if (reason.startsWith('No template matched')) return 'no-template';
+  return 'invalid-message';
+}
+
+function ingestMetrics(registry: Registry) {
+  return {
+    messages: new Counter({ name: 'vigil_ingest_messages_total', help: 'Device messages received', labelNames: ['mapping'], registers: [registry] }),
+    measurements: new Counter({ name: 'vigil_ingest_measurements_total', help: 'Measurements extracted from messages', labelNames: ['mapping'], registers: [registry] }),
+    observations: new Counter({ name: 'vigil_ingest_observations_total', help: 'Observations by outcome', labelNames: ['outcome'], registers: [registry] }),
+    rejected: new Counter({ name: 'vigil_ingest_rejected_total', help: 'Rejected messages by reason', labelNames: ['mapping', 'reason'], registers: [registry] }),
+    latency: new Histogram({
+      name: 'vigil_ingest_latency_seconds',
+      help: 'Device timestamp to commit',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DRIVERS, request, useServer } from '../support.ts';
+
+const now = () => new Date(Date.now() - 60_000).toISOString().replace(/\.\d+Z$/, 'Z');
+const post = async (base: string, mapping: string, body: unknown) => {
+  const res = await fetch(`${base}/ingest/${mapping}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  return { status: res.status, body: (await res.json()) as any };
+};
+
+for (const driver of DRIVERS) {
+  describe(`device ingest over HTTP (${driver})`, () => {
+    const s = useServer(driver);
+
+    const enrol = async (deviceId: string) => {
+      const patient = (await request('POST', `${s.fhir}/Patient`, { resourceType: 'Patient' })).body;
+      await request('POST', `${s.fhir}/Device`, { resourceType: 'Device', identifier: [{ system: 'urn:serial', value: deviceId }], patient: { reference: `Patient/${patient.id}` } });
+      return patient.id as string;
+    };
+
+    it('maps readings to Observations once, whatever is re-sent, and dead-letters the bad ones', async () => {
+      const patientId = await enrol('gw-1');
+      const t = now();
+      const hr = { deviceId: 'gw-1', timestamp: t, type: 'heart-rate', value: 72, unit: '/min' };
+      const res = await post(s.base, 'vigil-generic', [
+        hr,
+        { deviceId: 'gw-1', timestamp: t, type: 'systolic', value: 128, unit: 'mmHg' },
+        { deviceId: 'gw-unknown', timestamp: t, type: 'heart-rate', value: 70, unit: '/min' },
+        { deviceId: 'gw-1', timestamp: t, type: 'diastolic', value: 81, unit: 'mmHg' },
+        { deviceId: 'gw-1', timestamp: t, type: 'heart-rate', value: 'fast', unit: '/min' },
+      ]);
+      assert.equal(res.status, 200);
+      assert.deepEqual(res.body.results.map((r: any) => r.status), ['ok', 'ok', 'rejected', 'ok', 'rejected']);
+      assert.match(res.body.results[2].reason, /Unknown device "gw-unknown"/);
+      const hrId = res.body.results[0].observations[0].id;
+      assert.equal(res.body.results[0].observations[0].outcome, 'created');
+      assert.equal(res.body.results[1].observations[0].id, res.body.results[3].observations[0].id, 'systolic and diastolic make one panel');
+
+      const again = await post(s.base, 'vigil-generic', hr);
+      assert.deepEqual(again.body.results[0].observations, [{ id: hrId, outcome: 'unchanged' }]);
+
+      const obs = (await request('GET', `${s.fhir}/Observation?patient=Patient/${patientId}&_sort=code`)).body.entry.map((e: any) => e.resource);
+      assert.equal(obs.length, 2);
+      const heart = obs.find((o: any) => o.code.coding[0].code === '8867-4');
+      assert.equal(heart.valueQuantity.value, 72);
+      assert.equal(heart.valueQuantity.code, '/min');
+      assert.equal(Date.parse(heart.effectiveDateTime), Date.parse(t));
+      assert.match(heart.device.reference, /^Device\//);
+      assert.equal(heart.subject.reference, `Patient/${patientId}`);
+      assert.ok(heart.issued);
+      assert.equal(heart.identifier[0].system, 'urn:vigil:ingest');
+      const bp = obs.find((o: any) => o.code.coding[0].code === '85354-9');
+      assert.deepEqual(bp.component.map((c: any) => [c.code.coding[0].code, c.valueQuantity.value]).sort(), [['8462-4', 81], ['8480-6', 128]]);
+
+      const dead = await fetch(`${s.base}/ingest/dead-letters?mapping=vigil-generic`).then((r) => r.json()) as any;
+      assert.ok(dead.deadLetters.some((d: any) => d.id === res.body.results[2].deadLetterId && d.message.deviceId === 'gw-unknown'));
+    });
+
+    it('replays a dead letter once its device is enrolled', async () => {
+      const res = await post(s.base, 'vigil-generic', { deviceId: 'gw-late', timestamp: now(), type: 'spo2', value: 95, unit: '%' });
+      const id = res.body.results[0].deadLetterId;
+      assert.ok(id);
+      await enrol('gw-late');
+      const replay = await fetch(`${s.base}/ingest/dead-letters/${id}/$replay`, { method: 'POST' }).then((r) => r.json()) as any;
+      assert.equal(replay.result.status, 'ok');
+      assert.equal(replay.result.observations[0].outcome, 'created');
+    });
+
+    it('creates Patient and Device in Create mode, idempotently under concurrency, never re-binding', async () => {
+      const generic = await fetch(`${s.base}/ingest/mappings/vigil-generic`).then((r) => r.json()) as any;
+      const { name: _n, updatedAt: _u, ...definition } = generic;
+      const put = await fetch(`${s.base}/ingest/mappings/auto-enrol`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...definition, identityResolution: 'Create' }) });
+      assert.equal(put.status, 201);
+      const t = now();
+      const results = await Promise.all(Array.from({ length: 6 }, (_, i) =>
+        post(s.base, 'auto-enrol', { deviceId: 'auto-1', patientId: 'mrn-1', timestamp: t, type: 'heart-rate', value: 60 + i, unit: '/min' })));
+      assert.ok(results.every((r) => r.body.results[0].status === 'ok'));
+      assert.equal((await request('GET', `${s.fhir}/Device?identifier=auto-1`)).body.entry.length, 1);
+      assert.equal((await request('GET', `${s.fhir}/Patient?identifier=urn:vigil:patient-id|mrn-1`)).body.entry.length, 1);
+      const stolen = await post(s.base, 'auto-enrol', { deviceId: 'auto-1', patientId: 'mrn-2', timestamp: t, type: 'heart-rate', value: 61, unit: '/min' });
+      assert.equal(stolen.body.results[0].status, 'rejected');
+      assert.match(stolen.body.results[0].reason, /bound to/);
+    });
+
+    it('refuses invalid mappings with the template and field', async () => {
+      const bad = await fetch(`${s.base}/ingest/mappings/broken`, {
+        method: 'PUT', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ deviceMapping: { templateType: 'CollectionContent', template: [{ templateType: 'NoSuchContent', template: {} }] }, fhirMapping: { templateType: 'CollectionFhir', template: [] } }),
+      });
+      assert.equal(bad.status, 400);
+      const outcome = await bad.json() as any;
+      assert.equal(outcome.resourceType, 'OperationOutcome');
+      assert.match(outcome.issue[0].expression[0], /deviceMapping\.template\[0\]/);
+      assert.equal((await fetch(`${s.base}/ingest/mappings/broken`)).status, 404);
+    });
+
+    it('keeps a non-JSON body as a dead letter and answers 400; unknown mapping is 404', async () => {
+      const res = await fetch(`${s.base}/ingest/vigil-generic`, { method: 'POST', body: '{not json' });
+      assert.equal(res.status, 400);
+      assert.match(JSON.stringify(await res.json()), /dead letter/);
+      assert.equal((await post(s.base, 'no-such-mapping', { a: 1 })).status, 404);
+    });
+  });
+}
