@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { loadConfig, type Config } from './config.ts';
 import { loadRequiredBindings } from './bindings.ts';
 import { loadDefinitions } from './definitions.ts';
+import { loadProfiles } from './profiles.ts';
 import { createApp } from './http.ts';
 import { IngestGateway } from './ingest/gateway.ts';
 import { IdentityResolver } from './ingest/identity.ts';
@@ -35,6 +36,7 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   const logger = createLogger(config.logLevel);
   loadDefinitions();
   loadRequiredBindings();
+  loadProfiles();
   const db = await openDatabase(config);
   const applied = await migrate(db);
   if (applied.length) logger.info({ applied }, 'database migrated');

@@ -2,7 +2,7 @@ import type { Observation } from '@medplum/fhirtypes';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { FhirError } from '../fhir/outcome.ts';
 import type { Repository } from '../store/repository.ts';
-import { validate } from '../store/repository.ts';
+import { validate } from '../store/validation.ts';
 import { DeadLetters } from './dead-letters.ts';
 import type { IdentityResolver } from './identity.ts';
 import type { MappingStore } from './mappings.ts';

@@ -1,7 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { OperationOutcomeError, validateResource } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
-import { checkRequiredBindings } from '../bindings.ts';
 import { isKnownResourceType } from '../definitions.ts';
 import { FhirError, badRequest, gone, notFound, preconditionFailed } from '../fhir/outcome.ts';
 import { quote } from './columns.ts';
@@ -10,6 +8,7 @@ import type { ChangeEvent, ChangeFeed } from './events.ts';
 import { extractIndex } from './extract.ts';
 import { InsertBatcher, insertRowsSql } from './insert-batcher.ts';
 import { historyTable, tableColumns } from './schema.ts';
+import { validate } from './validation.ts';
 
 /** A stored version as the database holds it: the JSON text is served as is, never re-serialised. */
 export interface StoredVersion {
@@ -226,18 +225,6 @@ function prepare(resource: Resource, id: string, version: number): Resource {
   const stored = { ...resource, id, meta: { ...resource.meta, versionId: String(version), lastUpdated: new Date().toISOString() } } as Resource;
   validate(stored);
   return stored;
-}
-
-/** Throws a 400 FhirError naming every problem of the resource against the R4 definitions. */
-export function validate(resource: Resource): void {
-  try {
-    validateResource(resource);
-  } catch (err) {
-    if (err instanceof OperationOutcomeError) throw new FhirError(400, err.outcome.issue ?? []);
-    throw err;
-  }
-  const issues = checkRequiredBindings(resource);
-  if (issues.length) throw new FhirError(400, issues);
 }
 
 const updateCache = new Map<string, string>();

@@ -1,0 +1,263 @@
+import { DelayedError, Queue, Worker } from 'bullmq';
+import type { Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import { backoffDelay, DEFAULT_CLOSE_TIMEOUT_MS, resolveOptions, settlesWithin, toError } from './options.ts';
+import type { Backoff, CloseOptions, DeadLetter, EnqueueOptions, JobHandler, JobQueue, ProcessOptions } from './queue.ts';
+
+/*
+ * Per-key ordering (groupKey). BullMQ has no groups outside its Pro edition, and a queue per key
+ * would need a worker per key in every process. Instead every grouped job is a normal job in the
+ * one queue, and Redis keeps, per key, a list of its job ids in enqueue order:
+ * - only the list's head is due; later jobs are added "parked" (delayed by parkMs);
+ * - when the head finishes (completes or is dead-lettered), its worker pops it and promotes the
+ *   new head; a head that is retrying stays head, so later jobs wait for it;
+ * - a parked job that wakes on its own re-checks: if the head's job is gone or finished for longer
+ *   than staleMs (its process died between two steps), it removes that head and moves on.
+ * Any number of worker processes can share the queue: they only ever run a key's head.
+ */
+
+/** Wait times of the group bookkeeping; tests shorten them to exercise repairs. */
+export interface GroupTiming {
+  /** How long a non-head job sleeps before checking again whether its group is stuck. */
+  parkMs: number;
+  /** How long a finished or missing head may stay in its list before others skip it. */
+  staleMs: number;
+}
+
+export interface BullMqQueueOptions {
+  redis: Redis;
+  prefix: string;
+  onError: (error: Error) => void;
+  groupTiming?: GroupTiming;
+}
+
+interface Envelope<T> {
+  id: string;
+  data: T;
+  groupKey?: string;
+  backoff: Backoff;
+  /** When a delayed grouped job may run once it becomes its group's head. */
+  runAt: number;
+}
+
+interface Running<T> {
+  job: Job<Envelope<T>>;
+  token?: string;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+const JOB_NAME = 'job';
+const BACKOFF_TYPE = 'vigil-jitter';
+
+/** Keys: group list, group index (id → enqueue time), the job's own hash. Args: id, now. Returns the position, or 0 if the id exists. */
+const ENQUEUE_IN_GROUP = `
+if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then
+  return 0
+end
+return redis.call('RPUSH', KEYS[1], ARGV[1])`;
+
+/** Keys: group list, group index. Arg: the finished job's id. Pops it if it is the head; returns the new head. */
+const ADVANCE_GROUP = `
+if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then
+  redis.call('LPOP', KEYS[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+end
+return redis.call('LINDEX', KEYS[1], 0)`;
+
+/** One connection per factory, shared by all its queues and workers (workers add their own blocking one). */
+export function connectRedis(url: string, onError: (error: Error) => void): Redis {
+  // BullMQ needs maxRetriesPerRequest: null so commands wait out a reconnect instead of failing.
+  const redis = new Redis(url, { maxRetriesPerRequest: null });
+  redis.on('error', onError);
+  return redis;
+}
+
+/** BullMQ rejects ids containing ':' and integer-like ids; the prefix and escape keep any id usable. */
+function toBullId(id: string): string {
+  return `j${id.replaceAll('%', '%25').replaceAll(':', '%3A')}`;
+}
+
+export class BullMqQueue<T> implements JobQueue<T> {
+  readonly name: string;
+  readonly #redis: Redis;
+  readonly #prefix: string;
+  readonly #onError: (error: Error) => void;
+  readonly #timing: GroupTiming;
+  readonly #queue: Queue<Envelope<T>>;
+  readonly #running = new Map<string, Running<T>>();
+  #worker?: Worker<Envelope<T>>;
+  #closed = false;
+
+  constructor(name: string, options: BullMqQueueOptions) {
+    this.name = name;
+    this.#redis = options.redis;
+    this.#prefix = options.prefix;
+    this.#onError = options.onError;
+    this.#timing = options.groupTiming ?? { parkMs: 5 * 60_000, staleMs: 60_000 };
+    this.#queue = new Queue<Envelope<T>>(name, {
+      connection: options.redis,
+      prefix: options.prefix,
+      // Completed jobs go at once (so their id can be enqueued again); failed ones are the dead letters.
+      defaultJobOptions: { removeOnComplete: true, removeOnFail: false },
+    });
+    this.#queue.on('error', this.#onError);
+  }
+
+  async enqueue(data: T, options: EnqueueOptions = {}): Promise<string> {
+    if (this.#closed) throw new Error(`queue ${this.name} is closed`);
+    const { jobId, delayMs, attempts, backoff, groupKey } = resolveOptions(options);
+    const bullId = toBullId(jobId);
+    const now = Date.now();
+    const envelope: Envelope<T> = { id: jobId, data, groupKey, backoff, runAt: now + delayMs };
+    const add = (delay: number) =>
+      this.#queue.add(JOB_NAME, envelope, { jobId: bullId, delay, attempts, backoff: { type: BACKOFF_TYPE } });
+    if (groupKey === undefined) {
+      await add(delayMs);
+      return jobId;
+    }
+    const list = this.#groupList(groupKey);
+    const position = await this.#redis.eval(ENQUEUE_IN_GROUP, 3, list, this.#groupIndex(), this.#queue.toKey(bullId), bullId, now);
+    if (position === 0) return jobId;
+    if (position === 1) {
+      await add(delayMs);
+      return jobId;
+    }
+    await add(this.#timing.parkMs);
+    // The head may have finished between the push and the add, when there was nothing to promote yet.
+    if ((await this.#redis.lindex(list, 0)) === bullId) await this.#promote(bullId);
+    return jobId;
+  }
+
+  process(handler: JobHandler<T>, options: ProcessOptions<T> = {}): void {
+    if (this.#worker) throw new Error(`queue ${this.name} already has a handler`);
+    if (this.#closed) throw new Error(`queue ${this.name} is closed`);
+    const worker = new Worker<Envelope<T>>(this.name, (job, token) => this.#track(job, token, handler), {
+      connection: this.#redis,
+      prefix: this.#prefix,
+      concurrency: options.concurrency ?? 1,
+      settings: { backoffStrategy: (attemptsMade, _type, _error, job) => backoffDelay(attemptsMade, job!.data.backoff) },
+    });
+    worker.on('error', this.#onError);
+    const { onDeadLetter } = options;
+    if (onDeadLetter) {
+      worker.on('failed', (job) => {
+        if (!job || job.attemptsMade < (job.opts.attempts ?? 1)) return;
+        try {
+          onDeadLetter(deadLetter(job));
+        } catch (error) {
+          this.#onError(toError(error));
+        }
+      });
+    }
+    this.#worker = worker;
+  }
+
+  async deadLetters(limit = 100): Promise<DeadLetter<T>[]> {
+    const jobs = await this.#queue.getFailed(0, limit - 1);
+    return jobs.map((job) => deadLetter(job as Job<Envelope<T>>));
+  }
+
+  async close(options: CloseOptions = {}): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const worker = this.#worker;
+    if (worker) {
+      await worker.pause(true);
+      const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);
+      // Looked at again after each wait: a job fetched just before the pause may start late.
+      while (this.#running.size > 0 && Date.now() < deadline) {
+        const done = [...this.#running.values()].map((running) => running.done);
+        await settlesWithin(Promise.allSettled(done), deadline - Date.now());
+      }
+      const stragglers = [...this.#running.values()];
+      if (stragglers.length === 0) {
+        await worker.close();
+      } else {
+        // Hand them back now; left to BullMQ's stall detection they would wait for their lock to expire.
+        for (const running of stragglers) running.abort.abort();
+        await Promise.all(stragglers.map((running) => running.job.moveToWait(running.token).catch(this.#onError)));
+        await worker.close(true);
+      }
+    }
+    await this.#queue.close();
+  }
+
+  #track(job: Job<Envelope<T>>, token: string | undefined, handler: JobHandler<T>): Promise<void> {
+    const abort = new AbortController();
+    const done = this.#run(job, token, handler, abort.signal);
+    this.#running.set(job.id!, { job, token, abort, done });
+    return done.finally(() => this.#running.delete(job.id!));
+  }
+
+  async #run(job: Job<Envelope<T>>, token: string | undefined, handler: JobHandler<T>, signal: AbortSignal): Promise<void> {
+    const { id, data, groupKey, runAt } = job.data;
+    const bullId = job.id!;
+    if (groupKey !== undefined) {
+      const wakeAt = (await this.#isTurn(groupKey, bullId)) ? runAt : Date.now() + this.#timing.parkMs;
+      if (wakeAt > Date.now()) {
+        await job.moveToDelayed(wakeAt, token);
+        throw new DelayedError();
+      }
+    }
+    try {
+      await handler({ id, data, groupKey, attempt: job.attemptsMade + 1, signal });
+    } catch (error) {
+      const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      if (groupKey !== undefined && last && !signal.aborted) await this.#advance(groupKey, bullId).catch(this.#onError);
+      throw error;
+    }
+    // An aborted job was handed back to the queue: it is still its group's head.
+    if (groupKey !== undefined && !signal.aborted) await this.#advance(groupKey, bullId).catch(this.#onError);
+  }
+
+  /** Whether the job heads its group, first skipping heads that a dead process left behind. */
+  async #isTurn(groupKey: string, bullId: string): Promise<boolean> {
+    const list = this.#groupList(groupKey);
+    for (;;) {
+      const head = await this.#redis.lindex(list, 0);
+      // null: the job is missing from its group's bookkeeping; running it beats stranding it.
+      if (head === null || head === bullId) return true;
+      if (!(await this.#isStale(head))) return false;
+      await this.#advance(groupKey, head);
+    }
+  }
+
+  async #isStale(bullId: string): Promise<boolean> {
+    const enqueuedAt = Number(await this.#redis.hget(this.#groupIndex(), bullId));
+    if (Date.now() - enqueuedAt < this.#timing.staleMs) return false;
+    const state = await this.#queue.getJobState(bullId);
+    return state === 'unknown' || state === 'completed' || state === 'failed';
+  }
+
+  /** Removes a finished head and wakes the next job of its group. */
+  async #advance(groupKey: string, bullId: string): Promise<void> {
+    const next = await this.#redis.eval(ADVANCE_GROUP, 2, this.#groupList(groupKey), this.#groupIndex(), bullId);
+    if (typeof next === 'string') await this.#promote(next);
+  }
+
+  async #promote(bullId: string): Promise<void> {
+    const job = await this.#queue.getJob(bullId);
+    // Fails unless the job is parked: already promoted, running, or not yet added (its enqueuer promotes it).
+    await job?.promote().catch(() => {});
+  }
+
+  #groupList(groupKey: string): string {
+    return this.#queue.toKey(`vigil-group:${groupKey}`);
+  }
+
+  #groupIndex(): string {
+    return this.#queue.toKey('vigil-groups');
+  }
+}
+
+function deadLetter<T>(job: Job<Envelope<T>>): DeadLetter<T> {
+  return {
+    id: job.data.id,
+    data: job.data.data,
+    groupKey: job.data.groupKey,
+    attempts: job.attemptsMade,
+    error: job.failedReason,
+    failedAt: job.finishedOn ?? 0,
+  };
+}

@@ -1,0 +1,110 @@
+import { BullMqQueue, connectRedis } from './bullmq-queue.ts';
+import { MemoryQueue } from './memory-queue.ts';
+
+/** Exponential backoff between attempts: min(capMs, baseMs · 2^(attempt−1)), jittered. */
+export interface Backoff {
+  baseMs: number;
+  capMs: number;
+}
+
+export interface EnqueueOptions {
+  /** Deduplicates: while a job with this id exists (waiting, delayed, running or dead-lettered), enqueue is a no-op. */
+  jobId?: string;
+  delayMs?: number;
+  /** Total attempts before the job is dead-lettered (1 = no retry). */
+  attempts?: number;
+  backoff?: Backoff;
+  /** Jobs sharing a key run one at a time in enqueue order, across all workers; a retrying job holds back the rest. */
+  groupKey?: string;
+}
+
+export interface JobContext<T> {
+  id: string;
+  data: T;
+  /** 1 on the first run. */
+  attempt: number;
+  groupKey?: string;
+  /** Aborted when close() gives up waiting; the job goes back to the queue (BullMQ) or is dropped (in-process). */
+  signal: AbortSignal;
+}
+
+export type JobHandler<T> = (job: JobContext<T>) => Promise<void>;
+
+export interface DeadLetter<T> {
+  id: string;
+  data: T;
+  groupKey?: string;
+  attempts: number;
+  /** The last attempt's error message. */
+  error: string;
+  failedAt: number;
+}
+
+export interface ProcessOptions<T> {
+  concurrency?: number;
+  /** Called in the process that ran the last attempt, after the job is recorded as dead. */
+  onDeadLetter?: (job: DeadLetter<T>) => void;
+}
+
+export interface CloseOptions {
+  /** How long in-flight jobs may run on before they are aborted. */
+  timeoutMs?: number;
+}
+
+export interface JobQueue<T> {
+  readonly name: string;
+  /** Resolves to the job id (the given jobId or a generated one). */
+  enqueue(data: T, options?: EnqueueOptions): Promise<string>;
+  /** Starts consuming; one handler per queue instance. */
+  process(handler: JobHandler<T>, options?: ProcessOptions<T>): void;
+  /** Most recent first. */
+  deadLetters(limit?: number): Promise<DeadLetter<T>[]>;
+  /** Stops taking jobs and waits for in-flight ones up to the timeout. */
+  close(options?: CloseOptions): Promise<void>;
+}
+
+export interface QueueFactory {
+  /** The same name returns the same queue, so producers and the worker in one process share it. */
+  queue<T>(name: string): JobQueue<T>;
+  close(options?: CloseOptions): Promise<void>;
+}
+
+export interface QueueFactoryConfig {
+  redisUrl?: string;
+  prefix?: string;
+  /** Infrastructure errors (Redis connection, onDeadLetter throwing); job failures go to retries instead. */
+  onError?: (error: Error) => void;
+}
+
+/**
+ * BullMQ on Redis when redisUrl is set (queues shared by every worker process),
+ * otherwise in-process queues for the embedded single-process mode.
+ */
+export function createQueueFactory(config: QueueFactoryConfig = {}): QueueFactory {
+  const onError = config.onError ?? ((error: Error) => console.error(error));
+  const redis = config.redisUrl ? connectRedis(config.redisUrl, onError) : undefined;
+  const prefix = config.prefix ?? 'vigil';
+  const queues = new Map<string, JobQueue<unknown>>();
+  let closed = false;
+  return {
+    queue<T>(name: string): JobQueue<T> {
+      if (closed) throw new Error('queue factory is closed');
+      // BullMQ builds Redis keys as prefix:name:…; the rule applies to both so names stay portable.
+      if (!name || name.includes(':')) throw new Error(`queue name must be non-empty without ':', not "${name}"`);
+      let queue = queues.get(name);
+      if (!queue) {
+        queue = redis ? new BullMqQueue(name, { redis, prefix, onError }) : new MemoryQueue(name, { onError });
+        queues.set(name, queue);
+      }
+      return queue as JobQueue<T>;
+    },
+    async close(options?: CloseOptions): Promise<void> {
+      if (closed) return;
+      closed = true;
+      const open = [...queues.values()];
+      queues.clear();
+      await Promise.all(open.map((queue) => queue.close(options)));
+      await redis?.quit();
+    },
+  };
+}

@@ -1,0 +1,28 @@
+import { OperationOutcomeError, validateResource } from '@medplum/core';
+import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
+import { checkRequiredBindings } from '../bindings.ts';
+import { FhirError, unprocessable } from '../fhir/outcome.ts';
+import { validateAgainstProfiles } from '../profiles.ts';
+
+/**
+ * What every write checks, and what $validate reports: the R4 structure (@medplum/core), required
+ * bindings, and the Vigil profiles the resource claims (or that the caller names).
+ */
+export function validationIssues(resource: Resource, profiles: readonly string[] = resource.meta?.profile ?? []): { base: OperationOutcomeIssue[]; profile: OperationOutcomeIssue[] } {
+  let base: OperationOutcomeIssue[];
+  try {
+    base = validateResource(resource).filter((i) => i.severity === 'error' || i.severity === 'fatal');
+  } catch (err) {
+    if (!(err instanceof OperationOutcomeError)) throw err;
+    base = err.outcome.issue ?? [];
+  }
+  base.push(...checkRequiredBindings(resource));
+  return { base, profile: validateAgainstProfiles(resource, profiles) };
+}
+
+/** Throws 400 for a resource that is not valid R4, 422 for one that breaks a profile it claims. */
+export function validate(resource: Resource): void {
+  const { base, profile } = validationIssues(resource);
+  if (base.length) throw new FhirError(400, base);
+  if (profile.length) throw unprocessable(profile);
+}
