@@ -63,7 +63,7 @@ export class InsertBatcher {
 
 const sqlCache = new Map<string, string>();
 
-/** One statement inserting n rows (given in `tableColumns` order) into a type's current and history tables. */
+/** One statement inserting n rows (given in `tableColumns` order) into a type's current and history tables and the outbox. */
 export function insertRowsSql(type: string, n: number): string {
   const key = `${type}|${n}`;
   let sql = sqlCache.get(key);
@@ -82,8 +82,10 @@ function buildInsertRows(type: string, n: number): string {
   const history = Array.from({ length: n }, (_, r) =>
     `(${at('id', r)}, ${at('version_id', r)}, ${at('last_updated', r)}, false, ${at('content', r)})`,
   );
+  const outbox = Array.from({ length: n }, (_, r) => `('${type}', ${at('id', r)}, ${at('version_id', r)}, 'create')`);
   return (
-    `WITH h AS (INSERT INTO ${quote(historyTable(type))} (id, version_id, last_updated, deleted, content) VALUES ${history.join(', ')}) ` +
+    `WITH h AS (INSERT INTO ${quote(historyTable(type))} (id, version_id, last_updated, deleted, content) VALUES ${history.join(', ')}), ` +
+    `o AS (INSERT INTO change_outbox (resource_type, id, version_id, interaction) VALUES ${outbox.join(', ')}) ` +
     `INSERT INTO ${quote(type)} (${width.map(quote).join(', ')}) VALUES ${rows.join(', ')}`
   );
 }

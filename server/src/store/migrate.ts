@@ -33,6 +33,18 @@ const MIGRATIONS: Migration[] = [
       await tx.query('CREATE INDEX ingest_dead_letter_mapping_idx ON ingest_dead_letter (mapping, received_at DESC)');
     },
   },
+  {
+    version: 3,
+    name: 'transactional outbox of committed changes',
+    async up(tx) {
+      // Written in the same statement as each change, drained to the job queue after commit:
+      // a change committed but not yet matched against subscriptions survives a crash.
+      await tx.query(
+        `CREATE TABLE change_outbox (seq bigserial primary key, resource_type text not null, id text not null,
+         version_id integer not null, interaction text not null, created_at timestamptz not null default now())`,
+      );
+    },
+  },
 ];
 
 const LOCK_ID = 0x56_49_47_49; // "VIGI"

@@ -197,7 +197,8 @@ export class Writer {
     const versionId = rows[0].version_id + 1;
     const lastUpdated = new Date().toISOString();
     await this.sql.query(
-      `WITH h AS (INSERT INTO ${quote(historyTable(resourceType))} (id, version_id, last_updated, deleted, content) VALUES ($1, $2, $3, true, NULL))
+      `WITH h AS (INSERT INTO ${quote(historyTable(resourceType))} (id, version_id, last_updated, deleted, content) VALUES ($1, $2, $3, true, NULL)),
+       o AS (INSERT INTO change_outbox (resource_type, id, version_id, interaction) VALUES ('${resourceType}', $1, $2, 'delete'))
        UPDATE ${quote(resourceType)} SET version_id = $2, last_updated = $3, deleted = true WHERE id = $1`,
       [id, versionId, lastUpdated],
     );
@@ -229,13 +230,14 @@ function prepare(resource: Resource, id: string, version: number): Resource {
 
 const updateCache = new Map<string, string>();
 
-/** One statement writes the new history row and replaces the current row. */
+/** One statement writes the new history row, replaces the current row and records the change in the outbox. */
 function updateSql(type: string): string {
   let sql = updateCache.get(type);
   if (!sql) {
     const columns = tableColumns(type).map((c) => quote(c.name));
     const history = `INSERT INTO ${quote(historyTable(type))} (id, version_id, last_updated, deleted, content) VALUES ($1, $2, $3, false, $5)`;
-    sql = `WITH h AS (${history}) UPDATE ${quote(type)} SET ${columns.slice(1).map((c, i) => `${c} = $${i + 2}`).join(', ')} WHERE id = $1`;
+    const outbox = `INSERT INTO change_outbox (resource_type, id, version_id, interaction) VALUES ('${type}', $1, $2, 'update')`;
+    sql = `WITH h AS (${history}), o AS (${outbox}) UPDATE ${quote(type)} SET ${columns.slice(1).map((c, i) => `${c} = $${i + 2}`).join(', ')} WHERE id = $1`;
     updateCache.set(type, sql);
   }
   return sql;

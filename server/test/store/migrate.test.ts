@@ -17,9 +17,9 @@ describe('schema migrations', () => {
     const replicas = await Promise.all([openPostgres(url, 2), openPostgres(url, 2), openPostgres(url, 2)]);
     try {
       const applied = await Promise.all(replicas.map((db) => migrate(db)));
-      assert.deepEqual(applied.map((a) => a.length).sort(), [0, 0, 2]);
+      assert.deepEqual(applied.map((a) => a.length).sort(), [0, 0, 3]);
       const rows = await replicas[0].query<{ version: number }>('SELECT version FROM vigil_migrations');
-      assert.deepEqual(rows.map((r) => r.version), [1, 2]);
+      assert.deepEqual(rows.map((r) => r.version), [1, 2, 3]);
       assert.deepEqual(await migrate(replicas[1]), [], 'idempotent');
       const tables = await replicas[0].query<{ n: number }>(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name IN ('Observation', 'Observation_History')`);
       assert.equal(tables[0].n, 2);
