@@ -79,7 +79,9 @@ function paramSql(param: SearchParam, modifier: string | undefined, values: stri
         return `${t}.${REFERENCE_IDENTIFIER} && ${p.add(values.map((v) => `${name}|${v}`))}`;
       }
       const refs = values.flatMap((v) => referenceValues(param, modifier, v, ctx.baseUrl));
-      return param.array ? `${col(t, name)} && ${p.add(refs)}` : `${col(t, name)} = ANY(${p.add(refs)})`;
+      if (param.array) return `${col(t, name)} && ${p.add(refs)}`;
+      // plain equality for one value lets the planner walk the (reference, date) hot-path indexes in order
+      return refs.length === 1 ? `${col(t, name)} = ${p.add(refs[0])}` : `${col(t, name)} = ANY(${p.add(refs)})`;
     }
     case 'date':
       return anyOf(values.map((v) => dateSql(v, col(t, `${name}_start`), col(t, `${name}_end`), ctx, name)));
