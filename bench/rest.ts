@@ -8,7 +8,7 @@ import { loadDefinitions } from '../server/src/definitions.ts';
 import { quote } from '../server/src/store/columns.ts';
 import { rowParams } from '../server/src/store/repository.ts';
 import { historyTable, tableColumns } from '../server/src/store/schema.ts';
-import { fmt, http, load, percentiles, recreateDatabase, startServer } from './support.ts';
+import { databaseUrl, fmt, http, load, percentiles, recreateDatabase, startServer } from './support.ts';
 
 /**
  * `npm run bench -- rest [--observations N] [--patients N]`: the FHIR REST API on PostgreSQL with
@@ -45,16 +45,18 @@ export async function main(args: string[]): Promise<void> {
   };
   const totalObservations = opt('observations', 1_000_000);
   const patientCount = opt('patients', 1000);
+  // --reuse keeps the database a previous run loaded (the load takes minutes) and measures again
+  const reuse = args.includes('--reuse');
   loadDefinitions();
-  const url = await recreateDatabase('vigil_bench_rest');
+  const url = reuse ? databaseUrl('vigil_bench_rest') : await recreateDatabase('vigil_bench_rest');
   const server = await startServer(url, 8190);
   const fhir = `${server.base}/fhir/R4`;
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
     console.log(`bench rest: ${fmt(totalObservations)} Observations for ${fmt(patientCount)} patients on PostgreSQL`);
-    const patients: string[] = [];
-    for (let p = 0; p < patientCount; p++) {
+    const patients: string[] = reuse ? (await client.query<{ id: string }>('SELECT id FROM "Patient"')).rows.map((r) => r.id) : [];
+    for (let p = 0; p < patientCount && !reuse; p++) {
       const res = await http('POST', `${fhir}/Patient`, JSON.stringify({ resourceType: 'Patient', name: [{ family: `Bench${p}` }] }));
       patients.push(JSON.parse(res.body).id);
     }
@@ -80,6 +82,12 @@ export async function main(args: string[]): Promise<void> {
       batch.length = 0;
     };
     let loaded = 0;
+    if (reuse) {
+      ids.push(...(await client.query<{ id: string }>('SELECT id FROM "Observation" TABLESAMPLE SYSTEM (5) LIMIT 100000')).rows.map((r) => r.id));
+      const sample = await client.query<{ content: string }>('SELECT content FROM "Observation" LIMIT 200000');
+      for (const r of sample.rows) copyRows.push(`${randomUUID()}\t${r.content.replaceAll('\\', '\\\\')}\n`);
+      loaded = totalObservations;
+    }
     for (let p = 0; p < patientCount && loaded < totalObservations; p++) {
       for (let i = 0; i < perPatient && loaded < totalObservations; i++, loaded++) {
         const obs = observation(patients[p], i, now - (perPatient - i) * 60_000);
@@ -94,11 +102,12 @@ export async function main(args: string[]): Promise<void> {
       if (p % 100 === 99) process.stdout.write(`  loaded ${fmt(loaded)} (${fmt(loaded / ((performance.now() - t0) / 1000))}/s)\r`);
     }
     await flush();
-    console.log(`  setup: loaded ${fmt(loaded)} Observations in ${fmt((performance.now() - t0) / 1000, 1)} s`);
+    if (!reuse) console.log(`  setup: loaded ${fmt(loaded)} Observations in ${fmt((performance.now() - t0) / 1000, 1)} s`);
     await client.query('VACUUM ANALYZE "Observation"');
 
     // Ceiling: raw COPY of the same JSON rows into a bare table.
-    await client.query('CREATE UNLOGGED TABLE IF NOT EXISTS raw_copy (id text, content text)');
+    await client.query('DROP TABLE IF EXISTS raw_copy');
+    await client.query('CREATE UNLOGGED TABLE raw_copy (id text, content text)');
     const c0 = performance.now();
     await pipeline(Readable.from(copyRows), client.query(copyFrom('COPY raw_copy (id, content) FROM STDIN')));
     const copyRate = copyRows.length / ((performance.now() - c0) / 1000);
