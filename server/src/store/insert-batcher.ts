@@ -1,64 +1,20 @@
 import type { Sql } from './database.ts';
 import { quote } from './columns.ts';
 import { historyTable, tableColumns } from './schema.ts';
-
-interface Pending {
-  row: unknown[];
-  resolve: () => void;
-  reject: (err: unknown) => void;
-}
+import { TickBatcher } from './tick-batcher.ts';
 
 const MAX_ROWS = 200;
 
 /**
- * Coalesces the single-resource creates that arrive in the same event-loop turn into one
- * multi-row INSERT (current and history rows in one statement, hence one commit). Each caller
- * still gets its own answer only after its row is committed; a failing batch is retried row by
- * row so that one bad row cannot fail its neighbours.
+ * Single-resource creates arriving in the same event-loop turn become one multi-row INSERT
+ * (current, history and outbox rows in one statement, hence one commit). Each caller still gets
+ * its answer only after its own row is committed.
  */
-export class InsertBatcher {
-  readonly #sql: Sql;
-  readonly #pending = new Map<string, Pending[]>();
-  #scheduled = false;
-
-  constructor(sql: Sql) {
-    this.#sql = sql;
-  }
-
-  insert(type: string, row: unknown[]): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const list = this.#pending.get(type) ?? [];
-      list.push({ row, resolve, reject });
-      this.#pending.set(type, list);
-      if (list.length >= MAX_ROWS) {
-        this.#pending.delete(type);
-        void this.#write(type, list);
-      } else if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => this.#flush());
-      }
-    });
-  }
-
-  #flush(): void {
-    this.#scheduled = false;
-    const batches = [...this.#pending];
-    this.#pending.clear();
-    for (const [type, list] of batches) void this.#write(type, list);
-  }
-
-  async #write(type: string, list: Pending[]): Promise<void> {
-    try {
-      await this.#sql.query(insertRowsSql(type, list.length), list.flatMap((p) => p.row));
-      for (const p of list) p.resolve();
-    } catch (err) {
-      if (list.length === 1) {
-        list[0].reject(err);
-        return;
-      }
-      await Promise.all(list.map((p) => this.#write(type, [p])));
-    }
-  }
+export function insertBatcher(sql: Sql): TickBatcher<unknown[], undefined> {
+  return new TickBatcher<unknown[], undefined>(async (type, rows) => {
+    await sql.query(insertRowsSql(type, rows.length), rows.flat());
+    return rows.map(() => undefined);
+  }, MAX_ROWS);
 }
 
 const sqlCache = new Map<string, string>();

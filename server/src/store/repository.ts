@@ -6,8 +6,9 @@ import { quote } from './columns.ts';
 import type { Database, Sql } from './database.ts';
 import type { ChangeEvent, ChangeFeed } from './events.ts';
 import { extractIndex } from './extract.ts';
-import { InsertBatcher, insertRowsSql } from './insert-batcher.ts';
+import { insertBatcher, insertRowsSql } from './insert-batcher.ts';
 import { historyTable, tableColumns } from './schema.ts';
+import { TickBatcher } from './tick-batcher.ts';
 import { validate } from './validation.ts';
 
 /** A stored version as the database holds it: the JSON text is served as is, never re-serialised. */
@@ -44,13 +45,16 @@ export class Repository {
   readonly db: Database;
   readonly baseUrl: string;
   readonly #feed: ChangeFeed;
-  readonly #batcher: InsertBatcher;
+  readonly #inserts: TickBatcher<unknown[], undefined>;
+  readonly #reads: TickBatcher<string, StoredVersion | undefined>;
 
   constructor(db: Database, baseUrl: string, feed: ChangeFeed) {
     this.db = db;
     this.baseUrl = baseUrl;
     this.#feed = feed;
-    this.#batcher = new InsertBatcher(db);
+    this.#inserts = insertBatcher(db);
+    // concurrent reads by id of one type share a round trip, as concurrent creates do
+    this.#reads = new TickBatcher((type, ids) => readMany(db, type, ids), 500);
   }
 
   async transaction<T>(fn: (writer: Writer) => Promise<T>): Promise<T> {
@@ -67,7 +71,7 @@ export class Repository {
   async create(resource: Resource): Promise<WriteResult> {
     const stored = prepare(resource, randomUUID(), 1);
     const content = JSON.stringify(stored);
-    await this.#batcher.insert(stored.resourceType, rowParams(stored, content, this.baseUrl));
+    await this.#inserts.add(stored.resourceType, rowParams(stored, content, this.baseUrl));
     this.#feed.publish([changeEvent('create', stored)]);
     return { resource: stored, content, created: true };
   }
@@ -80,8 +84,10 @@ export class Repository {
     return this.transaction((w) => w.delete(resourceType, id));
   }
 
-  readVersion(resourceType: string, id: string): Promise<StoredVersion> {
-    return readCurrent(this.db, resourceType, id);
+  async readVersion(resourceType: string, id: string): Promise<StoredVersion> {
+    checkType(resourceType);
+    const found = ID_PATTERN.test(id) ? await this.#reads.add(resourceType, id) : undefined;
+    return checkFound(found, resourceType, id);
   }
 
   async read<T extends Resource = Resource>(resourceType: string, id: string): Promise<T> {
@@ -102,16 +108,26 @@ export class Repository {
   }
 }
 
+const CURRENT = `SELECT id, version_id::text AS "versionId", last_updated AS "lastUpdated", deleted, content`;
+
 async function readCurrent(sql: Sql, resourceType: string, id: string, lock = false): Promise<StoredVersion> {
   checkType(resourceType);
   if (!ID_PATTERN.test(id)) throw notFound(`${resourceType}/${id} not found`);
-  const rows = await sql.query<StoredVersion>(
-    `SELECT id, version_id::text AS "versionId", last_updated AS "lastUpdated", deleted, content FROM ${quote(resourceType)} WHERE id = $1${lock ? ' FOR UPDATE' : ''}`,
-    [id],
-  );
-  if (!rows[0]) throw notFound(`${resourceType}/${id} not found`);
-  if (rows[0].deleted) throw gone(`${resourceType}/${id} was deleted`);
-  return { ...rows[0], resourceType };
+  const rows = await sql.query<StoredVersion>(`${CURRENT} FROM ${quote(resourceType)} WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [id]);
+  return checkFound(rows[0] && { ...rows[0], resourceType }, resourceType, id);
+}
+
+/** The current versions of several resources of one type, in the order of `ids`. */
+async function readMany(sql: Sql, resourceType: string, ids: string[]): Promise<(StoredVersion | undefined)[]> {
+  const rows = await sql.query<StoredVersion>(`${CURRENT} FROM ${quote(resourceType)} WHERE id = ANY($1)`, [ids]);
+  const byId = new Map(rows.map((r) => [r.id, { ...r, resourceType }]));
+  return ids.map((id) => byId.get(id));
+}
+
+function checkFound(found: StoredVersion | undefined, resourceType: string, id: string): StoredVersion {
+  if (!found) throw notFound(`${resourceType}/${id} not found`);
+  if (found.deleted) throw gone(`${resourceType}/${id} was deleted`);
+  return found;
 }
 
 function checkType(resourceType: string): void {
