@@ -42,8 +42,10 @@ export async function startServer(databaseUrl: string, port: number): Promise<{ 
     base,
     child,
     async stop() {
+      if (child.exitCode !== null) return;
+      const exited = once(child, 'exit');
       child.kill('SIGTERM');
-      await once(child, 'exit');
+      await exited;
     },
   };
 }
