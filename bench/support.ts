@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { once } from 'node:events';
 import pg from 'pg';
@@ -22,10 +23,19 @@ export function databaseUrl(name: string): string {
   return url.toString();
 }
 
-/** Vigil in its own process, so that the load generator does not share its event loop. */
-export async function startServer(databaseUrl: string, port: number): Promise<{ base: string; child: ChildProcess; stop: () => Promise<void> }> {
+const CLIENT_ID = 'vigil-bench';
+const CLIENT_SECRET = randomBytes(24).toString('hex');
+
+/**
+ * Vigil in its own process, so that the load generator does not share its event loop. It runs with
+ * a bootstrap client whose token `http()` sends.
+ */
+export async function startServer(databaseUrl: string, port: number, env: Record<string, string> = {}): Promise<{ base: string; child: ChildProcess; stop: () => Promise<void> }> {
   const child = spawn(process.execPath, ['server/src/main.ts'], {
-    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), LOG_LEVEL: 'warn', VIGIL_DEMO: 'off' },
+    env: {
+      ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), LOG_LEVEL: 'warn', VIGIL_DEMO: 'off', MQTT_PORT: '0',
+      VIGIL_BOOTSTRAP_CLIENT_ID: CLIENT_ID, VIGIL_BOOTSTRAP_CLIENT_SECRET: CLIENT_SECRET, ...env,
+    },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const base = `http://127.0.0.1:${port}`;
@@ -38,6 +48,7 @@ export async function startServer(databaseUrl: string, port: number): Promise<{ 
     }
     await new Promise((r) => setTimeout(r, 250));
   }
+  authorization = await clientCredentialsToken(base);
   return {
     base,
     child,
@@ -50,11 +61,33 @@ export async function startServer(databaseUrl: string, port: number): Promise<{ 
   };
 }
 
+let authorization: string | undefined;
+
+/** A system token for the bench client (bearer tokens live minutes; benches renew before each phase). */
+async function clientCredentialsToken(base: string): Promise<string | undefined> {
+  const res = await fetch(`${base}/oauth2/token`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${CLIENT_ID}:${CLIENT_SECRET}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'grant_type=client_credentials&scope=system/*.*',
+  });
+  if (res.status === 404) return undefined; // a server without the authorization server
+  if (!res.ok) throw new Error(`token: ${res.status} ${await res.text()}`);
+  return `Bearer ${((await res.json()) as { access_token: string }).access_token}`;
+}
+
+export async function renewToken(base: string): Promise<void> {
+  authorization = await clientCredentialsToken(base);
+}
+
+export const bearer = (): string | undefined => authorization;
+
 const agent = new Agent({ keepAlive: true, maxSockets: 256 });
 
 export function http(method: string, url: string, body?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, agent, headers: body ? { 'content-type': 'application/fhir+json' } : {} }, (res) => {
+    const headers: Record<string, string> = body ? { 'content-type': 'application/fhir+json' } : {};
+    if (authorization) headers.authorization = authorization;
+    const req = request(url, { method, agent, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { loadSubscriptionConfig, type SubscriptionConfig } from './subscriptions/config.ts';
 
 /** Everything Vigil reads from its environment, with the embedded defaults. */
 export interface Config {
@@ -7,10 +8,19 @@ export interface Config {
   dataDir: string;
   databaseUrl?: string;
   redisUrl?: string;
+  /** External MQTT broker; when unset, the embedded broker listens on `mqttPort` (0: none). */
+  mqttUrl?: string;
+  mqttPort: number;
   logLevel: string;
   demo: boolean;
   role: 'all' | 'api' | 'worker';
   maxBodyBytes: number;
+  /** Confidential client with system/*.* created (or updated) at start-up, for operators and automation. */
+  bootstrapClientId?: string;
+  bootstrapClientSecret?: string;
+  /** Behind a TLS-offloading proxy: trust X-Forwarded-* for the authorization server's URLs. */
+  trustProxy: boolean;
+  subscriptions: SubscriptionConfig;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -26,11 +36,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: resolve(env.VIGIL_DATA_DIR ?? '.vigil/data'),
     databaseUrl,
     redisUrl: env.REDIS_URL || undefined,
+    mqttUrl: env.MQTT_URL || undefined,
+    mqttPort: integer(env.MQTT_PORT, 1883, 'MQTT_PORT'),
     logLevel: env.LOG_LEVEL ?? 'info',
     // Demo data only makes sense for the embedded store; a real database starts empty unless asked.
     demo: env.VIGIL_DEMO ? env.VIGIL_DEMO !== 'off' : !databaseUrl,
     role,
     maxBodyBytes: integer(env.VIGIL_MAX_BODY_BYTES, 16 * 1024 * 1024, 'VIGIL_MAX_BODY_BYTES'),
+    bootstrapClientId: env.VIGIL_BOOTSTRAP_CLIENT_ID || undefined,
+    bootstrapClientSecret: env.VIGIL_BOOTSTRAP_CLIENT_SECRET || undefined,
+    trustProxy: env.VIGIL_TRUST_PROXY === 'on',
+    subscriptions: loadSubscriptionConfig(env),
   };
 }
 

@@ -1,10 +1,12 @@
 import compression from 'compression';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Auth } from './auth/index.ts';
 import type { Config } from './config.ts';
 import type { FhirContext } from './fhir/context.ts';
+import { BearerError } from './auth/bearer.ts';
 import { FhirError } from './fhir/outcome.ts';
 import { FHIR_JSON } from './fhir/respond.ts';
-import { fhirRouter } from './fhir/router.ts';
+import { fhirRouter, type ExtraRoutes } from './fhir/router.ts';
 import { healthRouter } from './ops/health.ts';
 import type { Logger } from './ops/logger.ts';
 import type { createMetrics } from './ops/metrics.ts';
@@ -15,12 +17,16 @@ export interface AppParts {
   logger: Logger;
   version: string;
   metrics: ReturnType<typeof createMetrics>;
-  /** Further routers mounted at their paths (device ingest, …). */
+  /** Further routers mounted at their paths (device ingest, …); all need an access token. */
   routers: Record<string, express.Router>;
+  /** Authorization server and access control. */
+  auth: Auth;
+  /** FHIR routes of other parts (subscriptions). */
+  fhirRoutes?: ExtraRoutes;
 }
 
 /** The HTTP surface: health, metrics and the FHIR API. The middleware chain stays short on purpose. */
-export function createApp({ config, fhir, logger, version, metrics, routers }: AppParts): express.Express {
+export function createApp({ config, fhir, logger, version, metrics, routers, auth, fhirRoutes }: AppParts): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -28,16 +34,18 @@ export function createApp({ config, fhir, logger, version, metrics, routers }: A
   app.use(metrics.middleware);
   app.use(compression({ threshold: 1024 }));
   app.use(healthRouter(fhir.repo.db));
-  app.get('/metrics', async (_req, res) => {
+  app.get('/metrics', auth.metricsAccess, async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
+  auth.mount(app);
   app.use(
     '/fhir/R4',
     express.json({ type: ['application/json', FHIR_JSON, 'application/json-patch+json'], limit: config.maxBodyBytes, strict: false }),
     express.urlencoded({ extended: false, limit: config.maxBodyBytes }),
-    fhirRouter(fhir, version),
+    auth.fhirAccess,
+    fhirRouter(fhir, version, fhirRoutes),
   );
-  for (const [path, router] of Object.entries(routers)) app.use(path, router);
+  for (const [path, router] of Object.entries(routers)) app.use(path, ...auth.ingestAccess, router);
   app.use(errorHandler(logger));
   return app;
 }
@@ -51,6 +59,7 @@ function errorHandler(logger: Logger) {
     if (!fhirError) {
       logger.error({ err, method: req.method, url: req.originalUrl }, 'request failed');
     }
+    if (err instanceof BearerError) res.setHeader('WWW-Authenticate', err.challenge);
     const e = fhirError ?? new FhirError(500, [{ severity: 'fatal', code: 'exception', diagnostics: 'Internal server error' }]);
     res.status(e.status).type(FHIR_JSON).send(JSON.stringify(e.outcome));
   };

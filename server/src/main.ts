@@ -1,24 +1,36 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createAuth } from './auth/index.ts';
+import { startBots, type BotService } from './bots.ts';
 import { loadConfig, type Config } from './config.ts';
 import { loadRequiredBindings } from './bindings.ts';
 import { loadDefinitions } from './definitions.ts';
+import { startDemo } from './demo.ts';
 import { loadProfiles } from './profiles.ts';
 import { createApp } from './http.ts';
 import { IngestGateway } from './ingest/gateway.ts';
 import { IdentityResolver } from './ingest/identity.ts';
 import { MappingStore } from './ingest/mappings.ts';
+import { startMqtt, type MqttTransport } from './ingest/mqtt.ts';
 import { ingestRouter } from './ingest/routes.ts';
+import { createQueueFactory, type QueueFactory } from './jobs/queue.ts';
 import { createLogger, type Logger } from './ops/logger.ts';
 import { createMetrics } from './ops/metrics.ts';
 import { openDatabase, type Database } from './store/database.ts';
 import { ChangeFeed } from './store/events.ts';
 import { migrate } from './store/migrate.ts';
 import { Repository } from './store/repository.ts';
+import { subscriptionRoutes } from './subscriptions/routes.ts';
+import { startSubscriptions, type SubscriptionService } from './subscriptions/service.ts';
 
 export interface Vigil {
   config: Config;
   gateway: IngestGateway;
+  mqtt: MqttTransport;
+  queues: QueueFactory;
+  subscriptions: SubscriptionService;
+  /** Bot workers (roles all and worker). */
+  bots?: BotService;
   db: Database;
   repo: Repository;
   feed: ChangeFeed;
@@ -56,11 +68,27 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   await mappings.installBuiltins();
   const gateway = new IngestGateway(repo, mappings, new IdentityResolver(repo, feed), metrics.registry);
   const routers = { '/ingest': ingestRouter(gateway, mappings, config.maxBodyBytes) };
-  server.on('request', createApp({ config, fhir: { repo, baseUrl: config.baseUrl }, logger, version, metrics, routers }));
+  const auth = await createAuth(config, repo, logger);
+  const queues = createQueueFactory({ redisUrl: config.redisUrl, prefix: config.subscriptions.queuePrefix, onError: (err) => logger.error({ err }, 'job queue error') });
+  const subscriptions = await startSubscriptions({ config, repo, feed, queues, server, logger });
+  // Bots: NEWS2 and thresholds, on the job queue workers.
+  const bots = config.role === 'api' ? undefined : startBots({ repo, feed, queues, logger });
+  const fhirRoutes = (router: Parameters<typeof subscriptionRoutes>[0], wrap: Parameters<typeof subscriptionRoutes>[2]) =>
+    subscriptionRoutes(router, { repo, baseUrl: config.baseUrl }, wrap, config.subscriptions.allowPrivateEndpoints);
+  server.on('request', createApp({ config, fhir: { repo, baseUrl: config.baseUrl }, logger, version, metrics, routers, auth, fhirRoutes }));
+  // Last, so that devices are acknowledged only by a fully started Vigil.
+  const mqtt = await startMqtt({ gateway, logger, url: config.mqttUrl, port: config.mqttPort });
   logger.info({ port, fhirBase: `${config.baseUrl}/fhir/R4`, database: db.kind }, 'Vigil is listening');
+  const demo = config.demo && config.role !== 'worker' ? await startDemo({ baseUrl: config.baseUrl, repo, logger }) : undefined;
   return {
-    config, db, repo, feed, server, logger, port, gateway,
+    config, db, repo, feed, server, logger, port, gateway, mqtt, queues, subscriptions, bots,
     async stop() {
+      await demo?.stop();
+      auth.stop();
+      await mqtt.stop();
+      await subscriptions.stop();
+      bots?.stop();
+      await queues.close({ timeoutMs: 2_000 });
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await db.close();

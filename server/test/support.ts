@@ -34,6 +34,55 @@ export interface TestServer {
   vigil: Vigil;
   base: string;
   fhir: string;
+  /** The bootstrap client (system/*.*) registered for the suite. */
+  clientId: string;
+  clientSecret: string;
+  /** A system/*.* access token from that client; `request()` sends it unless told otherwise. */
+  token: string;
+}
+
+/**
+ * The token `request()` sends by default: the bootstrap client's of the most recently started test
+ * server, renewed before its 5-minute lifetime runs out.
+ */
+let defaultToken: string | undefined;
+let renew: { vigil: Vigil; at: number } | undefined;
+const RENEW_AFTER_MS = 200_000;
+
+/** A client_credentials token (client_secret_basic) from a running Vigil. */
+export async function clientCredentialsToken(base: string, clientId: string, clientSecret: string, scope = 'system/*.*'): Promise<string> {
+  const res = await fetch(`${base}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret)}`).toString('base64')}` },
+    body: new URLSearchParams({ grant_type: 'client_credentials', scope }),
+  });
+  const body = (await res.json()) as { access_token?: string; error?: string };
+  if (!body.access_token) throw new Error(`client_credentials failed: ${res.status} ${JSON.stringify(body)}`);
+  return body.access_token;
+}
+
+/** Test env for a Vigil with a bootstrap system client; pair with `bootstrapToken`. */
+export function bootstrapEnv(): { VIGIL_BOOTSTRAP_CLIENT_ID: string; VIGIL_BOOTSTRAP_CLIENT_SECRET: string } {
+  return { VIGIL_BOOTSTRAP_CLIENT_ID: `test-${randomBytes(4).toString('hex')}`, VIGIL_BOOTSTRAP_CLIENT_SECRET: randomBytes(24).toString('base64url') };
+}
+
+/** A system/*.* token from a Vigil started with `bootstrapEnv()`; also becomes `request()`'s default. */
+export async function bootstrapToken(vigil: Vigil): Promise<string> {
+  const token = await clientCredentialsToken(vigil.config.baseUrl, vigil.config.bootstrapClientId as string, vigil.config.bootstrapClientSecret as string);
+  defaultToken = token;
+  renew = { vigil, at: Date.now() + RENEW_AFTER_MS };
+  return token;
+}
+
+/** The default system token's header, renewed first when it is about to expire (for long tests using fetch). */
+export async function currentAuth(): Promise<Record<string, string>> {
+  if (renew && Date.now() > renew.at) await bootstrapToken(renew.vigil);
+  return authHeader();
+}
+
+/** Headers carrying a bearer token (the default system token unless one is given). */
+export function authHeader(token: string | undefined = defaultToken): Record<string, string> {
+  return token ? { authorization: `Bearer ${token}` } : {};
 }
 
 /**
@@ -54,14 +103,17 @@ export function useServer(driver: Driver, env: Record<string, string> = {}): Tes
       PORT: '0',
       LOG_LEVEL: 'warn',
       VIGIL_DEMO: 'off',
+      MQTT_PORT: '0',
       VIGIL_DATA_DIR: 'memory://',
       ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+      ...bootstrapEnv(),
       ...env,
     });
     config.dataDir = 'memory://';
     const vigil = await startVigil(config);
     const base = vigil.config.baseUrl;
-    Object.assign(server, { vigil, base, fhir: `${base}/fhir/R4` });
+    const token = await bootstrapToken(vigil);
+    Object.assign(server, { vigil, base, fhir: `${base}/fhir/R4`, clientId: vigil.config.bootstrapClientId, clientSecret: vigil.config.bootstrapClientSecret, token });
   });
   after(async () => {
     await server.vigil?.stop();
@@ -76,11 +128,17 @@ export interface FhirResponse<T = any> {
   body: T;
 }
 
-/** A FHIR JSON request; the body is parsed when there is one. */
+/**
+ * A FHIR JSON request; the body is parsed when there is one. It sends the current test server's
+ * system token unless `headers` has its own `authorization` (an empty one sends none).
+ */
 export async function request<T = any>(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<FhirResponse<T>> {
+  const { authorization, ...rest } = headers;
+  if (authorization === undefined && renew && Date.now() > renew.at) await bootstrapToken(renew.vigil);
+  const auth = authorization === undefined ? authHeader() : authorization ? { authorization } : {};
   const res = await fetch(url, {
     method,
-    headers: { accept: 'application/fhir+json', ...(body !== undefined ? { 'content-type': 'application/fhir+json' } : {}), ...headers },
+    headers: { accept: 'application/fhir+json', ...(body !== undefined ? { 'content-type': 'application/fhir+json' } : {}), ...auth, ...rest },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await res.text();

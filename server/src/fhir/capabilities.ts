@@ -1,5 +1,6 @@
 import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
 import { getResourceTypeList, getSearchParams } from '../definitions.ts';
+import { withSubscriptions } from '../subscriptions/capabilities.ts';
 
 /** The CapabilityStatement lists exactly what this server does: every R4 type, its interactions and indexed parameters. */
 export function capabilityStatement(baseUrl: string, version: string): CapabilityStatement {
@@ -28,7 +29,7 @@ export function capabilityStatement(baseUrl: string, version: string): Capabilit
       })),
     ],
   }));
-  return {
+  return withSubscriptions(baseUrl, {
     resourceType: 'CapabilityStatement',
     status: 'active',
     date: new Date().toISOString(),
@@ -42,9 +43,23 @@ export function capabilityStatement(baseUrl: string, version: string): Capabilit
     rest: [
       {
         mode: 'server',
+        // SMART App Launch: where to get tokens (also in /.well-known/smart-configuration)
+        security: {
+          cors: true,
+          service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }], text: 'OAuth2 using SMART-on-FHIR profile' }],
+          extension: [{
+            url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
+            extension: [
+              { url: 'token', valueUri: `${baseUrl}/oauth2/token` },
+              { url: 'authorize', valueUri: `${baseUrl}/oauth2/authorize` },
+              { url: 'introspect', valueUri: `${baseUrl}/oauth2/introspect` },
+              { url: 'revoke', valueUri: `${baseUrl}/oauth2/revoke` },
+            ],
+          }],
+        },
         resource: resources,
         interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'history-system' }],
       },
     ],
-  };
+  });
 }

@@ -1,4 +1,4 @@
-import { Router, type NextFunction, type Request, type Response } from 'express';
+import { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { capabilityStatement } from './capabilities.ts';
 import type { FhirContext } from './context.ts';
 import { create } from './create.ts';
@@ -12,11 +12,15 @@ import { vread } from './vread.ts';
 import { methodNotAllowed } from './outcome.ts';
 import { patch } from './patch.ts';
 import { batchOrTransaction } from './transaction.ts';
+import { validate } from './operations/validate.ts';
+import { operationRoutes } from './operations/index.ts';
 
 type Handler = (req: Request, res: Response) => Promise<void>;
+/** Routes of other parts (subscriptions), registered before the generic `/:type/:id` ones. */
+export type ExtraRoutes = (router: Router, wrap: (handler: Handler) => RequestHandler) => void;
 
 /** The FHIR R4 REST API: one route per interaction of the spec's table. */
-export function fhirRouter(ctx: FhirContext, version: string): Router {
+export function fhirRouter(ctx: FhirContext, version: string, extraRoutes?: ExtraRoutes): Router {
   const router = Router();
   const wrap = (handler: Handler) => (req: Request, res: Response, next: NextFunction) => {
     // remembered now: once an error leaves the router, Express no longer knows the route
@@ -31,6 +35,10 @@ export function fhirRouter(ctx: FhirContext, version: string): Router {
   };
   const metadata = capabilityStatement(ctx.baseUrl, version);
   router.get('/metadata', wrap(async (req, res) => sendJson(req, res, 200, metadata)));
+  router.post('/:type/$validate', wrap(validate(ctx)));
+  router.post('/:type/:id/$validate', wrap(validate(ctx)));
+  operationRoutes(router, ctx, wrap);
+  extraRoutes?.(router, wrap);
   router.post('/', wrap(batchOrTransaction(ctx)));
   router.get('/_history', wrap(history(ctx, 'system')));
   router.get('/:type', wrap(searchType(ctx)));

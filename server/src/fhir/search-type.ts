@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import { executeSearch } from '../store/search/execute.ts';
+import { executeSearch, type Restriction } from '../store/search/execute.ts';
 import { parseSearch } from '../store/search/query.ts';
 import { bundleText, outcomeEntry, type BundleEntryText } from './bundle.ts';
 import { type FhirContext, fhirBase, resourceType, searchParams } from './context.ts';
@@ -11,7 +11,8 @@ export const searchType = (ctx: FhirContext) => async (req: Request, res: Respon
   const type = resourceType(req);
   const params = searchParams(req);
   const query = parseSearch(type, params, isLenient(req));
-  const result = await executeSearch(ctx.repo.db, query, ctx.baseUrl);
+  // the access policy's SQL limit, set by the auth layer (server/src/auth/fhir-guard.ts)
+  const result = await executeSearch(ctx.repo.db, query, ctx.baseUrl, res.locals.restriction as Restriction | undefined);
   const base = fhirBase(ctx);
   const link = (cursor?: string): string => {
     const p = new URLSearchParams(params);

@@ -49,9 +49,13 @@ export class DeadLetters {
   }
 }
 
-/** Messages are kept as received: JSON re-serialised, anything else (unparseable bodies) verbatim. */
+/**
+ * Messages are kept as received: JSON re-serialised, anything else (unparseable bodies) verbatim,
+ * except NUL, which PostgreSQL text cannot hold.
+ */
 function rawText(message: unknown): string {
-  return typeof message === 'string' ? message : JSON.stringify(message) ?? String(message);
+  const text = typeof message === 'string' ? message : JSON.stringify(message) ?? String(message);
+  return text.replaceAll('\u0000', '\uFFFD');
 }
 
 function parsed(row: DeadLetter & { message: string }): DeadLetter {

@@ -45,6 +45,50 @@ const MIGRATIONS: Migration[] = [
       );
     },
   },
+  {
+    version: 4,
+    name: 'authorization server: oidc-provider payloads, signing keys, users',
+    async up(tx) {
+      // oidc-provider's models (sessions, grants, codes, refresh tokens, clients, replay detection) as JSON,
+      // each with the lookup keys its adapter contract asks for.
+      await tx.query(
+        `CREATE TABLE oidc_payload (kind text not null, id text not null, payload jsonb not null, grant_id text, uid text,
+         user_code text, expires_at timestamptz, consumed_at timestamptz, primary key (kind, id))`,
+      );
+      await tx.query('CREATE INDEX oidc_payload_grant_idx ON oidc_payload (grant_id) WHERE grant_id IS NOT NULL');
+      await tx.query('CREATE INDEX oidc_payload_uid_idx ON oidc_payload (uid) WHERE uid IS NOT NULL');
+      await tx.query('CREATE INDEX oidc_payload_expires_idx ON oidc_payload (expires_at) WHERE expires_at IS NOT NULL');
+      // Private JWKs shared by every replica; the newest signs, older ones still verify.
+      await tx.query('CREATE TABLE auth_key (kid text primary key, use text not null, jwk jsonb not null, created_at timestamptz not null default now())');
+      await tx.query(
+        `CREATE TABLE auth_user (username text primary key, password_hash text not null, fhir_user text not null,
+         failed_attempts integer not null default 0, locked_until timestamptz, created_at timestamptz not null default now())`,
+      );
+    },
+  },
+  {
+    version: 5,
+    name: 'subscription events, heartbeats and websocket binding tokens',
+    async up(tx) {
+      // every event a subscription has had, numbered per subscription (R5 events-since-subscription-start,
+      // $events); the job id makes numbering a retried delivery idempotent
+      await tx.query(
+        `CREATE TABLE subscription_event (subscription_id text not null, event_number bigint not null,
+         job_id text not null unique, focus_type text, focus_id text, focus_version integer, interaction text,
+         created_at timestamptz not null default now(), primary key (subscription_id, event_number))`,
+      );
+      await tx.query('CREATE TABLE subscription_heartbeat (subscription_id text primary key, last_sent_at timestamptz not null)');
+      await tx.query('CREATE TABLE subscription_ws_token (token text primary key, subscription_ids text[] not null, expires_at timestamptz not null)');
+    },
+  },
+  {
+    version: 6,
+    name: 'Observation (patient, code, date) index for $lastn',
+    async up(tx) {
+      // $lastn steps through each patient's distinct codes on this index (a loose index scan)
+      await tx.query('CREATE INDEX IF NOT EXISTS "Observation_patient_code_date_start_idx" ON "Observation" ("patient", "code", "date_start")');
+    },
+  },
 ];
 
 const LOCK_ID = 0x56_49_47_49; // "VIGI"

@@ -8,8 +8,7 @@ import { COMPARTMENTS, REFERENCE_IDENTIFIER, STRING_EXACT, TOKEN_TEXT, paramColu
 
 /** Composite B-tree indexes for the monitoring hot path, e.g. Observation?patient=…&code=…&_sort=-date. */
 const HOT_PATH_INDEXES: Record<string, string[][]> = {
-  // (patient, code, date_start): $lastn's loose index scan over each patient's distinct codes
-  Observation: [['patient', 'date_start'], ['subject', 'date_start'], ['device', 'date_start'], ['patient', 'code', 'date_start']],
+  Observation: [['patient', 'date_start'], ['subject', 'date_start'], ['device', 'date_start']],
 };
 
 const FIXED: Column[] = [

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DRIVERS, request, useServer } from '../support.ts';
+import { DRIVERS, authHeader, request, useServer } from '../support.ts';
 
 const patient = { resourceType: 'Patient', name: [{ family: 'Okafor', given: ['Ada'] }], gender: 'female', birthDate: '1950-02-03' };
 
@@ -24,10 +24,10 @@ for (const driver of DRIVERS) {
     });
 
     it('accepts application/json and honours _pretty and gzip', async () => {
-      const res = await fetch(`${s.fhir}/Patient`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(patient) });
+      const res = await fetch(`${s.fhir}/Patient`, { method: 'POST', headers: { 'content-type': 'application/json', ...authHeader() }, body: JSON.stringify(patient) });
       assert.equal(res.status, 201);
       const id = ((await res.json()) as { id: string }).id;
-      const pretty = await fetch(`${s.fhir}/Patient/${id}?_pretty=true`);
+      const pretty = await fetch(`${s.fhir}/Patient/${id}?_pretty=true`, { headers: authHeader() });
       assert.match(await pretty.text(), /\n  "resourceType": "Patient"/);
       const gz = await fetch(`${s.fhir}/metadata`, { headers: { 'accept-encoding': 'gzip' } });
       assert.equal(gz.headers.get('content-encoding'), 'gzip');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { DRIVERS, request, useServer } from '../support.ts';
+import { DRIVERS, authHeader, request, useServer } from '../support.ts';
 
 const LOINC = 'http://loinc.org';
 const LENIENT = { prefer: 'handling=lenient' };
@@ -154,7 +154,7 @@ for (const driver of DRIVERS) {
 
     it('POST [type]/_search with a form body answers as GET does', async () => {
       const form = (body: string, query = '') => fetch(`${s.fhir}/Patient/_search${query}`, {
-        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/fhir+json' }, body,
+        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/fhir+json', ...authHeader() }, body,
       });
       const cases = ['gender=male&_sort=-_id', 'name=quinn,rossi', `_has:Observation:patient:code=${encodeURIComponent(`${LOINC}|8867-4`)}`, 'birthdate=ge1965&_total=accurate'];
       for (const body of cases) {

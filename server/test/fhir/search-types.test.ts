@@ -156,11 +156,11 @@ for (const driver of DRIVERS) {
     });
 
     it('_lastUpdated', async () => {
-      await expect(`Basic?_lastUpdated=gt${between}`, ['late']);
-      await expect(`Basic?_lastUpdated=lt${between}`, ['early']);
-      await expect(`Basic?_lastUpdated=ge${between.slice(0, 10)}`, ['early', 'late']);
-      await expect(`Basic?_lastUpdated=${between.slice(0, 4)}`, ['early', 'late']);
-      await expect(`Basic?_lastUpdated=lt2000`, []);
+      await expect(`Basic?_id=early,late&_lastUpdated=gt${between}`, ['late']);
+      await expect(`Basic?_id=early,late&_lastUpdated=lt${between}`, ['early']);
+      await expect(`Basic?_id=early,late&_lastUpdated=ge${between.slice(0, 10)}`, ['early', 'late']);
+      await expect(`Basic?_id=early,late&_lastUpdated=${between.slice(0, 4)}`, ['early', 'late']);
+      await expect(`Basic?_id=early,late&_lastUpdated=lt2000`, []);
     });
 
     it('number: prefixes and implicit precision', async () => {

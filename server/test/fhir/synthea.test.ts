@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
-import { DRIVERS, request, useServer } from '../support.ts';
+import { DRIVERS, currentAuth, request, useServer } from '../support.ts';
 import { readSyntheaText, syntheaFiles } from '../synthea.ts';
 
 /** All 120 Synthea patients load through transactions, and searches over them count right. */
@@ -14,7 +14,7 @@ for (const driver of DRIVERS) {
       let loaded = 0;
       for (const file of syntheaFiles()) {
         const text = readSyntheaText(file);
-        const res = await fetch(s.fhir, { method: 'POST', headers: { 'content-type': 'application/fhir+json' }, body: text });
+        const res = await fetch(s.fhir, { method: 'POST', headers: { 'content-type': 'application/fhir+json', ...(await currentAuth()) }, body: text });
         const body = (await res.json()) as Bundle;
         assert.equal(res.status, 200, `${file}: ${JSON.stringify(body).slice(0, 500)}`);
         const failed = (body.entry ?? []).filter((e) => !/^20[01]/.test(e.response?.status ?? ''));

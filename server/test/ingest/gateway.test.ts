@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DRIVERS, request, useServer } from '../support.ts';
+import { DRIVERS, authHeader, request, useServer } from '../support.ts';
 
 const now = () => new Date(Date.now() - 60_000).toISOString().replace(/\.\d+Z$/, 'Z');
 const post = async (base: string, mapping: string, body: unknown) => {
-  const res = await fetch(`${base}/ingest/${mapping}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const res = await fetch(`${base}/ingest/${mapping}`, { method: 'POST', headers: { 'content-type': 'application/json', ...authHeader() }, body: typeof body === 'string' ? body : JSON.stringify(body) });
   return { status: res.status, body: (await res.json()) as any };
 };
 
@@ -52,7 +52,7 @@ for (const driver of DRIVERS) {
       const bp = obs.find((o: any) => o.code.coding[0].code === '85354-9');
       assert.deepEqual(bp.component.map((c: any) => [c.code.coding[0].code, c.valueQuantity.value]).sort(), [['8462-4', 81], ['8480-6', 128]]);
 
-      const dead = await fetch(`${s.base}/ingest/dead-letters?mapping=vigil-generic`).then((r) => r.json()) as any;
+      const dead = await fetch(`${s.base}/ingest/dead-letters?mapping=vigil-generic`, { headers: authHeader() }).then((r) => r.json()) as any;
       assert.ok(dead.deadLetters.some((d: any) => d.id === res.body.results[2].deadLetterId && d.message.deviceId === 'gw-unknown'));
     });
 
@@ -61,15 +61,15 @@ for (const driver of DRIVERS) {
       const id = res.body.results[0].deadLetterId;
       assert.ok(id);
       await enrol('gw-late');
-      const replay = await fetch(`${s.base}/ingest/dead-letters/${id}/$replay`, { method: 'POST' }).then((r) => r.json()) as any;
+      const replay = await fetch(`${s.base}/ingest/dead-letters/${id}/$replay`, { method: 'POST', headers: authHeader() }).then((r) => r.json()) as any;
       assert.equal(replay.result.status, 'ok');
       assert.equal(replay.result.observations[0].outcome, 'created');
     });
 
     it('creates Patient and Device in Create mode, idempotently under concurrency, never re-binding', async () => {
-      const generic = await fetch(`${s.base}/ingest/mappings/vigil-generic`).then((r) => r.json()) as any;
+      const generic = await fetch(`${s.base}/ingest/mappings/vigil-generic`, { headers: authHeader() }).then((r) => r.json()) as any;
       const { name: _n, updatedAt: _u, ...definition } = generic;
-      const put = await fetch(`${s.base}/ingest/mappings/auto-enrol`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...definition, identityResolution: 'Create' }) });
+      const put = await fetch(`${s.base}/ingest/mappings/auto-enrol`, { method: 'PUT', headers: { 'content-type': 'application/json', ...authHeader() }, body: JSON.stringify({ ...definition, identityResolution: 'Create' }) });
       assert.equal(put.status, 201);
       const t = now();
       const results = await Promise.all(Array.from({ length: 6 }, (_, i) =>
@@ -84,18 +84,18 @@ for (const driver of DRIVERS) {
 
     it('refuses invalid mappings with the template and field', async () => {
       const bad = await fetch(`${s.base}/ingest/mappings/broken`, {
-        method: 'PUT', headers: { 'content-type': 'application/json' },
+        method: 'PUT', headers: { 'content-type': 'application/json', ...authHeader() },
         body: JSON.stringify({ deviceMapping: { templateType: 'CollectionContent', template: [{ templateType: 'NoSuchContent', template: {} }] }, fhirMapping: { templateType: 'CollectionFhir', template: [] } }),
       });
       assert.equal(bad.status, 400);
       const outcome = await bad.json() as any;
       assert.equal(outcome.resourceType, 'OperationOutcome');
       assert.match(outcome.issue[0].expression[0], /deviceMapping\.template\[0\]/);
-      assert.equal((await fetch(`${s.base}/ingest/mappings/broken`)).status, 404);
+      assert.equal((await fetch(`${s.base}/ingest/mappings/broken`, { headers: authHeader() })).status, 404);
     });
 
     it('keeps a non-JSON body as a dead letter and answers 400; unknown mapping is 404', async () => {
-      const res = await fetch(`${s.base}/ingest/vigil-generic`, { method: 'POST', body: '{not json' });
+      const res = await fetch(`${s.base}/ingest/vigil-generic`, { method: 'POST', headers: authHeader(), body: '{not json' });
       assert.equal(res.status, 400);
       assert.match(JSON.stringify(await res.json()), /dead letter/);
       assert.equal((await post(s.base, 'no-such-mapping', { a: 1 })).status, 404);

@@ -1,0 +1,109 @@
+import type { Communication, Flag } from '@medplum/fhirtypes';
+import { numberParameter, type BotEvent, type FhirClient } from '../runtime/manifest.ts';
+import { PRIORITY_RANK, type Priority } from './codes.ts';
+import { alertCommunication, careTeamRecipients, NOTICE_KEY, RULE_KEY } from './communication.ts';
+import { ALERT_KEY, alertKey, clearedSince, endFlag, flagPriority, markCleared, newFlag, withEvidence, type AlertSpec } from './flag.ts';
+
+export type AlertAction = 'raised' | 'escalated' | 'updated' | 'unchanged';
+
+export interface AlertOutcome {
+  flag: Flag;
+  action: AlertAction;
+  /** Why no Communication was sent, when none was. */
+  notice: 'sent' | 'suppressed' | 'no-care-team';
+}
+
+type AlertEvent = Pick<BotEvent, 'agent' | 'parameters'>;
+
+/**
+ * Raises the patient's alert for `spec.rule` or adds the new evidence to the active one, then makes
+ * sure the care team has been told at the Flag's priority. Safe to repeat: the Flag is found by its
+ * key, and the Communication by Flag and priority.
+ */
+export async function raiseAlert(fhir: FhirClient, event: AlertEvent, spec: AlertSpec): Promise<AlertOutcome> {
+  const { flag: current, created } = await activeFlag(fhir, event, spec);
+  let flag = current;
+  let action: AlertAction = created ? 'raised' : 'unchanged';
+  if (!created) {
+    const next = withEvidence(current, spec);
+    if (JSON.stringify(next) !== JSON.stringify(current)) {
+      flag = await fhir.update(next, { ifMatch: current.meta?.versionId });
+      action = flagPriority(flag) !== flagPriority(current) ? 'escalated' : 'updated';
+    }
+  }
+  return { flag, action, notice: await notify(fhir, event, flag, spec) };
+}
+
+/**
+ * The rule's condition is not met at `at`: the first clear reading starts the clearance, and the
+ * Flag ends when the condition has stayed clear for `clearAfterMinutes`.
+ */
+export async function clearAlert(fhir: FhirClient, event: AlertEvent, patientId: string, rule: string, at: string): Promise<Flag | undefined> {
+  const flag = (await flagsByKey(fhir, patientId, rule)).find((f) => f.status === 'active');
+  if (!flag) return undefined;
+  const since = clearedSince(flag);
+  const clearAfterMs = numberParameter(event.parameters, 'clearAfterMinutes') * 60_000;
+  if (since === undefined && clearAfterMs > 0) return fhir.update(markCleared(flag, at), { ifMatch: flag.meta?.versionId });
+  if (Date.parse(at) - Date.parse(since ?? at) < clearAfterMs) return undefined;
+  return fhir.update(endFlag(flag, 'inactive', at), { ifMatch: flag.meta?.versionId });
+}
+
+/**
+ * An Observation was entered in error: every active Flag of this bot citing it is retracted, with
+ * the Communications sent about it, since the alert rested on a reading that never was. Each bot
+ * retracts only its own Flags, so bots reacting to the same error do not contend for one Flag.
+ */
+export async function retractAlerts(fhir: FhirClient, event: AlertEvent, patientId: string, observationId: string): Promise<Flag[]> {
+  const cited = `Observation/${observationId}`;
+  const flags = await fhir.search<Flag>('Flag', { patient: `Patient/${patientId}`, _count: '200' });
+  const retracted: Flag[] = [];
+  for (const flag of flags) {
+    if (flag.status !== 'active' || flag.author?.reference !== event.agent.reference) continue;
+    if (!flag.extension?.some((e) => e.valueReference?.reference === cited)) continue;
+    retracted.push(await fhir.update(endFlag(flag, 'entered-in-error', new Date().toISOString()), { ifMatch: flag.meta?.versionId }));
+    const keys = Object.keys(PRIORITY_RANK).map((p) => `${NOTICE_KEY}|${flag.id}/${p}`);
+    for (const c of await fhir.search<Communication>('Communication', { identifier: keys.join(','), _count: '10' })) {
+      if (c.status !== 'entered-in-error') await fhir.update({ ...c, status: 'entered-in-error' }, { ifMatch: c.meta?.versionId });
+    }
+  }
+  return retracted;
+}
+
+/** All Flags holding the rule's key: normally none or the one active (Flag has no status search parameter). */
+function flagsByKey(fhir: FhirClient, patientId: string, rule: string): Promise<Flag[]> {
+  return fhir.search<Flag>('Flag', { identifier: `${ALERT_KEY}|${alertKey(patientId, rule)}`, _count: '10' });
+}
+
+/**
+ * The active Flag, or a new one. A Flag a clinician set inactive still holds the key: it is retired
+ * first, so the new episode gets its own Flag. The conditional create serialises concurrent runs.
+ */
+async function activeFlag(fhir: FhirClient, event: AlertEvent, spec: AlertSpec): Promise<{ flag: Flag; created: boolean }> {
+  const found = await flagsByKey(fhir, spec.patientId, spec.rule);
+  const active = found.find((f) => f.status === 'active');
+  if (active) return { flag: active, created: false };
+  for (const stale of found) await fhir.update(endFlag(stale, stale.status, stale.period?.end ?? spec.at), { ifMatch: stale.meta?.versionId });
+  const key = `${ALERT_KEY}|${alertKey(spec.patientId, spec.rule)}`;
+  const { resource, created } = await fhir.createIfNoneExist(newFlag(spec, event.agent), `identifier=${encodeURIComponent(key)}`);
+  // a concurrent run raised it first (active) or a clinician ended it meanwhile: the job's retry sorts it out
+  if (resource.status !== 'active') throw new Error(`Flag/${resource.id} changed while raising ${spec.rule}`);
+  return { flag: resource, created };
+}
+
+/**
+ * Tells the care team at the Flag's priority unless a Communication for this patient and rule at
+ * that priority or higher went out within the suppression window (a recurring alert, a redelivery).
+ */
+async function notify(fhir: FhirClient, event: AlertEvent, flag: Flag, spec: AlertSpec): Promise<AlertOutcome['notice']> {
+  const priority: Priority = flagPriority(flag);
+  const windowMinutes = numberParameter(event.parameters, PRIORITY_RANK[priority] >= PRIORITY_RANK.urgent ? 'suppressUrgentMinutes' : 'suppressAdviceMinutes');
+  const since = new Date(Date.now() - windowMinutes * 60_000).toISOString();
+  const recent = await fhir.search<Communication>('Communication', { identifier: `${RULE_KEY}|${alertKey(spec.patientId, spec.rule)}`, sent: `ge${since}`, _count: '50' });
+  const told = recent.some((c) => c.status !== 'entered-in-error' && PRIORITY_RANK[c.priority ?? 'routine'] >= PRIORITY_RANK[priority]);
+  if (told) return 'suppressed';
+  const recipients = await careTeamRecipients(fhir, spec.patientId);
+  if (recipients.length === 0) return 'no-care-team';
+  const notice = alertCommunication(flag, spec, priority, recipients, event.agent);
+  await fhir.createIfNoneExist(notice, `identifier=${encodeURIComponent(`${NOTICE_KEY}|${flag.id}/${priority}`)}`);
+  return 'sent';
+}

@@ -1,0 +1,87 @@
+import type { Device, Extension, Flag, Reference } from '@medplum/fhirtypes';
+import { ALERT_DISPLAY, ALERT_SYSTEM, PRIORITY_RANK, type AlertCode, type Priority } from './codes.ts';
+
+export const FLAG_PROFILE = 'https://vigil.health/fhir/StructureDefinition/vigil-alert-flag';
+/** The current episode of a patient's alert for one rule; `ENDED_KEY` once it is over. */
+export const ALERT_KEY = 'urn:vigil:alert';
+export const ENDED_KEY = 'urn:vigil:alert-ended';
+export const FLAG_DETAIL = 'http://hl7.org/fhir/StructureDefinition/flag-detail';
+export const PRIORITY_URL = 'https://vigil.health/fhir/StructureDefinition/alert-priority';
+/** Reading time from which the condition has been clear; removed when it recurs. */
+export const CLEARED_URL = 'https://vigil.health/fhir/StructureDefinition/alert-cleared-since';
+
+/** One breach of a rule: what the Flag and Communication say. */
+export interface AlertSpec {
+  patientId: string;
+  /** Flag key: one active Flag per patient and rule (`news2`, or the alert code). */
+  rule: string;
+  code: AlertCode;
+  priority: Priority;
+  /** Most telling first (a RiskAssessment before its inputs). */
+  evidence: Reference[];
+  text: string;
+  /** Time of the evidence. */
+  at: string;
+}
+
+export const alertKey = (patientId: string, rule: string): string => `${patientId}/${rule}`;
+
+export function newFlag(spec: AlertSpec, author: Reference<Device>): Flag {
+  return {
+    resourceType: 'Flag',
+    meta: { profile: [FLAG_PROFILE] },
+    identifier: [{ system: ALERT_KEY, value: alertKey(spec.patientId, spec.rule) }],
+    status: 'active',
+    category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/flag-category', code: 'clinical', display: 'Clinical' }] }],
+    code: codeOf(spec.code),
+    subject: { reference: `Patient/${spec.patientId}` },
+    period: { start: spec.at },
+    author,
+    extension: extensions(spec.priority, spec.evidence),
+  };
+}
+
+/**
+ * The Flag with new evidence: code and priority move only upwards, the evidence is the latest,
+ * and a pending clearance is dropped because the condition holds again.
+ */
+export function withEvidence(flag: Flag, spec: AlertSpec): Flag {
+  const escalates = PRIORITY_RANK[spec.priority] > PRIORITY_RANK[flagPriority(flag)];
+  const priority = escalates ? spec.priority : flagPriority(flag);
+  const others = (flag.extension ?? []).filter((e) => ![FLAG_DETAIL, PRIORITY_URL, CLEARED_URL].includes(e.url));
+  return {
+    ...flag,
+    code: escalates ? codeOf(spec.code) : flag.code,
+    extension: [...others, ...extensions(priority, spec.evidence)],
+  };
+}
+
+export function flagPriority(flag: Flag): Priority {
+  return (flag.extension?.find((e) => e.url === PRIORITY_URL)?.valueCode as Priority | undefined) ?? 'routine';
+}
+
+export const evidenceOf = (flag: Flag): string[] =>
+  (flag.extension ?? []).filter((e) => e.url === FLAG_DETAIL).map((e) => e.valueReference?.reference ?? '');
+
+export const clearedSince = (flag: Flag): string | undefined => flag.extension?.find((e) => e.url === CLEARED_URL)?.valueDateTime;
+
+export const markCleared = (flag: Flag, at: string): Flag => ({ ...flag, extension: [...(flag.extension ?? []), { url: CLEARED_URL, valueDateTime: at }] });
+
+/** Ends the episode: its key moves to ENDED_KEY so the next breach starts a new Flag. */
+export function endFlag(flag: Flag, status: Flag['status'], at: string): Flag {
+  return {
+    ...flag,
+    status,
+    period: { ...flag.period, end: at },
+    identifier: flag.identifier?.map((i) => (i.system === ALERT_KEY ? { ...i, system: ENDED_KEY } : i)),
+    extension: flag.extension?.filter((e) => e.url !== CLEARED_URL),
+  };
+}
+
+function codeOf(code: AlertCode): Flag['code'] {
+  return { coding: [{ system: ALERT_SYSTEM, code, display: ALERT_DISPLAY[code] }], text: ALERT_DISPLAY[code] };
+}
+
+function extensions(priority: Priority, evidence: Reference[]): Extension[] {
+  return [{ url: PRIORITY_URL, valueCode: priority }, ...evidence.map((valueReference) => ({ url: FLAG_DETAIL, valueReference }))];
+}

@@ -1,0 +1,28 @@
+import type { Goal, Observation } from '@medplum/fhirtypes';
+import type { FhirClient } from '../runtime/manifest.ts';
+import { LOINC } from '../vitals/codes.ts';
+import { goalRanges, type GoalRange } from '../vitals/goals.ts';
+import { normaliseObservation } from '../vitals/normalise.ts';
+import type { Reading } from '../vitals/reading.ts';
+
+const MAX_READINGS = '500';
+
+/** The patient's usable readings of the given LOINC codes with effective time in [from, to]; unusable ones are left out. */
+export async function readingsBetween(fhir: FhirClient, patientId: string, codes: readonly string[], from: number, to: number): Promise<Reading[]> {
+  const found = await fhir.search<Observation>('Observation', {
+    subject: `Patient/${patientId}`,
+    code: codes.map((c) => `${LOINC}|${c}`).join(','),
+    date: [`ge${new Date(from).toISOString()}`, `le${new Date(to).toISOString()}`],
+    _sort: '-date',
+    _count: MAX_READINGS,
+  });
+  return found.flatMap((o) => {
+    const n = normaliseObservation(o);
+    return n.kind === 'readings' ? n.readings : [];
+  });
+}
+
+/** Personal ranges from the patient's active Goals. */
+export async function personalRanges(fhir: FhirClient, patientId: string): Promise<GoalRange[]> {
+  return goalRanges(await fhir.search<Goal>('Goal', { patient: `Patient/${patientId}`, 'lifecycle-status': 'active', _count: '100' }));
+}

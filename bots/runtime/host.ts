@@ -1,0 +1,145 @@
+import type { Device, Reference, Resource } from '@medplum/fhirtypes';
+import { runAuditEvent, type RunRecord } from './audit.ts';
+import { BOT_SYSTEM, botDevice } from './identity.ts';
+import type { Bot, BotResult, Change, FhirClient, SearchParams } from './manifest.ts';
+import { recordingClient } from './recording.ts';
+import { resolveSettings } from './settings.ts';
+
+export interface BotJob {
+  bot: string;
+  change: Change;
+}
+
+/** The part of the job queue (server/src/jobs) the host uses. */
+export interface BotQueue {
+  enqueue(data: BotJob, options: { jobId: string; attempts: number; backoff: { baseMs: number; capMs: number } }): Promise<string>;
+  process(
+    handler: (job: { id: string; data: BotJob; attempt: number; signal: AbortSignal }) => Promise<void>,
+    options?: { concurrency?: number; onDeadLetter?: (job: { id: string; data: BotJob; error: string }) => void },
+  ): void;
+}
+
+export interface BotHostOptions {
+  bots: readonly Bot[];
+  fhir: FhirClient;
+  queue: BotQueue;
+  concurrency?: number;
+  onError?: (error: unknown, context: Record<string, unknown>) => void;
+}
+
+const DEFAULT_ATTEMPTS = 3;
+const BACKOFF = { baseMs: 500, capMs: 60_000 };
+
+/**
+ * Runs bots on committed changes: `handleChange` enqueues one job per interested bot, keyed by bot
+ * and resource version so a redelivered change is absorbed while its job is pending; `start`
+ * consumes the jobs. Each bot is its own job, so one failing or slow bot never holds up another.
+ */
+export class BotHost {
+  readonly #bots: ReadonlyMap<string, Bot>;
+  readonly #fhir: FhirClient;
+  readonly #queue: BotQueue;
+  readonly #concurrency: number;
+  readonly #onError: NonNullable<BotHostOptions['onError']>;
+  readonly #agents = new Map<string, Promise<Reference<Device>>>();
+
+  constructor(options: BotHostOptions) {
+    this.#bots = new Map(options.bots.map((b) => [b.name, b]));
+    this.#fhir = options.fhir;
+    this.#queue = options.queue;
+    this.#concurrency = options.concurrency ?? 8;
+    this.#onError = options.onError ?? ((error, context) => console.error(context, error));
+  }
+
+  async handleChange(change: Change): Promise<void> {
+    for (const bot of this.#bots.values()) {
+      const { resourceType, interactions = ['create', 'update'] } = bot.trigger;
+      if (resourceType !== change.resourceType || !interactions.includes(change.interaction)) continue;
+      const jobId = `${bot.name}/${change.resourceType}/${change.id}/${change.versionId}`;
+      await this.#queue.enqueue({ bot: bot.name, change }, { jobId, attempts: bot.attempts ?? DEFAULT_ATTEMPTS, backoff: BACKOFF });
+    }
+  }
+
+  start(): void {
+    this.#queue.process((job) => this.#run(job.data, job.attempt, job.signal), {
+      concurrency: this.#concurrency,
+      onDeadLetter: (job) => this.#onError(new Error(job.error), { bot: job.data.bot, change: job.data.change, deadLetter: job.id }),
+    });
+  }
+
+  async #run({ bot: name, change }: BotJob, attempt: number, jobSignal: AbortSignal): Promise<void> {
+    const bot = this.#bots.get(name);
+    if (!bot) throw new Error(`no bot named ${name}`);
+    const resource = await this.#version(change);
+    if (!resource) return;
+    if (bot.trigger.criteria && !(await this.#matches(bot.trigger.criteria, change))) return;
+    const patientId = patientOf(resource);
+    const settings = await resolveSettings(this.#fhir, bot, patientId);
+    if (!settings.enabled) return;
+    const agent = await this.#agent(bot);
+    const signal = AbortSignal.any([jobSignal, AbortSignal.timeout(bot.timeoutMs)]);
+    const { client, written } = recordingClient(this.#fhir, signal);
+    const record = (result: RunRecord['result']): Promise<unknown> =>
+      this.#fhir.create(runAuditEvent({ bot, agent, change, patientId, result, written, attempt }));
+    let result: BotResult;
+    try {
+      result = await abortable(bot.handler({ interaction: change.interaction, resource, agent, parameters: settings.parameters, signal }, client), signal);
+    } catch (error) {
+      const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      await record({ error: message }).catch((err: unknown) => this.#onError(err, { bot: name, change, audit: true }));
+      throw error;
+    }
+    await record(result);
+  }
+
+  /**
+   * The version the change names. A newer version has its own change and job, and a deleted
+   * resource has nothing to act on: either way this job has no work.
+   */
+  async #version(change: Change): Promise<Resource | undefined> {
+    const resource = await this.#fhir.read(change.resourceType as Resource['resourceType'], change.id).catch((err: { status?: number }) => {
+      if (err.status === 404 || err.status === 410) return undefined;
+      throw err;
+    });
+    return resource?.meta?.versionId === change.versionId ? resource : undefined;
+  }
+
+  /** The criteria evaluated by the store itself, restricted to the trigger: exactly the server's search semantics. */
+  async #matches(criteria: string, change: Change): Promise<boolean> {
+    const [type, query = ''] = criteria.split('?');
+    if (type !== change.resourceType) return false;
+    const params: Record<string, string[]> = { _id: [change.id], _count: ['1'] };
+    for (const [k, v] of new URLSearchParams(query)) (params[k] ??= []).push(v);
+    return (await this.#fhir.search(change.resourceType as Resource['resourceType'], params as SearchParams)).length > 0;
+  }
+
+  /** The bot's Device, created on first use; concurrent and later runs find the same one. */
+  #agent(bot: Bot): Promise<Reference<Device>> {
+    let agent = this.#agents.get(bot.name);
+    if (!agent) {
+      agent = this.#fhir
+        .createIfNoneExist(botDevice(bot.name, bot.title), `identifier=${encodeURIComponent(`${BOT_SYSTEM}|${bot.name}`)}`)
+        .then(({ resource }) => ({ reference: `Device/${resource.id}`, display: bot.title }));
+      agent.catch(() => this.#agents.delete(bot.name));
+      this.#agents.set(bot.name, agent);
+    }
+    return agent;
+  }
+}
+
+/** The Patient a resource is about: itself, or its subject/patient when that is a Patient. */
+export function patientOf(resource: Resource): string | undefined {
+  if (resource.resourceType === 'Patient') return resource.id;
+  const r = resource as { subject?: Reference; patient?: Reference };
+  const ref = r.subject?.reference ?? r.patient?.reference;
+  return ref?.startsWith('Patient/') ? ref.slice('Patient/'.length) : undefined;
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}

@@ -1,0 +1,80 @@
+import type { Device, Reference, Resource } from '@medplum/fhirtypes';
+
+/** Search parameters as a FHIR query string has them: repeated names are ANDed, commas OR. */
+export type SearchParams = Record<string, string | string[]>;
+
+/**
+ * What a bot may do with FHIR. The host implements it on its own store (same validation and
+ * change events as REST); an external FHIR server with subscriptions could implement it too.
+ */
+export interface FhirClient {
+  read<T extends Resource>(resourceType: T['resourceType'], id: string): Promise<T>;
+  /** The first page of matches (pass `_count` for more than the server default). */
+  search<T extends Resource>(resourceType: T['resourceType'], params: SearchParams): Promise<T[]>;
+  create<T extends Resource>(resource: T): Promise<T>;
+  /** With `ifMatch`, a concurrent change makes the write fail (412) instead of being overwritten. */
+  update<T extends Resource>(resource: T, options?: { ifMatch?: string }): Promise<T>;
+  /** Conditional create (If-None-Exist): the one match of `criteria` if there is one, else a new resource. */
+  createIfNoneExist<T extends Resource>(resource: T, criteria: string): Promise<{ resource: T; created: boolean }>;
+}
+
+export type Interaction = 'create' | 'update' | 'delete';
+
+/** A committed change, as the store's change feed or the subscription outbox reports it. */
+export interface Change {
+  interaction: Interaction;
+  resourceType: string;
+  id: string;
+  versionId: string;
+}
+
+export interface BotTrigger {
+  resourceType: string;
+  /** R4 Subscription criteria (`Observation?code=…`); the resource must match it for the bot to run. */
+  criteria?: string;
+  /** Canonical URL of a SubscriptionTopic, for hosts that deliver topic-based notifications. */
+  topic?: string;
+  /** Default: create and update. */
+  interactions?: readonly Interaction[];
+}
+
+export type Parameters = Readonly<Record<string, string | number | boolean>>;
+
+export interface BotEvent<T extends Resource = Resource> {
+  interaction: Interaction;
+  /** The triggering resource, at the version the change names. */
+  resource: T;
+  /** The bot's own Device: author of what it writes. */
+  agent: Reference<Device>;
+  /** The manifest's defaults overridden by organisation, then patient settings. */
+  parameters: Parameters;
+  /** Aborted when the run times out; the client refuses further calls after that. */
+  signal: AbortSignal;
+}
+
+/**
+ * `success`: the bot did its job (which may be writing nothing); `skipped`: the trigger was not
+ * for it (not an input, too few readings); `rejected`: the input is unusable and was not acted on.
+ */
+export interface BotResult {
+  outcome: 'success' | 'skipped' | 'rejected';
+  message?: string;
+}
+
+export interface Bot {
+  /** Stable identifier: job ids, the bot's Device and settings are keyed by it. */
+  name: string;
+  title: string;
+  trigger: BotTrigger;
+  timeoutMs: number;
+  /** Attempts before the job is dead-lettered; default 3. */
+  attempts?: number;
+  defaults: Parameters;
+  handler(event: BotEvent, fhir: FhirClient): Promise<BotResult>;
+}
+
+export function numberParameter(parameters: Parameters, name: string): number {
+  const value = parameters[name];
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new Error(`bot parameter ${name} must be a number, not ${JSON.stringify(value)}`);
+  return value;
+}

@@ -1,0 +1,87 @@
+import type { Observation } from '@medplum/fhirtypes';
+import { clearAlert, raiseAlert, retractAlerts } from '../alerts/alerts.ts';
+import { ALERT_DEFAULTS, PRIORITY_RANK, SEVERITY_PRIORITY, THRESHOLD_ALERT, type AlertCode } from '../alerts/codes.ts';
+import { personalRanges, readingsBetween } from '../alerts/patient.ts';
+import { patientOf } from '../runtime/host.ts';
+import type { Bot, BotResult } from '../runtime/manifest.ts';
+import { BP_PANEL, LOINC, MEASURE_BY_LOINC } from '../vitals/codes.ts';
+import { normaliseObservation } from '../vitals/normalise.ts';
+import type { QuantityMeasure, QuantityReading } from '../vitals/reading.ts';
+import { evaluateThresholds } from './evaluate.ts';
+import { DEFAULT_LIMITS, type Breach } from './rules.ts';
+import { WEIGHT_GAIN } from './weight.ts';
+
+const MEASURES = new Set<QuantityMeasure>(DEFAULT_LIMITS.map((r) => r.measure)).add('weight');
+
+/** The LOINC codes a measure can arrive under; systolic and diastolic also come in the BP panel. */
+function codesOf(measure: QuantityMeasure): string[] {
+  const codes = [...MEASURE_BY_LOINC].filter(([, m]) => m === measure).map(([code]) => code);
+  return measure === 'systolic' || measure === 'diastolic' ? [...codes, BP_PANEL] : codes;
+}
+
+/** How far back a reading's rules look: the longest persistence window, or the weight-gain period. */
+function lookbackMs(measure: QuantityMeasure): number {
+  if (measure === 'weight') return WEIGHT_GAIN.days * 86_400_000;
+  return Math.max(0, ...DEFAULT_LIMITS.filter((r) => r.measure === measure).map((r) => r.persistence.withinMinutes)) * 60_000;
+}
+
+export const thresholdsBot: Bot = {
+  name: 'thresholds',
+  title: 'Vigil thresholds',
+  trigger: { resourceType: 'Observation', criteria: `Observation?code=${[...MEASURES].flatMap(codesOf).filter((c, i, all) => all.indexOf(c) === i).map((c) => `${LOINC}|${c}`).join(',')}` },
+  timeoutMs: 10_000,
+  defaults: { ...ALERT_DEFAULTS },
+
+  async handler(event, fhir): Promise<BotResult> {
+    const observation = event.resource as Observation;
+    const patientId = patientOf(observation);
+    if (!patientId) return { outcome: 'skipped', message: 'the Observation is not about a Patient' };
+    const normalised = normaliseObservation(observation);
+    if (normalised.kind === 'ignored') return { outcome: 'skipped', message: 'not a monitored measure' };
+    if (normalised.kind === 'rejected') {
+      if (observation.status !== 'entered-in-error') return { outcome: 'rejected', message: normalised.reason };
+      const flags = await retractAlerts(fhir, event, patientId, observation.id as string);
+      return { outcome: 'success', message: `entered in error: retracted ${flags.length} alert(s)` };
+    }
+
+    const ranges = await personalRanges(fhir, patientId);
+    const readings = normalised.readings.filter((r): r is QuantityReading => r.measure !== 'consciousness' && MEASURES.has(r.measure));
+    const breached = new Map<AlertCode, Breach>();
+    const evaluated = new Set<AlertCode>();
+    for (const reading of readings) {
+      const history = await readingsBetween(fhir, patientId, codesOf(reading.measure), reading.time - lookbackMs(reading.measure), reading.time);
+      for (const rule of [`${reading.measure}-low`, `${reading.measure}-high`, ...(reading.measure === 'weight' ? ['weight-gain'] : [])]) {
+        if (THRESHOLD_ALERT[rule]) evaluated.add(THRESHOLD_ALERT[rule]);
+      }
+      for (const breach of evaluateThresholds(reading, history, ranges)) {
+        const code = THRESHOLD_ALERT[breach.rule];
+        const other = breached.get(code);
+        // systolic and diastolic both raise bp-high: the more severe breach speaks, both texts are kept
+        if (!other) breached.set(code, breach);
+        else breached.set(code, merge(other, breach));
+      }
+    }
+
+    const at = new Date(Math.max(...readings.map((r) => r.time))).toISOString();
+    const actions: string[] = [];
+    for (const [code, breach] of breached) {
+      const alert = await raiseAlert(fhir, event, {
+        patientId,
+        rule: code,
+        code,
+        priority: SEVERITY_PRIORITY[breach.severity],
+        evidence: [...new Set(breach.evidence)].map((id) => ({ reference: `Observation/${id}` })),
+        text: breach.text,
+        at,
+      });
+      actions.push(`${code} ${breach.severity}: alert ${alert.action}, care team ${alert.notice}`);
+    }
+    for (const code of evaluated) if (!breached.has(code)) await clearAlert(fhir, event, patientId, code, at);
+    return { outcome: 'success', message: actions.length ? actions.join('; ') : 'within limits' };
+  },
+};
+
+function merge(a: Breach, b: Breach): Breach {
+  const [first, second] = PRIORITY_RANK[SEVERITY_PRIORITY[b.severity]] > PRIORITY_RANK[SEVERITY_PRIORITY[a.severity]] ? [b, a] : [a, b];
+  return { ...first, evidence: [...first.evidence, ...second.evidence], text: `${first.text}; ${second.text}` };
+}

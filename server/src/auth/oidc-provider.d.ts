@@ -1,0 +1,43 @@
+// oidc-provider ships no type declarations; this is the small surface Vigil uses.
+declare module 'oidc-provider' {
+  import type { IncomingMessage, ServerResponse } from 'node:http';
+
+  export interface KoaContextWithOIDC {
+    method: string;
+    path: string;
+    status: number;
+    body: unknown;
+    req: IncomingMessage;
+    res: ServerResponse;
+    set(name: string, value: string): void;
+    oidc: {
+      route?: string;
+      params?: Record<string, unknown>;
+      client?: ClientLike;
+      entities: Record<string, any>;
+      provider: Provider;
+    };
+  }
+  export interface ClientLike {
+    clientId: string;
+    [key: string]: unknown;
+    grantTypeAllowed(type: string): boolean;
+  }
+  export type Middleware = (ctx: KoaContextWithOIDC, next: () => Promise<void>) => Promise<void>;
+
+  export class Provider {
+    constructor(issuer: string, configuration: Record<string, unknown>);
+    issuer: string;
+    proxy: boolean;
+    callback(): (req: IncomingMessage, res: ServerResponse) => void;
+    use(middleware: Middleware): void;
+    on(event: string, listener: (...args: any[]) => void): void;
+    interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<any>;
+    interactionFinished(req: IncomingMessage, res: ServerResponse, result: Record<string, unknown>, options?: { mergeWithLastSubmission?: boolean }): Promise<void>;
+    Grant: any;
+    Client: any;
+    AccessToken: any;
+  }
+  export const errors: Record<string, new (description?: string, detail?: string) => Error>;
+  export default Provider;
+}

@@ -1,0 +1,64 @@
+import type { Resource } from '@medplum/fhirtypes';
+import { news2Bot } from '../../bots/news2/bot.ts';
+import { BotHost, type BotJob } from '../../bots/runtime/host.ts';
+import type { Bot, FhirClient } from '../../bots/runtime/manifest.ts';
+import { thresholdsBot } from '../../bots/thresholds/bot.ts';
+import type { QueueFactory } from './jobs/queue.ts';
+import type { Logger } from './ops/logger.ts';
+import { conditionalCreate } from './store/conditional.ts';
+import type { ChangeFeed } from './store/events.ts';
+import type { Repository } from './store/repository.ts';
+import { executeSearch } from './store/search/execute.ts';
+import { parseSearch } from './store/search/query.ts';
+
+export const BUILT_IN_BOTS: readonly Bot[] = [news2Bot, thresholdsBot];
+
+/**
+ * The bots' FHIR client on Vigil's own store: the REST layer's write path (validation, profiles,
+ * outbox and change events) and search, as the system: bots act for the organisation.
+ */
+export function storeClient(repo: Repository): FhirClient {
+  return {
+    read: (type, id) => repo.read(type, id),
+    async search<T extends Resource>(type: T['resourceType'], params: Record<string, string | string[]>): Promise<T[]> {
+      const query = new URLSearchParams();
+      for (const [name, values] of Object.entries(params)) for (const v of [values].flat()) query.append(name, v);
+      const result = await executeSearch(repo.db, parseSearch(type, query), repo.baseUrl);
+      return result.matches.map((m) => JSON.parse(m.content) as T);
+    },
+    create: async <T extends Resource>(resource: T) => (await repo.create(resource)).resource as T,
+    update: async <T extends Resource>(resource: T, options: { ifMatch?: string } = {}) => (await repo.update(resource, { ifMatch: options.ifMatch, allowCreate: false })).resource as T,
+    async createIfNoneExist<T extends Resource>(resource: T, criteria: string) {
+      const { resource: stored, created } = await repo.transaction((w) => conditionalCreate(w, resource, criteria));
+      return { resource: stored as T, created };
+    },
+  };
+}
+
+export interface BotService {
+  host: BotHost;
+  stop(): void;
+}
+
+export interface BotParts {
+  repo: Repository;
+  feed: ChangeFeed;
+  queues: QueueFactory;
+  logger: Logger;
+}
+
+/** Starts the bot workers and feeds them every committed change. */
+export function startBots({ repo, feed, queues, logger }: BotParts, bots: readonly Bot[] = BUILT_IN_BOTS): BotService {
+  const host = new BotHost({
+    bots,
+    fhir: storeClient(repo),
+    queue: queues.queue<BotJob>('bots'),
+    onError: (err, context) => logger.error({ err, ...context }, 'bot failure'),
+  });
+  host.start();
+  // The subscription outbox will feed this instead of the in-process change feed.
+  const unsubscribe = feed.subscribe(({ interaction, resourceType, id, versionId }) => {
+    host.handleChange({ interaction, resourceType, id, versionId }).catch((err: unknown) => logger.error({ err, resourceType, id }, 'bot enqueue failed'));
+  });
+  return { host, stop: unsubscribe };
+}

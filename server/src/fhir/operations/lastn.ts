@@ -1,0 +1,152 @@
+import type { Request, Response } from 'express';
+import { normalizeReference } from '../../store/extract.ts';
+import { Params, filterSql, type SearchContext } from '../../store/search/conditions.ts';
+import type { Restriction } from '../../store/search/execute.ts';
+import { parseFilter, type Filter } from '../../store/search/query.ts';
+import { bundleText } from '../bundle.ts';
+import { type FhirContext, fhirBase } from '../context.ts';
+import { subset } from '../elements.ts';
+import { badRequest, notSupported } from '../outcome.ts';
+import { sendJson } from '../respond.ts';
+import { operationParams, positiveInt, single } from './parameters.ts';
+
+/**
+ * Observation/$lastn (R4): the newest `max` Observations per code for one subject, filtered by any
+ * Observation search parameter. Observations without an effective time have no place in a recency
+ * order and are left out.
+ */
+const TYPE = 'Observation';
+const MAX_PER_GROUP = 1000;
+/** Result parameters that make no sense for grouped results. */
+const UNSUPPORTED = new Set(['_sort', '_count', '_cursor', '_total', '_include', '_revinclude']);
+
+interface Row { id: string; content: string; code: string[] | null; text: string | null; ms: number }
+
+export const lastn = (ctx: FhirContext) => async (req: Request, res: Response): Promise<void> => {
+  const params = operationParams(req);
+  const maxText = single(params, 'max');
+  const max = maxText === undefined ? 1 : Math.min(positiveInt(maxText, 'max'), MAX_PER_GROUP);
+  const summary = single(params, '_summary');
+  const elements = single(params, '_elements')?.split(',').map((e) => e.trim()).filter(Boolean);
+  const filters: Filter[] = [];
+  for (const [key, value] of params) {
+    if (['max', '_summary', '_elements', '_format', '_pretty'].includes(key)) continue;
+    if (UNSUPPORTED.has(key.split(':')[0])) throw notSupported(`${key} is not supported by $lastn`, key);
+    filters.push(parseFilter(TYPE, key, value, 0));
+  }
+  if (!filters.some((f) => (f.kind === 'param' || f.kind === 'chain') && (f.param.code === 'patient' || f.param.code === 'subject'))) {
+    throw badRequest('$lastn needs a patient or subject parameter', 'patient');
+  }
+  const rows = await newestPerCode(ctx, filters, max, res.locals.restriction as Restriction | undefined);
+  const base = fhirBase(ctx);
+  const entries = groupByCode(rows).flatMap((group) => newest(group, max)).map((r) => ({
+    fullUrl: `${base}/${TYPE}/${r.id}`,
+    resource: subset(r.content, summary, elements),
+    search: { mode: 'match' as const },
+  }));
+  const self = `${base}/${TYPE}/$lastn${params.size ? `?${params}` : ''}`;
+  sendJson(req, res, 200, bundleText('searchset', [{ relation: 'self', url: self }], entries, entries.length));
+};
+
+/**
+ * The newest `max` rows (with ties) for each distinct `code` token array, plus for each text-only
+ * code. With one Patient, distinct arrays come from a loose index scan of (patient, code, date_start)
+ * and each array's newest rows from a backward scan of the same index: a handful of index probes per
+ * code, however many Observations the patient has. Filters other than `code` are checked on each
+ * code's rows from the newest down, so a code whose rows rarely match is read further.
+ */
+async function newestPerCode(ctx: FhirContext, filters: Filter[], max: number, restrict?: Restriction): Promise<Row[]> {
+  const params = new Params();
+  const search: SearchContext = { params, baseUrl: ctx.baseUrl };
+  const conditions = ['NOT t.deleted', 't.date_start IS NOT NULL', ...filters.map((f) => filterSql(f, 't', TYPE, search))];
+  const access = restrict?.('t', TYPE, params);
+  if (access) conditions.push(access);
+  const patient = patientOf(filters, ctx.baseUrl);
+  let codes: string;
+  if (patient) {
+    const p = params.add(patient);
+    conditions.push(`t.patient = ${p}`);
+    codes = `WITH RECURSIVE codes(code) AS (
+      (SELECT o.code FROM "Observation" o WHERE o.patient = ${p} AND o.code IS NOT NULL ORDER BY o.code LIMIT 1)
+      UNION ALL
+      SELECT (SELECT o.code FROM "Observation" o WHERE o.patient = ${p} AND o.code > c.code ORDER BY o.code LIMIT 1)
+      FROM codes c WHERE c.code IS NOT NULL)`;
+  } else {
+    codes = `WITH codes(code) AS (SELECT DISTINCT t.code FROM "Observation" t WHERE ${conditions.join(' AND ')})`;
+  }
+  // `code` filters hold for a whole array or for none of its rows: applied once per array, they
+  // spare scanning the rows of codes that were not asked for.
+  const arrayFilters = filters.filter((f) => f.kind === 'param' && f.param.code === 'code' && f.modifier !== 'text').map((f) => filterSql(f, 'c', TYPE, search));
+  const where = conditions.join(' AND ');
+  const n = `(${params.add(max)}::int)`;
+  const ms = 'extract(epoch FROM t.date_start)::float8';
+  const text = `(t.content::jsonb)->'code'->>'text'`;
+  return ctx.repo.db.query<Row>(
+    `${codes}
+    SELECT x.id, x.content, x.code, NULL AS text, x.ms FROM codes c CROSS JOIN LATERAL (
+      SELECT t.id, t.content, t.code, ${ms} AS ms FROM "Observation" t
+      WHERE t.code = c.code AND ${where} ORDER BY t.date_start DESC FETCH FIRST ${n} ROWS WITH TIES) x
+    WHERE ${['c.code IS NOT NULL', ...arrayFilters].join(' AND ')}
+    UNION ALL
+    SELECT id, content, NULL, text, ms FROM (
+      SELECT t.id, t.content, ${text} AS text, ${ms} AS ms, rank() OVER (PARTITION BY ${text} ORDER BY t.date_start DESC) AS r
+      FROM "Observation" t WHERE t.code IS NULL AND ${where}) u WHERE r <= ${n}`,
+    params.values,
+  );
+}
+
+/** The one Patient the request names, if it names exactly one; otherwise the codes are found by a scan. */
+function patientOf(filters: Filter[], baseUrl: string): string | undefined {
+  for (const f of filters) {
+    if (f.kind !== 'param' || f.values.length !== 1 || (f.modifier && f.modifier !== 'Patient')) continue;
+    if (f.param.code !== 'patient' && f.param.code !== 'subject') continue;
+    const ref = normalizeReference(f.values[0], baseUrl);
+    if (/^Patient\/[^/]+$/.test(ref)) return ref;
+    // a bare subject id may name a Group or Device as well
+    if (!ref.includes('/') && (f.param.code === 'patient' || f.modifier === 'Patient')) return `Patient/${ref}`;
+  }
+  return undefined;
+}
+
+/**
+ * The spec's grouping: codes are equal when system and code are; an Observation with several codings
+ * joins their groups (transitively); text-only codes group by their exact text. Groups come in code
+ * order, text-only ones last.
+ */
+function groupByCode(rows: Row[]): Row[][] {
+  const parent = new Map<string, string>();
+  const find = (k: string): string => {
+    let root = k;
+    while (parent.get(root) !== root) root = parent.get(root) as string;
+    parent.set(k, root);
+    return root;
+  };
+  const identities = (r: Row): string[] => {
+    // `system|code` and `|code` identify a coding; bare `code` and `system|` tokens would join systems
+    const codings = (r.code ?? []).filter((t) => t.includes('|') && !t.endsWith('|'));
+    return codings.length ? codings : [`\u0000${r.code ? r.code.join(',') : `text:${r.text ?? ''}`}`];
+  };
+  for (const r of rows) {
+    const ids = identities(r);
+    for (const id of ids) if (!parent.has(id)) parent.set(id, id);
+    for (const id of ids.slice(1)) {
+      const [a, b] = [find(ids[0]), find(id)];
+      parent.set(a < b ? b : a, a < b ? a : b);
+    }
+  }
+  const groups = new Map<string, Row[]>();
+  for (const r of rows) {
+    const root = find(identities(r)[0]);
+    groups.set(root, [...(groups.get(root) ?? []), r]);
+  }
+  // each group's root is its smallest identity; arrays without codings and text-only codes go last
+  const last = (k: string): number => (k.startsWith('\u0000') ? 1 : 0);
+  return [...groups.entries()].sort(([a], [b]) => last(a) - last(b) || (a < b ? -1 : 1)).map(([, g]) => g);
+}
+
+/** Newest first; ties at the cut-off are all kept, as the spec asks. */
+function newest(group: Row[], max: number): Row[] {
+  const sorted = [...group].sort((a, b) => b.ms - a.ms || (a.id < b.id ? -1 : 1));
+  const cutoff = sorted[Math.min(max, sorted.length) - 1].ms;
+  return sorted.filter((r) => r.ms >= cutoff);
+}

@@ -1,0 +1,73 @@
+import type { Logger } from '../ops/logger.ts';
+import type { IngestGateway } from './gateway.ts';
+
+/** Devices publish to `vigil/ingest/{mapping}`; Vigil subscribes with the single-level wildcard. */
+export const INGEST_TOPIC = 'vigil/ingest/+';
+const PREFIX = 'vigil/ingest/';
+
+/** Unknown mapping names remembered for log-once; bounded, since topics are chosen by clients. */
+const MAX_REMEMBERED = 1000;
+
+/** The topic a device publishes to for the given mapping. */
+export const ingestTopic = (mapping: string): string => `${PREFIX}${mapping}`;
+
+/** The mapping an ingest topic names; undefined for any other topic. */
+export function mappingOf(topic: string): string | undefined {
+  if (!topic.startsWith(PREFIX)) return undefined;
+  const name = topic.slice(PREFIX.length);
+  return name && !name.includes('/') ? name : undefined;
+}
+
+/**
+ * One MQTT publish to the gateway, shared by the embedded and external brokers. `handle` settles
+ * only once the readings are committed or dead-lettered, so acknowledging after it is safe; it
+ * rejects only when the gateway itself fails (database down), and then must not be acknowledged.
+ */
+export class MqttIngest {
+  readonly #gateway: Pick<IngestGateway, 'ingest'>;
+  readonly #logger: Logger;
+  readonly #unknown = new Set<string>();
+  readonly #inFlight = new Set<Promise<void>>();
+
+  constructor(gateway: Pick<IngestGateway, 'ingest'>, logger: Logger) {
+    this.#gateway = gateway;
+    this.#logger = logger;
+  }
+
+  handle(mapping: string, payload: Buffer | string): Promise<void> {
+    const work = this.#ingest(mapping, payload);
+    this.#inFlight.add(work);
+    const forget = () => this.#inFlight.delete(work);
+    work.then(forget, forget);
+    return work;
+  }
+
+  /** Resolves when every publish being handled has settled (before the database closes). */
+  async idle(): Promise<void> {
+    await Promise.allSettled([...this.#inFlight]);
+  }
+
+  async #ingest(mapping: string, payload: Buffer | string): Promise<void> {
+    const text = payload.toString();
+    let messages: unknown[];
+    try {
+      const body: unknown = JSON.parse(text);
+      messages = Array.isArray(body) ? body : [body];
+    } catch {
+      // No template matches a bare string, so the gateway dead-letters it verbatim, save NUL,
+      // which PostgreSQL text cannot hold: a payload that cannot be stored would be redelivered forever.
+      messages = [text.replaceAll('\0', '\uFFFD')];
+    }
+    if (messages.length === 0) return;
+    const results = await this.#gateway.ingest(mapping, messages);
+    if (!results) {
+      if (!this.#unknown.has(mapping) && this.#unknown.size < MAX_REMEMBERED) {
+        this.#unknown.add(mapping);
+        this.#logger.warn({ mapping, topic: ingestTopic(mapping) }, 'MQTT messages for an unknown mapping are dropped');
+      }
+      return;
+    }
+    const rejected = results.filter((r) => r.status === 'rejected').length;
+    if (rejected) this.#logger.debug({ mapping, rejected, received: results.length }, 'MQTT messages dead-lettered');
+  }
+}

@@ -1,0 +1,52 @@
+import type { Logger } from '../ops/logger.ts';
+import type { IngestGateway } from './gateway.ts';
+import { startEmbeddedBroker, type Authenticate } from './mqtt-embedded.ts';
+import { connectExternalBroker } from './mqtt-external.ts';
+import { MqttIngest } from './mqtt-ingest.ts';
+
+export { ingestTopic } from './mqtt-ingest.ts';
+
+export interface MqttOptions {
+  gateway: Pick<IngestGateway, 'ingest'>;
+  logger: Logger;
+  /** Another broker (`mqtt://user:secret@host:1883?clientId=…`); when set, no embedded broker runs. */
+  url?: string;
+  /** The embedded broker's port; 0 disables it. */
+  port: number;
+  /** The embedded broker's address. */
+  host?: string;
+  /**
+   * Checks a device's CONNECT on the embedded broker: username = OAuth client id, password = an
+   * access token or the client secret. Without it only loopback (anonymous) clients are allowed.
+   * An external broker authenticates devices itself.
+   */
+  authenticate?: Authenticate;
+}
+
+export interface MqttTransport {
+  /** Where readings arrive: another broker, the embedded one, or nowhere (disabled or port taken). */
+  readonly mode: 'external' | 'embedded' | 'off';
+  /** The port the embedded broker listens on. */
+  readonly port?: number;
+  /** Stops taking publishes and waits for those being ingested. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Device ingest over MQTT: topic `vigil/ingest/{mapping}`, payload one JSON message or an array. */
+export async function startMqtt(options: MqttOptions): Promise<MqttTransport> {
+  const ingest = new MqttIngest(options.gateway, options.logger);
+  if (options.url) {
+    const external = await connectExternalBroker(options.url, ingest, options.logger);
+    return { mode: 'external', stop: once(() => external.close()) };
+  }
+  const embedded = options.port === 0
+    ? undefined
+    : await startEmbeddedBroker({ ingest, logger: options.logger, port: options.port, host: options.host ?? '127.0.0.1', authenticate: options.authenticate });
+  if (!embedded) return { mode: 'off', stop: async () => {} };
+  return { mode: 'embedded', port: embedded.port, stop: once(() => embedded.close()) };
+}
+
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  return () => (done ??= fn());
+}

@@ -1,0 +1,148 @@
+import type { Subscription } from '@medplum/fhirtypes';
+import { getSearchParams } from '../definitions.ts';
+import type { Database } from '../store/database.ts';
+import { normalizeReference, type IndexRow } from '../store/extract.ts';
+import { splitValues } from '../store/search/query.ts';
+import { parseSubscription, type ParsedSubscription, type Trigger } from './parse.ts';
+import type { Interaction } from './topics.ts';
+
+export interface Candidate {
+  sub: ParsedSubscription;
+  trigger: Trigger;
+}
+
+interface TypeIndex {
+  /** param code → value → triggers whose first token/reference filter names that value. */
+  keyed: Map<string, Map<string, Candidate[]>>;
+  /** Triggers with no such filter: checked for every change of the type. */
+  scan: Candidate[];
+}
+
+const REFERENCE = /^[A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/;
+
+/**
+ * The active subscriptions of the database, cached per process and indexed so that a change is
+ * only checked against triggers that can match it: by resource type, then by the value of the
+ * trigger's first plain token or reference filter (`code=…`, `patient=Patient/1`), looked up
+ * among the changed resource's own index values. The cache is reloaded whenever the Subscription
+ * table changes (checked at most every `maxAgeMs`), so every replica converges within that time.
+ */
+export class SubscriptionRegistry {
+  readonly #db: Database;
+  readonly #baseUrl: string;
+  readonly #allowPrivate: boolean;
+  readonly #maxAgeMs: number;
+  #byType = new Map<string, TypeIndex>();
+  #all: ParsedSubscription[] = [];
+  #signature = '';
+  #checkedAt = 0;
+  #loading?: Promise<void>;
+
+  constructor(db: Database, baseUrl: string, allowPrivate: boolean, maxAgeMs = 1_000) {
+    this.#db = db;
+    this.#baseUrl = baseUrl;
+    this.#allowPrivate = allowPrivate;
+    this.#maxAgeMs = maxAgeMs;
+  }
+
+  /** Active subscriptions as of the last refresh. */
+  get active(): readonly ParsedSubscription[] {
+    return this.#all;
+  }
+
+  hasType(type: string): boolean {
+    return this.#byType.has(type);
+  }
+
+  /** Forces the next `refresh()` to reload. */
+  invalidate(): void {
+    this.#checkedAt = 0;
+    this.#signature = '';
+  }
+
+  async refresh(): Promise<void> {
+    if (Date.now() - this.#checkedAt < this.#maxAgeMs) return;
+    this.#loading ??= this.#reload().finally(() => {
+      this.#loading = undefined;
+    });
+    await this.#loading;
+  }
+
+  candidates(type: string, interaction: Interaction, row: IndexRow | undefined): Candidate[] {
+    const index = this.#byType.get(type);
+    if (!index) return [];
+    const found = new Set<Candidate>(index.scan);
+    if (row) {
+      for (const [code, byValue] of index.keyed) {
+        const value = row[code];
+        for (const v of Array.isArray(value) ? value : value == null ? [] : [value]) {
+          for (const c of byValue.get(String(v)) ?? []) found.add(c);
+        }
+      }
+    }
+    return [...found].filter((c) => c.trigger.interactions.has(interaction));
+  }
+
+  async #reload(): Promise<void> {
+    const [state] = await this.#db.query<{ n: number; m: string | null }>(
+      'SELECT count(*)::int AS n, max(last_updated)::text AS m FROM "Subscription"',
+    );
+    this.#checkedAt = Date.now();
+    const signature = `${state.n}|${state.m}`;
+    if (signature === this.#signature) return;
+    const rows = await this.#db.query<{ content: string }>(`SELECT content FROM "Subscription" WHERE NOT deleted`);
+    const all: ParsedSubscription[] = [];
+    const byType = new Map<string, TypeIndex>();
+    const now = Date.now();
+    for (const row of rows) {
+      const resource = JSON.parse(row.content) as Subscription;
+      if (resource.status !== 'active' || (resource.end && Date.parse(resource.end) <= now)) continue;
+      let sub: ParsedSubscription;
+      try {
+        sub = parseSubscription(resource, this.#allowPrivate);
+      } catch {
+        // written around validation (e.g. in a transaction): activation reports it as an error
+        continue;
+      }
+      all.push(sub);
+      for (const trigger of sub.triggers) add(byType, { sub, trigger }, this.#baseUrl);
+    }
+    this.#all = all;
+    this.#byType = byType;
+    this.#signature = signature;
+  }
+}
+
+function add(byType: Map<string, TypeIndex>, candidate: Candidate, baseUrl: string): void {
+  const type = candidate.trigger.resourceType;
+  let index = byType.get(type);
+  if (!index) byType.set(type, (index = { keyed: new Map(), scan: [] }));
+  const key = indexKey(candidate.trigger, baseUrl);
+  if (!key) {
+    index.scan.push(candidate);
+    return;
+  }
+  let byValue = index.keyed.get(key.code);
+  if (!byValue) index.keyed.set(key.code, (byValue = new Map()));
+  for (const v of key.values) byValue.set(v, [...(byValue.get(v) ?? []), candidate]);
+}
+
+/**
+ * The first filter the search SQL answers with "column contains one of these values": a token
+ * without modifier, or a reference given as Type/id. A resource can only match the trigger if its
+ * index holds one of the values, exactly as the SQL would test it.
+ */
+function indexKey(trigger: Trigger, baseUrl: string): { code: string; values: string[] } | undefined {
+  const params = getSearchParams(trigger.resourceType);
+  for (const [key, raw] of trigger.search) {
+    const param = params.get(key);
+    if (!param || raw === '') continue;
+    const values = splitValues(raw).filter(Boolean);
+    if (param.type === 'token') return { code: key, values };
+    if (param.type === 'reference') {
+      const refs = values.map((v) => normalizeReference(v, baseUrl));
+      if (refs.every((r) => REFERENCE.test(r))) return { code: key, values: refs };
+    }
+  }
+  return undefined;
+}

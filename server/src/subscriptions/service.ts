@@ -1,0 +1,114 @@
+import type { Server } from 'node:http';
+import type { Basic } from '@medplum/fhirtypes';
+import type { Config } from '../config.ts';
+import type { JobQueue, QueueFactory } from '../jobs/queue.ts';
+import type { Logger } from '../ops/logger.ts';
+import type { ChangeFeed } from '../store/events.ts';
+import type { Repository } from '../store/repository.ts';
+import { Deliverer, type Delivery } from './delivery.ts';
+import { createHub, type Hub } from './hub.ts';
+import { Matcher } from './matcher.ts';
+import { OutboxDrainer, type Change } from './outbox.ts';
+import { SubscriptionRegistry } from './registry.ts';
+import { setStatus } from './status.ts';
+import { getTopics } from './topics.ts';
+import { WebsocketChannel } from './websocket.ts';
+
+export interface SubscriptionService {
+  registry: SubscriptionRegistry;
+  drainer?: OutboxDrainer;
+  deliveries: JobQueue<Delivery>;
+  stop(): Promise<void>;
+}
+
+export interface SubscriptionParts {
+  config: Config;
+  repo: Repository;
+  feed: ChangeFeed;
+  queues: QueueFactory;
+  server: Server;
+  logger: Logger;
+}
+
+const TICK_MS = 1_000;
+
+/**
+ * Starts the subscription engine. Workers (roles all, worker) drain the outbox, match, deliver,
+ * send heartbeats and end expired subscriptions; API replicas (roles all, api) hold websockets.
+ */
+export async function startSubscriptions({ config, repo, feed, queues, server, logger }: SubscriptionParts): Promise<SubscriptionService> {
+  const settings = config.subscriptions;
+  const onError = (err: Error) => logger.error({ err }, 'subscription engine error');
+  const hub: Hub = createHub(config.redisUrl, settings.queuePrefix, onError);
+  const fhirBase = `${config.baseUrl}/fhir/R4`;
+  const registry = new SubscriptionRegistry(repo.db, config.baseUrl, settings.allowPrivateEndpoints);
+  const deliveries = queues.queue<Delivery>('subscription-delivery');
+  const stops: (() => Promise<void>)[] = [];
+  let drainer: OutboxDrainer | undefined;
+
+  if (config.role !== 'worker') {
+    const websockets = new WebsocketChannel(server, hub, repo.db, fhirBase, logger);
+    stops.push(() => websockets.close());
+  }
+  if (config.role !== 'api') {
+    await installTopics(repo);
+    const deliverer = new Deliverer(repo, settings, hub, fhirBase, logger);
+    const changes = queues.queue<Change>('subscription-match');
+    const matcher = new Matcher(repo, registry, deliveries, deliverer, settings, logger);
+    changes.process(matcher.handle, { concurrency: 8 });
+    deliveries.process(deliverer.handle, { concurrency: settings.concurrency, onDeadLetter: deliverer.onDeadLetter });
+    drainer = new OutboxDrainer(repo.db, feed, changes, { pollMs: settings.pollMs, onError });
+    const ticker = setInterval(() => tick(repo, registry, deliveries, settings.attempts).catch(onError), TICK_MS);
+    const d = drainer;
+    stops.push(async () => {
+      clearInterval(ticker);
+      await d.stop();
+    });
+  }
+  return {
+    registry,
+    drainer,
+    deliveries,
+    async stop() {
+      for (const stop of stops) await stop();
+      await hub.close();
+    },
+  };
+}
+
+/** Heartbeats for idle topic subscriptions (claimed atomically, so one replica sends each), and `end`. */
+async function tick(repo: Repository, registry: SubscriptionRegistry, deliveries: JobQueue<Delivery>, attempts: number): Promise<void> {
+  await registry.refresh();
+  const now = Date.now();
+  for (const sub of registry.active) {
+    if (sub.end !== undefined && sub.end <= now) {
+      await setStatus(repo, sub.id, 'off', undefined, ['active']);
+      registry.invalidate();
+    }
+  }
+  const beating = registry.active.filter((s) => s.heartbeatSeconds && s.topic);
+  if (beating.length === 0) return;
+  const ids = beating.map((s) => s.id);
+  await repo.db.query(
+    'INSERT INTO subscription_heartbeat (subscription_id, last_sent_at) SELECT unnest($1::text[]), now() ON CONFLICT (subscription_id) DO NOTHING',
+    [ids],
+  );
+  const due = await repo.db.query<{ subscription_id: string }>(
+    `UPDATE subscription_heartbeat h SET last_sent_at = now() FROM unnest($1::text[], $2::int[]) AS x(id, secs)
+     WHERE h.subscription_id = x.id AND h.last_sent_at <= now() - x.secs * interval '1 second' RETURNING h.subscription_id`,
+    [ids, beating.map((s) => s.heartbeatSeconds)],
+  );
+  for (const { subscription_id: id } of due) {
+    await deliveries.enqueue({ subscriptionId: id, kind: 'heartbeat' }, { jobId: `${id}/heartbeat/${now}`, groupKey: id, attempts: Math.min(attempts, 3) });
+  }
+}
+
+/** The shipped topics as Basic resources, so that `GET /Basic?code=…|SubscriptionTopic` finds them; rewritten only when changed. */
+async function installTopics(repo: Repository): Promise<void> {
+  for (const topic of getTopics().values()) {
+    const wanted = topic.basic;
+    const existing = await repo.read<Basic>('Basic', wanted.id as string).catch(() => undefined);
+    if (existing && JSON.stringify({ ...existing, meta: wanted.meta }) === JSON.stringify({ ...wanted, meta: wanted.meta })) continue;
+    await repo.update(wanted).catch(() => undefined);
+  }
+}

@@ -1,0 +1,115 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Subscription } from '@medplum/fhirtypes';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Logger } from '../ops/logger.ts';
+import type { Database } from '../store/database.ts';
+import type { Hub, WsNotification } from './hub.ts';
+import { notificationBundle } from './notification.ts';
+import { parseSubscription } from './parse.ts';
+
+export const WS_PATH = '/fhir/R4/ws';
+const MAX_BINDINGS = 100;
+
+/**
+ * The websocket channel at /fhir/R4/ws. Two ways to bind:
+ * - `bind {id}` (R4): the socket gets `ping {id}` for each notification, never content, so that
+ *   knowing a subscription id discloses nothing;
+ * - `bind-with-token {token}` (Backport IG), the token from `$get-ws-binding-token` (an
+ *   authenticated REST call): the socket gets the notifications themselves (the payload-carrying
+ *   mode), starting with a handshake per subscription.
+ * Replies: `bound {id}` / `error {reason}`.
+ */
+export class WebsocketChannel {
+  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  readonly #db: Database;
+  readonly #fhirBase: string;
+  readonly #logger: Logger;
+  /** subscription id → socket → whether it gets payloads. */
+  readonly #bindings = new Map<string, Map<WebSocket, boolean>>();
+  readonly #onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  readonly #server: Server;
+
+  constructor(server: Server, hub: Hub, db: Database, fhirBase: string, logger: Logger) {
+    this.#server = server;
+    this.#db = db;
+    this.#fhirBase = fhirBase;
+    this.#logger = logger;
+    this.#onUpgrade = (req, socket, head) => {
+      if (new URL(req.url ?? '/', 'http://x').pathname !== WS_PATH) return;
+      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws));
+    };
+    server.on('upgrade', this.#onUpgrade);
+    hub.subscribe((message) => this.#deliver(message));
+  }
+
+  async close(): Promise<void> {
+    this.#server.off('upgrade', this.#onUpgrade);
+    for (const ws of this.#wss.clients) ws.terminate();
+    await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
+  }
+
+  #accept(ws: WebSocket): void {
+    const bound = new Set<string>();
+    ws.on('message', (data) => {
+      const text = data.toString().trim();
+      this.#command(ws, bound, text).catch((err: Error) => {
+        this.#logger.warn({ err }, 'websocket command failed');
+        ws.send(`error ${err.message}`);
+      });
+    });
+    ws.on('close', () => {
+      for (const id of bound) this.#bindings.get(id)?.delete(ws);
+    });
+  }
+
+  async #command(ws: WebSocket, bound: Set<string>, text: string): Promise<void> {
+    const [verb, arg = ''] = text.split(/\s+/, 2);
+    if (verb === 'bind') {
+      const sub = await this.#load(arg);
+      if (!sub) return void ws.send(`error no websocket subscription ${arg.slice(0, 64)}`);
+      this.#bind(ws, bound, arg, false);
+      ws.send(`bound ${arg}`);
+    } else if (verb === 'bind-with-token') {
+      const rows = await this.#db.query<{ subscription_ids: string[] }>(
+        'SELECT subscription_ids FROM subscription_ws_token WHERE token = $1 AND expires_at > now()',
+        [arg],
+      );
+      if (!rows[0]) return void ws.send('error invalid or expired token');
+      for (const id of rows[0].subscription_ids) {
+        const sub = await this.#load(id);
+        if (!sub) continue;
+        this.#bind(ws, bound, id, true);
+        ws.send(`bound ${id}`);
+        const parsed = parseSubscription(sub, true);
+        if (parsed.topic) {
+          const [count] = await this.#db.query<{ n: string }>('SELECT coalesce(max(event_number), 0)::text AS n FROM subscription_event WHERE subscription_id = $1', [id]);
+          ws.send(JSON.stringify(notificationBundle({ sub: parsed, fhirBase: this.#fhirBase, type: 'handshake', eventsSinceStart: Number(count.n) })));
+        }
+      }
+    } else {
+      ws.send(`error unknown command ${verb.slice(0, 32)}`);
+    }
+  }
+
+  #bind(ws: WebSocket, bound: Set<string>, id: string, payload: boolean): void {
+    if (bound.size >= MAX_BINDINGS && !bound.has(id)) throw new Error(`at most ${MAX_BINDINGS} bindings per socket`);
+    bound.add(id);
+    let sockets = this.#bindings.get(id);
+    if (!sockets) this.#bindings.set(id, (sockets = new Map()));
+    sockets.set(ws, payload || sockets.get(ws) === true);
+  }
+
+  async #load(id: string): Promise<Subscription | undefined> {
+    if (!/^[A-Za-z0-9\-.]{1,64}$/.test(id)) return undefined;
+    const rows = await this.#db.query<{ content: string }>('SELECT content FROM "Subscription" WHERE id = $1 AND NOT deleted', [id]);
+    const sub = rows[0] ? (JSON.parse(rows[0].content) as Subscription) : undefined;
+    return sub?.channel?.type === 'websocket' && sub.status !== 'off' ? sub : undefined;
+  }
+
+  #deliver(message: WsNotification): void {
+    for (const [ws, payload] of this.#bindings.get(message.subscriptionId) ?? []) {
+      ws.send(payload && message.payload !== undefined ? message.payload : message.ping);
+    }
+  }
+}

@@ -1,0 +1,227 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { AuditEvent, Basic, Communication, Extension, Flag, Goal, Observation, RiskAssessment } from '@medplum/fhirtypes';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DRIVERS, request, useServer } from '../support.ts';
+import { enrol, eventually, post, search, vital } from './helpers.ts';
+
+const NEWS2 = 'http://snomed.info/sct|1104051000000101';
+const PRIORITY = 'https://vigil.health/fhir/StructureDefinition/alert-priority';
+const priorityOf = (flag: Flag) => flag.extension?.find((e) => e.url === PRIORITY)?.valueCode;
+
+/** The audit records of bot runs triggered by an Observation. */
+const audits = (server: Parameters<typeof search>[0], observation: string) => search<AuditEvent>(server, `AuditEvent?entity=Observation/${observation}&_count=50`);
+
+for (const driver of DRIVERS) {
+  describe(`bots (${driver})`, () => {
+    const server = useServer(driver);
+
+    describe('NEWS2 on a deteriorating patient', () => {
+      let patient = '';
+      let practitioner = '';
+      let worse: Observation;
+      let flagId = '';
+
+      it('scores the five vital signs, raises one Flag and tells the care team once', async () => {
+        ({ patient, practitioner } = await enrol(server, 'Deteriorating'));
+        // RR 22 →2, SpO2 94 →1, systolic 105 →1, pulse 105 →1, temperature 38.5 →1: NEWS2 6, medium
+        const inputs: [string, number][] = [['9279-1', 22], ['2708-6', 94], ['8480-6', 105], ['8867-4', 105], ['8310-5', 38.5]];
+        for (const [i, [code, value]] of inputs.entries()) await post(server, vital(patient, code, value, 30 - i));
+        const [score] = await eventually(async () => {
+          const found = await search<Observation>(server, `Observation?subject=Patient/${patient}&code=${NEWS2}`);
+          return found.length ? found : undefined;
+        }, 'the NEWS2 Observation');
+        assert.equal(score.valueInteger, 6);
+        assert.equal(score.interpretation?.[0].coding?.[0].code, 'medium');
+        assert.equal(score.derivedFrom?.length, 5);
+        const [risk] = await eventually(async () => {
+          const found = await search<RiskAssessment>(server, `RiskAssessment?subject=Patient/${patient}`);
+          return found.length ? found : undefined;
+        }, 'the RiskAssessment');
+        assert.equal(risk.prediction?.[0].qualitativeRisk?.coding?.[0].code, 'medium');
+        const communications = await eventually(async () => {
+          const found = await search<Communication>(server, `Communication?subject=Patient/${patient}`);
+          return found.length ? found : undefined;
+        }, 'the Communication');
+        const flags = await search<Flag>(server, `Flag?patient=Patient/${patient}`);
+        assert.equal(flags.length, 1);
+        assert.equal(flags[0].status, 'active');
+        assert.equal(flags[0].code?.coding?.[0].code, 'news2-medium');
+        assert.match(flags[0].author?.reference ?? '', /^Device\//);
+        assert.ok(flags[0].extension?.some((e) => e.valueReference?.reference === `RiskAssessment/${risk.id}`));
+        flagId = flags[0].id as string;
+        assert.equal(communications.length, 1);
+        const [c] = communications;
+        assert.equal(c.status, 'in-progress');
+        assert.equal(c.priority, 'asap');
+        assert.deepEqual(c.recipient?.map((r) => r.reference), [`Practitioner/${practitioner}`]);
+        assert.equal(c.about?.[0].reference, `Flag/${flagId}`);
+        assert.match(c.payload?.[0].contentString ?? '', /NEWS2 6 \(medium risk/);
+      });
+
+      it('escalates the same Flag on a worse reading and sends a second Communication', async () => {
+        // systolic 95 →2: NEWS2 7, high (and below every home threshold, so no other Flag)
+        worse = await post(server, vital(patient, '8480-6', 95, 20));
+        const flag = await eventually(async () => {
+          const f = (await search<Flag>(server, `Flag?patient=Patient/${patient}`))[0];
+          return f?.code?.coding?.[0].code === 'news2-high' ? f : undefined;
+        }, 'the escalated Flag');
+        assert.equal(flag.id, flagId);
+        assert.ok(Number(flag.meta?.versionId) > 1);
+        assert.equal(priorityOf(flag), 'stat');
+        const communications = await eventually(async () => {
+          const found = await search<Communication>(server, `Communication?subject=Patient/${patient}&_sort=sent`);
+          return found.length === 2 ? found : undefined;
+        }, 'the second Communication');
+        assert.equal(communications[1].priority, 'stat');
+        assert.equal((await search<Flag>(server, `Flag?patient=Patient/${patient}`)).length, 1);
+      });
+
+      it('absorbs a redelivered change: nothing is duplicated', async () => {
+        const counts = async () => ({
+          scores: (await search(server, `Observation?subject=Patient/${patient}&code=${NEWS2}`)).length,
+          risks: (await search(server, `RiskAssessment?subject=Patient/${patient}`)).length,
+          flags: (await search(server, `Flag?patient=Patient/${patient}`)).length,
+          communications: (await search(server, `Communication?subject=Patient/${patient}`)).length,
+        });
+        const before = await counts();
+        assert.deepEqual(before, { scores: 2, risks: 2, flags: 1, communications: 2 });
+        const runs = (await audits(server, worse.id as string)).length;
+        const change = { interaction: 'create' as const, resourceType: 'Observation', id: worse.id as string, versionId: '1' };
+        const host = server.vigil.bots?.host;
+        assert.ok(host);
+        await Promise.all([host.handleChange(change), host.handleChange(change)]);
+        // the job ran again (both bots audit it) but found everything already done
+        await eventually(async () => ((await audits(server, worse.id as string)).length >= runs + 2 ? true : undefined), 'the redelivered runs');
+        await sleep(300);
+        assert.deepEqual(await counts(), before);
+      });
+
+      it('audits an implausible reading and never alerts on it', async () => {
+        const flag = (await search<Flag>(server, `Flag?patient=Patient/${patient}`))[0];
+        const bad = await post(server, vital(patient, '2708-6', 140, 15));
+        const records = await eventually(async () => {
+          const found = await audits(server, bad.id as string);
+          return found.length === 2 ? found : undefined;
+        }, 'the AuditEvents of the rejected reading');
+        for (const r of records) {
+          assert.equal(r.outcome, '4');
+          assert.match(r.outcomeDesc ?? '', /SpO2/);
+          assert.equal(r.entity?.filter((e) => e.description === 'created' || e.description === 'updated').length, 0);
+        }
+        const after = await search<Flag>(server, `Flag?patient=Patient/${patient}`);
+        assert.equal(after.length, 1);
+        assert.equal(after[0].meta?.versionId, flag.meta?.versionId);
+      });
+
+      it('retracts the Flag and its Communications when the reading is entered in error', async () => {
+        const res = await request('PUT', `${server.fhir}/Observation/${worse.id}`, { ...worse, status: 'entered-in-error' });
+        assert.equal(res.status, 200);
+        const flag = await eventually(async () => {
+          const f = (await search<Flag>(server, `Flag?patient=Patient/${patient}`))[0];
+          return f.status === 'entered-in-error' ? f : undefined;
+        }, 'the retracted Flag');
+        assert.ok(flag.period?.end);
+        const communications = await eventually(async () => {
+          const found = await search<Communication>(server, `Communication?subject=Patient/${patient}`);
+          return found.every((c) => c.status === 'entered-in-error') ? found : undefined;
+        }, 'the retracted Communications');
+        assert.equal(communications.length, 2);
+        const scores = await search<Observation>(server, `Observation?subject=Patient/${patient}&code=${NEWS2}&status=entered-in-error`);
+        assert.equal(scores.length, 1);
+      });
+    });
+
+    describe('thresholds', () => {
+      it('raises an urgent Flag at once on SpO2 89', async () => {
+        const { patient } = await enrol(server, 'Hypoxic');
+        await post(server, vital(patient, '2708-6', 89, 1));
+        const flag = await eventually(async () => (await search<Flag>(server, `Flag?patient=Patient/${patient}`))[0], 'the SpO2 Flag');
+        assert.equal(flag.code?.coding?.[0].code, 'spo2-low');
+        assert.equal(priorityOf(flag), 'urgent');
+        const [c] = await eventually(async () => {
+          const found = await search<Communication>(server, `Communication?subject=Patient/${patient}`);
+          return found.length ? found : undefined;
+        }, 'the Communication');
+        assert.equal(c.priority, 'urgent');
+        assert.match(c.payload?.[0].contentString ?? '', /SpO2 89 % is at or below 92 %/);
+      });
+
+      it('needs 2 of 3 readings for advice', async () => {
+        const { patient } = await enrol(server, 'Tachycardic');
+        const first = await post(server, vital(patient, '8867-4', 115, 10));
+        await eventually(async () => ((await audits(server, first.id as string)).length === 2 ? true : undefined), 'the first pulse runs');
+        assert.equal((await search<Flag>(server, `Flag?patient=Patient/${patient}`)).length, 0);
+        await post(server, vital(patient, '8867-4', 118, 5));
+        const flag = await eventually(async () => (await search<Flag>(server, `Flag?patient=Patient/${patient}`))[0], 'the pulse Flag');
+        assert.equal(flag.code?.coding?.[0].code, 'pulse-high');
+        assert.equal(priorityOf(flag), 'routine');
+        assert.equal(flag.extension?.filter((e) => e.valueReference).length, 2);
+      });
+    });
+
+    describe('settings from FHIR resources', () => {
+      const setting = (patient: string, bot: string, extension: Extension[]): Basic => ({
+        resourceType: 'Basic',
+        code: { coding: [{ system: 'https://vigil.health/fhir/CodeSystem/bot', code: bot }] },
+        subject: { reference: `Patient/${patient}` },
+        extension,
+      });
+      const parameter = (name: string, valueDecimal: number): Extension => ({
+        url: 'https://vigil.health/fhir/StructureDefinition/bot-parameter',
+        extension: [{ url: 'name', valueString: name }, { url: 'value', valueDecimal }],
+      });
+
+      it('a Basic disables a bot for one patient', async () => {
+        const { patient } = await enrol(server, 'Opted-out');
+        await post(server, setting(patient, 'thresholds', [{ url: 'https://vigil.health/fhir/StructureDefinition/bot-enabled', valueBoolean: false }]));
+        const reading = await post(server, vital(patient, '2708-6', 89, 1));
+        const [run] = await eventually(async () => {
+          const found = await audits(server, reading.id as string);
+          return found.length ? found : undefined;
+        }, 'the NEWS2 run');
+        await sleep(300);
+        assert.equal(run.subtype?.[0].code, 'news2');
+        assert.equal((await audits(server, reading.id as string)).length, 1);
+        assert.equal((await search(server, `Flag?patient=Patient/${patient}`)).length, 0);
+      });
+
+      it('ends the Flag once the condition has cleared for the configured time', async () => {
+        const { patient } = await enrol(server, 'Recovering');
+        await post(server, setting(patient, 'thresholds', [parameter('clearAfterMinutes', 10)]));
+        await post(server, vital(patient, '2708-6', 89, 30));
+        await eventually(async () => (await search<Flag>(server, `Flag?patient=Patient/${patient}`))[0], 'the SpO2 Flag');
+        const clear = await post(server, vital(patient, '2708-6', 97, 25));
+        await eventually(async () => ((await audits(server, clear.id as string)).length === 2 ? true : undefined), 'the first clear reading');
+        assert.equal((await search<Flag>(server, `Flag?patient=Patient/${patient}`))[0].status, 'active');
+        await post(server, vital(patient, '2708-6', 98, 10));
+        const ended = await eventually(async () => {
+          const f = (await search<Flag>(server, `Flag?patient=Patient/${patient}`))[0];
+          return f.status === 'inactive' ? f : undefined;
+        }, 'the ended Flag');
+        assert.ok(ended.period?.end);
+      });
+
+      it('scores SpO2 on scale 2 and respects the personal range for a Goal of 88–92 %', async () => {
+        const { patient } = await enrol(server, 'Hypercapnic');
+        await post(server, {
+          resourceType: 'Goal',
+          lifecycleStatus: 'active',
+          description: { text: 'SpO2 88–92 %' },
+          subject: { reference: `Patient/${patient}` },
+          target: [{ measure: { coding: [{ system: 'http://loinc.org', code: '2708-6' }] }, detailRange: { low: { value: 88, unit: '%', system: 'http://unitsofmeasure.org', code: '%' }, high: { value: 92, unit: '%', system: 'http://unitsofmeasure.org', code: '%' } } }],
+        } as Goal);
+        // RR 16, SpO2 90 (scale 2: 0), systolic 120, pulse 80, temperature 37: NEWS2 0
+        const inputs: [string, number][] = [['9279-1', 16], ['2708-6', 90], ['8480-6', 120], ['8867-4', 80], ['8310-5', 37]];
+        for (const [i, [code, value]] of inputs.entries()) await post(server, vital(patient, code, value, 10 - i));
+        const [score] = await eventually(async () => {
+          const found = await search<Observation>(server, `Observation?subject=Patient/${patient}&code=${NEWS2}`);
+          return found.length ? found : undefined;
+        }, 'the NEWS2 Observation');
+        assert.equal(score.valueInteger, 0);
+        assert.equal(score.component?.[1].code.coding?.[0].code, '1104321000000108');
+        assert.equal((await search(server, `Flag?patient=Patient/${patient}`)).length, 0);
+      });
+    });
+  });
+}

@@ -1,0 +1,241 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { connectAsync, type IClientOptions } from 'mqtt';
+import pino from 'pino';
+import { startMqtt } from '../../src/ingest/mqtt.ts';
+import type { IngestGateway } from '../../src/ingest/gateway.ts';
+import { createLogger } from '../../src/ops/logger.ts';
+import { DRIVERS, authHeader, request, useServer, type TestServer } from '../support.ts';
+
+const MOSQUITTO = 'mqtt://127.0.0.1:1883';
+const silent = createLogger('silent');
+const unique = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
+let clock = Date.now() - 3_600_000;
+/** Distinct times: readings of one device, type and time are one Observation. */
+const tick = () => new Date((clock += 1000)).toISOString();
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** A mapping of its own (vigil-generic under a new name), and a device enrolled for Lookup. */
+async function setUp(s: TestServer) {
+  const mapping = unique('mqtt');
+  const deviceId = unique('dev');
+  const generic = await fetch(`${s.base}/ingest/mappings/vigil-generic`, { headers: authHeader() }).then((r) => r.json()) as Record<string, unknown>;
+  const { name: _name, updatedAt: _updatedAt, ...definition } = generic;
+  const put = await fetch(`${s.base}/ingest/mappings/${mapping}`, { method: 'PUT', headers: { 'content-type': 'application/json', ...authHeader() }, body: JSON.stringify(definition) });
+  assert.equal(put.status, 201);
+  const patient = (await request('POST', `${s.fhir}/Patient`, { resourceType: 'Patient' })).body;
+  await request('POST', `${s.fhir}/Device`, { resourceType: 'Device', identifier: [{ system: 'urn:serial', value: deviceId }], patient: { reference: `Patient/${patient.id}` } });
+  const reading = (value: number) => ({ deviceId, timestamp: tick(), type: 'heart-rate', value, unit: '/min' });
+  return { mapping, topic: `vigil/ingest/${mapping}`, patientId: patient.id as string, reading };
+}
+
+async function heartRates(s: TestServer, patientId: string): Promise<number[]> {
+  const bundle = (await request('GET', `${s.fhir}/Observation?patient=Patient/${patientId}&code=http://loinc.org|8867-4`)).body;
+  return (bundle.entry ?? []).map((e: any) => e.resource.valueQuantity.value).sort();
+}
+
+async function eventually<T>(probe: () => Promise<T>, ok: (value: T) => boolean, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (ok(value) || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function publish(url: string, topic: string, payload: unknown, options: IClientOptions = {}): Promise<void> {
+  const device = await connectAsync(url, { reconnectPeriod: 100, ...options });
+  try {
+    await device.publishAsync(topic, typeof payload === 'string' ? payload : JSON.stringify(payload), { qos: 1 });
+  } finally {
+    await device.endAsync();
+  }
+}
+
+/** The real gateway, except that its first call fails as if the database were down. */
+function failingOnce(gateway: IngestGateway): Pick<IngestGateway, 'ingest'> & { calls: number } {
+  return {
+    calls: 0,
+    async ingest(mapping, messages) {
+      if (this.calls++ === 0) throw new Error('database unavailable');
+      return gateway.ingest(mapping, messages);
+    },
+  };
+}
+
+for (const driver of DRIVERS) {
+  describe(`MQTT ingest on the embedded broker (${driver})`, async () => {
+    const port = await freePort();
+    const s = useServer(driver, { MQTT_PORT: String(port), LOG_LEVEL: 'error' });
+    const url = `mqtt://127.0.0.1:${port}`;
+
+    it('sends the PUBACK only once the Observation is stored', async () => {
+      assert.deepEqual([s.vigil.mqtt.mode, s.vigil.mqtt.port], ['embedded', port]);
+      const { topic, patientId, reading } = await setUp(s);
+      await publish(url, topic, reading(71));
+      assert.deepEqual(await heartRates(s, patientId), [71], 'searchable as soon as the PUBACK arrives');
+      await publish(url, topic, [reading(72), reading(73)]);
+      assert.deepEqual(await heartRates(s, patientId), [71, 72, 73]);
+    });
+
+    it('dead-letters a non-JSON payload, and drops publishes to an unknown mapping, logging that once', async () => {
+      const { mapping, topic } = await setUp(s);
+      await publish(url, topic, 'HR=71;not json');
+      const dead = await fetch(`${s.base}/ingest/dead-letters?mapping=${mapping}`, { headers: authHeader() }).then((r) => r.json()) as any;
+      assert.deepEqual(dead.deadLetters.map((d: any) => d.message), ['HR=71;not json']);
+
+      const lines: { msg: string; mapping?: string }[] = [];
+      const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+      const transport = await startMqtt({ gateway: s.vigil.gateway, logger, port: await freePort() });
+      const nowhere = unique('no-such-mapping');
+      try {
+        await publish(`mqtt://127.0.0.1:${transport.port}`, `vigil/ingest/${nowhere}`, { deviceId: 'x', value: 1 });
+        await publish(`mqtt://127.0.0.1:${transport.port}`, `vigil/ingest/${nowhere}`, 'again');
+      } finally {
+        await transport.stop();
+      }
+      assert.deepEqual(lines.map((l) => [l.mapping, l.msg]), [[nowhere, 'MQTT messages for an unknown mapping are dropped']]);
+      const none = await fetch(`${s.base}/ingest/dead-letters?mapping=${nowhere}`, { headers: authHeader() }).then((r) => r.json()) as any;
+      assert.deepEqual(none.deadLetters, []);
+    });
+
+    it('leaves a reading unacknowledged when ingest fails, so the device re-sends it', async () => {
+      const { topic, patientId, reading } = await setUp(s);
+      const gateway = failingOnce(s.vigil.gateway);
+      const transport = await startMqtt({ gateway, logger: silent, port: await freePort() });
+      try {
+        await publish(`mqtt://127.0.0.1:${transport.port}`, topic, reading(88));
+        assert.equal(gateway.calls, 2, 'the first attempt failed, the re-sent one was ingested');
+        assert.deepEqual(await heartRates(s, patientId), [88]);
+      } finally {
+        await transport.stop();
+      }
+    });
+
+    it('authenticates devices through the hook, and anonymous clients only on loopback', async () => {
+      const authenticate = async (username: string, password: string) => username === 'client-1' && password === 'token-1';
+      const transport = await startMqtt({ gateway: s.vigil.gateway, logger: silent, port: await freePort(), authenticate });
+      try {
+        const at = `mqtt://127.0.0.1:${transport.port}`;
+        await assert.rejects(connectAsync(at, { username: 'client-1', password: 'wrong', reconnectPeriod: 0 }), /Bad username or password/);
+        await assert.rejects(connectAsync(at, { reconnectPeriod: 0 }), /Bad username or password/);
+        const { topic, patientId, reading } = await setUp(s);
+        await publish(at, topic, reading(64), { username: 'client-1', password: 'token-1' });
+        assert.deepEqual(await heartRates(s, patientId), [64]);
+      } finally {
+        await transport.stop();
+      }
+      await assert.rejects(startMqtt({ gateway: s.vigil.gateway, logger: silent, port: await freePort(), host: '0.0.0.0' }), /loopback/);
+    });
+  });
+
+  describe(`MQTT ingest from an external broker (${driver})`, () => {
+    const clientId = unique('vigil-test');
+    const url = `${MOSQUITTO}?clientId=${clientId}`;
+    const s = useServer(driver, { MQTT_URL: url, MQTT_PORT: '0' });
+    after(async () => {
+      // Vigil's session is persistent by design; a test's must not outlive it.
+      const cleanup = await connectAsync(MOSQUITTO, { clientId, clean: true });
+      await cleanup.endAsync();
+    });
+
+    it('ingests QoS 1 publishes relayed by Mosquitto', async () => {
+      assert.equal(s.vigil.mqtt.mode, 'external');
+      const { topic, patientId, reading } = await setUp(s);
+      await publish(MOSQUITTO, topic, [reading(75), reading(76)]);
+      assert.deepEqual(await eventually(() => heartRates(s, patientId), (v) => v.length === 2), [75, 76]);
+    });
+
+    it('dead-letters a binary payload (NUL, which PostgreSQL text cannot hold, replaced)', async () => {
+      const { mapping, topic } = await setUp(s);
+      await publish(MOSQUITTO, topic, '\u0000binary');
+      const dead = await eventually(
+        () => fetch(`${s.base}/ingest/dead-letters?mapping=${mapping}`, { headers: authHeader() }).then((r) => r.json()) as Promise<any>,
+        (d) => d.deadLetters.length > 0,
+      );
+      assert.deepEqual(dead.deadLetters.map((d: any) => d.message), ['\uFFFDbinary']);
+    });
+
+    it('gets what was published while Vigil was away, and redelivers what failed to commit', async () => {
+      const { topic, patientId, reading } = await setUp(s);
+      await s.vigil.mqtt.stop();
+      await publish(MOSQUITTO, topic, reading(90));
+      const gateway = failingOnce(s.vigil.gateway);
+      const transport = await startMqtt({ gateway, logger: silent, url, port: 0 });
+      try {
+        assert.deepEqual(await eventually(() => heartRates(s, patientId), (v) => v.length === 1), [90]);
+        assert.equal(gateway.calls, 2, 'the session kept the message, and the failed attempt was redelivered');
+      } finally {
+        await transport.stop();
+      }
+    });
+  });
+}
+
+describe('MQTT start-up when the port is taken', () => {
+  it('starts without the embedded broker and warns once, naming MQTT_PORT and MQTT_URL', async () => {
+    const mosquitto = await connectAsync(MOSQUITTO, { reconnectPeriod: 0 });
+    await mosquitto.endAsync(); // something does listen on 1883
+    const { lines, port, stop } = await startVigilProcess({ MQTT_PORT: '1883' });
+    try {
+      assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
+      const warnings = lines().filter((l) => l.level === 40 && /MQTT/.test(l.msg));
+      assert.equal(warnings.length, 1, JSON.stringify(lines()));
+      assert.match(warnings[0].msg, /port 1883/);
+      assert.match(warnings[0].msg, /MQTT_PORT/);
+      assert.match(warnings[0].msg, /MQTT_URL/);
+    } finally {
+      await stop();
+    }
+  });
+});
+
+/** Vigil in a child process, so that its JSON log lines can be read. */
+async function startVigilProcess(env: Record<string, string>) {
+  const script = `
+    import { loadConfig } from ${JSON.stringify(new URL('../../src/config.ts', import.meta.url).href)};
+    import { startVigil } from ${JSON.stringify(new URL('../../src/main.ts', import.meta.url).href)};
+    const config = loadConfig(process.env);
+    config.dataDir = 'memory://';
+    const vigil = await startVigil(config);
+    console.log(JSON.stringify({ ready: vigil.port }));
+    process.stdin.on('end', () => vigil.stop().then(() => process.exit(0)));
+    process.stdin.resume();`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'warn', VIGIL_DEMO: 'off', DATABASE_URL: '', MQTT_URL: '', ...env },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const parsed: any[] = [];
+  let buffered = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`Vigil exited with ${code}`)));
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const complete = buffered.split('\n');
+      buffered = complete.pop() as string;
+      for (const line of complete) {
+        const entry = JSON.parse(line);
+        parsed.push(entry);
+        if (entry.ready) resolve(entry.ready);
+      }
+    });
+  });
+  return {
+    port,
+    lines: () => parsed.filter((l) => !l.ready),
+    stop: () => new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.stdin.end();
+    }),
+  };
+}

@@ -1,0 +1,69 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { request } from '../support.ts';
+
+export interface Received {
+  headers: IncomingMessage['headers'];
+  body: string;
+  at: number;
+}
+
+/** A real HTTP receiver; `status` decides each answer (default 200). */
+export interface Receiver {
+  url: string;
+  received: Received[];
+  status: (n: number) => number;
+  close(): Promise<void>;
+}
+
+export async function startReceiver(status: (n: number) => number = () => 200): Promise<Receiver> {
+  const received: Received[] = [];
+  const receiver = { received, status } as Receiver;
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      received.push({ headers: req.headers, body: Buffer.concat(chunks).toString(), at: Date.now() });
+      res.statusCode = receiver.status(received.length);
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address() as { port: number };
+  receiver.url = `http://127.0.0.1:${address.port}/hook`;
+  receiver.close = () => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(() => resolve()));
+  };
+  return receiver;
+}
+
+export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+/** Creates a subscription and waits for the server to activate it (or set it to error). */
+export async function subscribe(fhir: string, body: Record<string, unknown>, until: 'active' | 'error' = 'active'): Promise<any> {
+  const created = await request('POST', `${fhir}/Subscription`, { resourceType: 'Subscription', status: 'requested', reason: 'test', ...body });
+  if (created.status !== 201) throw new Error(`create failed: ${created.status} ${JSON.stringify(created.body)}`);
+  return waitFor(`Subscription ${until}`, async () => {
+    const read = await request('GET', `${fhir}/Subscription/${created.body.id}`);
+    return read.body.status === until ? read.body : undefined;
+  });
+}
+
+export const observation = (patient: string, code = '8867-4', value = 80) => ({
+  resourceType: 'Observation',
+  status: 'final',
+  category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'vital-signs' }] }],
+  code: { coding: [{ system: 'http://loinc.org', code }] },
+  subject: { reference: patient },
+  effectiveDateTime: '2025-01-01T10:00:00Z',
+  valueQuantity: { value, unit: '/min', system: 'http://unitsofmeasure.org', code: '/min' },
+});

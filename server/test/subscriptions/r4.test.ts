@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { DRIVERS, request, useServer } from '../support.ts';
+import { observation, startReceiver, subscribe, waitFor, type Receiver } from './helpers.ts';
+
+const ENV = {
+  VIGIL_ALLOW_PRIVATE_ENDPOINTS: 'true',
+  VIGIL_SUBSCRIPTION_ATTEMPTS: '3',
+  VIGIL_SUBSCRIPTION_BACKOFF_MS: '50',
+  VIGIL_SUBSCRIPTION_BACKOFF_CAP_MS: '100',
+  VIGIL_SUBSCRIPTION_TIMEOUT_MS: '500',
+  VIGIL_OUTBOX_POLL_MS: '200',
+};
+
+const SETUPS = [
+  ...DRIVERS.map((driver) => ({ driver, queue: 'in-process queue', env: ENV })),
+  { driver: 'postgres' as const, queue: 'BullMQ on Redis', env: { ...ENV, REDIS_URL: 'redis://127.0.0.1:6379', VIGIL_QUEUE_PREFIX: `vigil-test-${randomUUID()}` } },
+];
+
+for (const { driver, queue, env } of SETUPS) {
+  describe(`R4 subscriptions (${driver}, ${queue})`, () => {
+    const server = useServer(driver, env);
+    let receiver: Receiver;
+    before(async () => {
+      receiver = await startReceiver();
+    });
+    after(() => receiver.close());
+
+    it('drains the outbox: every committed write leaves it', async () => {
+      await request('POST', `${server.fhir}/Patient`, { resourceType: 'Patient' });
+      await waitFor('empty outbox', async () => {
+        const [row] = await server.vigil.db.query<{ n: number }>('SELECT count(*)::int AS n FROM change_outbox');
+        return row.n === 0;
+      });
+    });
+
+    it('refuses bad subscriptions with an OperationOutcome naming the problem', async () => {
+      const base = { resourceType: 'Subscription', status: 'requested', reason: 'x', channel: { type: 'rest-hook', endpoint: receiver.url } };
+      const cases: [Record<string, unknown>, RegExp][] = [
+        [{ criteria: 'Nonsense?x=1' }, /Unknown resource type "Nonsense"/],
+        [{ criteria: 'Observation?bogus=1' }, /bogus/],
+        [{ criteria: 'Observation', channel: { type: 'rest-hook', endpoint: 'ftp://example.com/x' } }, /http or https/],
+        [{ criteria: 'Observation', channel: { type: 'rest-hook', endpoint: 'not a url' } }, /not a URL/],
+        [{ criteria: 'Observation', channel: { type: 'email', endpoint: 'mailto:a@b.c' } }, /not supported/],
+        [{ criteria: 'Observation', channel: { type: 'rest-hook', endpoint: receiver.url, header: ['X-A: 1\r\nX-B: 2'] } }, /one line/],
+        [{ criteria: 'Observation', channel: { type: 'rest-hook', endpoint: receiver.url, header: Array.from({ length: 50 }, (_, i) => `X-${i}: v`) } }, /At most/],
+        [{ criteria: 'Observation', channel: { type: 'rest-hook', endpoint: receiver.url, payload: 'text/csv' } }, /Payload/],
+      ];
+      for (const [patch, message] of cases) {
+        const res = await request('POST', `${server.fhir}/Subscription`, { ...base, ...patch });
+        assert.equal(res.status, 400, JSON.stringify(patch));
+        assert.equal(res.body.resourceType, 'OperationOutcome');
+        assert.match(res.body.issue[0].diagnostics, message);
+      }
+    });
+
+    it('delivers matching writes with the resource, headers and in order; ignores others', async () => {
+      const sub = await subscribe(server.fhir, {
+        criteria: 'Observation?code=http://loinc.org|8867-4&subject=Patient/p1',
+        channel: { type: 'rest-hook', endpoint: receiver.url, payload: 'application/fhir+json', header: ['Authorization: Bearer abc'] },
+      });
+      receiver.received.length = 0;
+      await request('POST', `${server.fhir}/Observation`, observation('Patient/p2'));
+      await request('POST', `${server.fhir}/Observation`, observation('Patient/p1', '9279-1'));
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) ids.push((await request('POST', `${server.fhir}/Observation`, observation('Patient/p1', '8867-4', 60 + i))).body.id);
+      await waitFor('5 notifications', () => receiver.received.length >= 5);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(receiver.received.length, 5);
+      assert.deepEqual(receiver.received.map((r) => JSON.parse(r.body).id), ids);
+      assert.equal(receiver.received[0].headers.authorization, 'Bearer abc');
+      assert.equal(receiver.received[0].headers['content-type'], 'application/fhir+json');
+      await request('PUT', `${server.fhir}/Subscription/${sub.id}`, { ...sub, status: 'off' });
+    });
+
+    it('sends an empty body without payload; interaction filter and FHIRPath criteria select events', async () => {
+      const sub = await subscribe(server.fhir, {
+        criteria: 'Observation?subject=Patient/p3',
+        extension: [
+          { url: 'https://vigil.health/fhir/StructureDefinition/subscription-interaction', valueCode: 'update' },
+          { url: 'https://vigil.health/fhir/StructureDefinition/subscription-fhirpath-criteria', valueString: '%current.valueQuantity.value > 120 and %previous.valueQuantity.value <= 120' },
+        ],
+        channel: { type: 'rest-hook', endpoint: receiver.url },
+      });
+      receiver.received.length = 0;
+      const created = (await request('POST', `${server.fhir}/Observation`, observation('Patient/p3', '8867-4', 100))).body;
+      const v2 = (await request('PUT', `${server.fhir}/Observation/${created.id}`, { ...observation('Patient/p3', '8867-4', 130), id: created.id })).body;
+      await request('PUT', `${server.fhir}/Observation/${created.id}`, { ...observation('Patient/p3', '8867-4', 140), id: created.id });
+      await waitFor('1 notification', () => receiver.received.length >= 1);
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal(receiver.received.length, 1, 'only the update crossing 120 notifies');
+      assert.equal(receiver.received[0].body, '');
+      assert.ok(v2.id);
+      await request('PUT', `${server.fhir}/Subscription/${sub.id}`, { ...sub, status: 'off' });
+    });
+
+    it('notifies deletes when asked', async () => {
+      const sub = await subscribe(server.fhir, {
+        criteria: 'Observation?subject=Patient/p4',
+        extension: [{ url: 'https://vigil.health/fhir/StructureDefinition/subscription-interaction', valueCode: 'delete' }],
+        channel: { type: 'rest-hook', endpoint: receiver.url },
+      });
+      receiver.received.length = 0;
+      const created = (await request('POST', `${server.fhir}/Observation`, observation('Patient/p4'))).body;
+      await request('DELETE', `${server.fhir}/Observation/${created.id}`);
+      await waitFor('delete notification', () => receiver.received.length >= 1);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(receiver.received.length, 1);
+      await request('PUT', `${server.fhir}/Subscription/${sub.id}`, { ...sub, status: 'off' });
+    });
+
+    it('retries a failing endpoint, then sets status error with Subscription.error; others are unaffected', async () => {
+      const failing = await startReceiver(() => 500);
+      const hanging = await startReceiver(() => 200);
+      try {
+        const bad = await subscribe(server.fhir, { criteria: 'Observation?subject=Patient/p5', channel: { type: 'rest-hook', endpoint: failing.url } });
+        const good = await subscribe(server.fhir, { criteria: 'Observation?subject=Patient/p5', channel: { type: 'rest-hook', endpoint: hanging.url } });
+        await request('POST', `${server.fhir}/Observation`, observation('Patient/p5'));
+        await waitFor('good delivery', () => hanging.received.length >= 1);
+        const errored = await waitFor('error status', async () => {
+          const read = await request('GET', `${server.fhir}/Subscription/${bad.id}`);
+          return read.body.status === 'error' ? read.body : undefined;
+        });
+        assert.equal(failing.received.length, 3);
+        assert.match(errored.error, /failed after 3 attempts: .*answered 500/);
+        assert.equal((await request('GET', `${server.fhir}/Subscription/${good.id}`)).body.status, 'active');
+        await request('PUT', `${server.fhir}/Subscription/${good.id}`, { ...good, status: 'off' });
+      } finally {
+        await failing.close();
+        await hanging.close();
+      }
+    });
+
+    it('off stops deliveries; end is honoured', async () => {
+      const sub = await subscribe(server.fhir, { criteria: 'Observation?subject=Patient/p6', channel: { type: 'rest-hook', endpoint: receiver.url } });
+      await request('PUT', `${server.fhir}/Subscription/${sub.id}`, { ...sub, status: 'off' });
+      const ending = await subscribe(server.fhir, {
+        criteria: 'Observation?subject=Patient/p6',
+        end: new Date(Date.now() + 1500).toISOString(),
+        channel: { type: 'rest-hook', endpoint: receiver.url },
+      });
+      await waitFor('end → off', async () => (await request('GET', `${server.fhir}/Subscription/${ending.id}`)).body.status === 'off', 8000);
+      receiver.received.length = 0;
+      await request('POST', `${server.fhir}/Observation`, observation('Patient/p6'));
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(receiver.received.length, 0);
+    });
+  });
+}
