@@ -12,8 +12,8 @@ import { databaseUrl, fmt, http, load, percentiles, recreateDatabase, startServe
 
 /**
  * `npm run bench -- rest [--observations N] [--patients N]`: the FHIR REST API on PostgreSQL with
- * 1,000,000 vital-sign Observations. Reports create/s, read/s, hot-path search latency, and a raw
- * COPY of the same JSON rows in the same run as the ceiling.
+ * 1,000,000 vital-sign Observations. Reports create/s, read/s, hot-path search latency, $lastn on a
+ * patient with 100,000 Observations, and a raw COPY of the same JSON rows in the same run as the ceiling.
  */
 const VITALS = [
   { code: '8867-4', display: 'Heart rate', unit: '/min', base: 72, spread: 15 },
@@ -22,6 +22,8 @@ const VITALS = [
   { code: '8310-5', display: 'Body temperature', unit: 'Cel', base: 36.8, spread: 0.6 },
   { code: '8480-6', display: 'Systolic blood pressure', unit: 'mm[Hg]', base: 125, spread: 20 },
 ];
+
+const HEAVY_OBSERVATIONS = 100_000;
 
 function observation(patient: string, i: number, time: number): Observation {
   const v = VITALS[i % VITALS.length];
@@ -103,6 +105,16 @@ export async function main(args: string[]): Promise<void> {
     }
     await flush();
     if (!reuse) console.log(`  setup: loaded ${fmt(loaded)} Observations in ${fmt((performance.now() - t0) / 1000, 1)} s`);
+    // One heavily monitored patient (a year of readings) for $lastn.
+    const heavy = (await http('POST', `${fhir}/Patient`, JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Heavy' }] }))).body;
+    const heavyId = (JSON.parse(heavy) as { id: string }).id;
+    for (let i = 0; i < HEAVY_OBSERVATIONS; i++) {
+      const obs = observation(heavyId, i, now - (HEAVY_OBSERVATIONS - i) * 300_000);
+      const stored = { ...obs, id: randomUUID(), meta: { versionId: '1', lastUpdated: new Date().toISOString() } };
+      batch.push(rowParams(stored, JSON.stringify(stored), server.base));
+      if (batch.length === 100) await flush();
+    }
+    await flush();
     await client.query('VACUUM ANALYZE "Observation"');
 
     // Ceiling: raw COPY of the same JSON rows into a bare table.
@@ -137,6 +149,10 @@ export async function main(args: string[]): Promise<void> {
       const res = await http('GET', hotPath(i + 2000));
       if (res.status !== 200) throw new Error(`search: ${res.status}`);
     });
+    const lastn = await load(2000, 1, async () => {
+      const res = await http('GET', `${fhir}/Observation/$lastn?patient=Patient/${heavyId}&max=1`);
+      if (res.status !== 200) throw new Error(`$lastn: ${res.status} ${res.body}`);
+    });
     const l1 = percentiles(searches1.latencies);
     const l8 = percentiles(searches8.latencies);
     const ms = (n: number): string => `${fmt(n, 2)} ms`;
@@ -146,6 +162,8 @@ export async function main(args: string[]): Promise<void> {
     console.log(`read by id (GET, 32 concurrent):                 ${fmt(reads.perSecond)} /s   p50 ${ms(percentiles(reads.latencies).p50)} p99 ${ms(percentiles(reads.latencies).p99)}`);
     console.log(`hot-path search, _count=50, 1 client:            p50 ${ms(l1.p50)} p95 ${ms(l1.p95)} p99 ${ms(l1.p99)} (${fmt(searches1.perSecond)}/s, ${fmt(matched / 2000, 1)} matches/page)`);
     console.log(`hot-path search, _count=50, 8 clients:           p50 ${ms(l8.p50)} p95 ${ms(l8.p95)} p99 ${ms(l8.p99)} (${fmt(searches8.perSecond)}/s)`);
+    const ln = percentiles(lastn.latencies);
+    console.log(`$lastn max=1, one patient with ${fmt(HEAVY_OBSERVATIONS)} Observations: p50 ${ms(ln.p50)} p95 ${ms(ln.p95)} p99 ${ms(ln.p99)}`);
   } finally {
     await client.end();
     await server.stop();

@@ -48,7 +48,7 @@ export async function startServer(databaseUrl: string, port: number, env: Record
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  authorization = await clientCredentialsToken(base);
+  await renewToken(base);
   return {
     base,
     child,
@@ -62,6 +62,10 @@ export async function startServer(databaseUrl: string, port: number, env: Record
 }
 
 let authorization: string | undefined;
+let tokenBase = '';
+let tokenAt = 0;
+/** Backend-service tokens live 5 minutes; benches outlast that. */
+const RENEW_AFTER_MS = 200_000;
 
 /** A system token for the bench client (bearer tokens live minutes; benches renew before each phase). */
 async function clientCredentialsToken(base: string): Promise<string | undefined> {
@@ -77,13 +81,16 @@ async function clientCredentialsToken(base: string): Promise<string | undefined>
 
 export async function renewToken(base: string): Promise<void> {
   authorization = await clientCredentialsToken(base);
+  tokenBase = base;
+  tokenAt = Date.now();
 }
 
 export const bearer = (): string | undefined => authorization;
 
 const agent = new Agent({ keepAlive: true, maxSockets: 256 });
 
-export function http(method: string, url: string, body?: string): Promise<{ status: number; body: string }> {
+export async function http(method: string, url: string, body?: string): Promise<{ status: number; body: string }> {
+  if (authorization && Date.now() - tokenAt > RENEW_AFTER_MS) await renewToken(tokenBase);
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = body ? { 'content-type': 'application/fhir+json' } : {};
     if (authorization) headers.authorization = authorization;

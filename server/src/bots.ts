@@ -6,7 +6,6 @@ import { thresholdsBot } from '../../bots/thresholds/bot.ts';
 import type { QueueFactory } from './jobs/queue.ts';
 import type { Logger } from './ops/logger.ts';
 import { conditionalCreate } from './store/conditional.ts';
-import type { ChangeFeed } from './store/events.ts';
 import type { Repository } from './store/repository.ts';
 import { executeSearch } from './store/search/execute.ts';
 import { parseSearch } from './store/search/query.ts';
@@ -37,18 +36,19 @@ export function storeClient(repo: Repository): FhirClient {
 
 export interface BotService {
   host: BotHost;
-  stop(): void;
 }
 
 export interface BotParts {
   repo: Repository;
-  feed: ChangeFeed;
   queues: QueueFactory;
   logger: Logger;
 }
 
-/** Starts the bot workers and feeds them every committed change. */
-export function startBots({ repo, feed, queues, logger }: BotParts, bots: readonly Bot[] = BUILT_IN_BOTS): BotService {
+/**
+ * Starts the bot workers. They are fed every committed change from the subscription engine's
+ * outbox drain (`BotHost.handleChange`), so a change committed before a crash still reaches them.
+ */
+export function startBots({ repo, queues, logger }: BotParts, bots: readonly Bot[] = BUILT_IN_BOTS): BotService {
   const host = new BotHost({
     bots,
     fhir: storeClient(repo),
@@ -56,9 +56,5 @@ export function startBots({ repo, feed, queues, logger }: BotParts, bots: readon
     onError: (err, context) => logger.error({ err, ...context }, 'bot failure'),
   });
   host.start();
-  // The subscription outbox will feed this instead of the in-process change feed.
-  const unsubscribe = feed.subscribe(({ interaction, resourceType, id, versionId }) => {
-    host.handleChange({ interaction, resourceType, id, versionId }).catch((err: unknown) => logger.error({ err, resourceType, id }, 'bot enqueue failed'));
-  });
-  return { host, stop: unsubscribe };
+  return { host };
 }

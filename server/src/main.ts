@@ -21,6 +21,7 @@ import { ChangeFeed } from './store/events.ts';
 import { migrate } from './store/migrate.ts';
 import { Repository } from './store/repository.ts';
 import { subscriptionRoutes } from './subscriptions/routes.ts';
+import type { Change } from './subscriptions/outbox.ts';
 import { startSubscriptions, type SubscriptionService } from './subscriptions/service.ts';
 
 export interface Vigil {
@@ -70,9 +71,10 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   const routers = { '/ingest': ingestRouter(gateway, mappings, config.maxBodyBytes) };
   const auth = await createAuth(config, repo, logger);
   const queues = createQueueFactory({ redisUrl: config.redisUrl, prefix: config.subscriptions.queuePrefix, onError: (err) => logger.error({ err }, 'job queue error') });
-  const subscriptions = await startSubscriptions({ config, repo, feed, queues, server, logger });
-  // Bots: NEWS2 and thresholds, on the job queue workers.
-  const bots = config.role === 'api' ? undefined : startBots({ repo, feed, queues, logger });
+  // Bots (NEWS2, thresholds) run on the job queue workers, fed by the outbox drain.
+  const bots = config.role === 'api' ? undefined : startBots({ repo, queues, logger });
+  const onChange = bots && (({ versionId, ...change }: Change) => bots.host.handleChange({ ...change, versionId: String(versionId) }));
+  const subscriptions = await startSubscriptions({ config, repo, feed, queues, server, logger, onChange });
   const fhirRoutes = (router: Parameters<typeof subscriptionRoutes>[0], wrap: Parameters<typeof subscriptionRoutes>[2]) =>
     subscriptionRoutes(router, { repo, baseUrl: config.baseUrl }, wrap, config.subscriptions.allowPrivateEndpoints);
   server.on('request', createApp({ config, fhir: { repo, baseUrl: config.baseUrl }, logger, version, metrics, routers, auth, fhirRoutes }));
@@ -87,7 +89,6 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
       auth.stop();
       await mqtt.stop();
       await subscriptions.stop();
-      bots?.stop();
       await queues.close({ timeoutMs: 2_000 });
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();

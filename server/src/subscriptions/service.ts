@@ -28,6 +28,8 @@ export interface SubscriptionParts {
   queues: QueueFactory;
   server: Server;
   logger: Logger;
+  /** Called for every committed change the workers take from the outbox (the bots' trigger). */
+  onChange?: (change: Change) => Promise<void>;
 }
 
 const TICK_MS = 1_000;
@@ -36,7 +38,7 @@ const TICK_MS = 1_000;
  * Starts the subscription engine. Workers (roles all, worker) drain the outbox, match, deliver,
  * send heartbeats and end expired subscriptions; API replicas (roles all, api) hold websockets.
  */
-export async function startSubscriptions({ config, repo, feed, queues, server, logger }: SubscriptionParts): Promise<SubscriptionService> {
+export async function startSubscriptions({ config, repo, feed, queues, server, logger, onChange }: SubscriptionParts): Promise<SubscriptionService> {
   const settings = config.subscriptions;
   const onError = (err: Error) => logger.error({ err }, 'subscription engine error');
   const hub: Hub = createHub(config.redisUrl, settings.queuePrefix, onError);
@@ -55,7 +57,12 @@ export async function startSubscriptions({ config, repo, feed, queues, server, l
     const deliverer = new Deliverer(repo, settings, hub, fhirBase, logger);
     const changes = queues.queue<Change>('subscription-match');
     const matcher = new Matcher(repo, registry, deliveries, deliverer, settings, logger);
-    changes.process(matcher.handle, { concurrency: 8 });
+    // a change is handed on before it is matched: a retried match job hands it on again, and the
+    // receivers' job ids absorb that
+    changes.process(async (job) => {
+      await onChange?.(job.data);
+      await matcher.handle(job);
+    }, { concurrency: 8 });
     deliveries.process(deliverer.handle, { concurrency: settings.concurrency, onDeadLetter: deliverer.onDeadLetter });
     drainer = new OutboxDrainer(repo.db, feed, changes, { pollMs: settings.pollMs, onError });
     const ticker = setInterval(() => tick(repo, registry, deliveries, settings.attempts).catch(onError), TICK_MS);
