@@ -1,6 +1,25 @@
-import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
+import type { CapabilityStatement, CapabilityStatementRestResource, StructureDefinition } from '@medplum/fhirtypes';
+import { conformanceResources } from '../profiles.ts';
 import { getResourceTypeList, getSearchParams } from '../definitions.ts';
 import { withSubscriptions } from '../subscriptions/capabilities.ts';
+
+const OPERATION_BASE = 'http://hl7.org/fhir/OperationDefinition/';
+const VALIDATE = { name: 'validate', definition: `${OPERATION_BASE}Resource-validate` };
+const OPERATIONS: Record<string, { name: string; definition: string }[]> = {
+  Observation: [
+    { name: 'lastn', definition: `${OPERATION_BASE}Observation-lastn` },
+    { name: 'stats', definition: `${OPERATION_BASE}Observation-stats` },
+  ],
+  Patient: [{ name: 'everything', definition: `${OPERATION_BASE}Patient-everything` }],
+};
+
+/** Vigil's own profiles of the type (fhir-profiles/), validated when a resource claims them. */
+function profileUrls(type: string): string[] | undefined {
+  const urls = conformanceResources()
+    .filter((r): r is StructureDefinition => r.resourceType === 'StructureDefinition' && r.type === type)
+    .map((sd) => sd.url as string);
+  return urls.length ? urls : undefined;
+}
 
 /** The CapabilityStatement lists exactly what this server does: every R4 type, its interactions and indexed parameters. */
 export function capabilityStatement(baseUrl: string, version: string): CapabilityStatement {
@@ -19,6 +38,8 @@ export function capabilityStatement(baseUrl: string, version: string): Capabilit
     conditionalDelete: 'multiple',
     searchInclude: [`${type}:*`, ...[...getSearchParams(type).values()].filter((p) => p.type === 'reference').map((p) => `${type}:${p.code}`)],
     searchRevInclude: ['*'],
+    supportedProfile: profileUrls(type),
+    operation: [...(OPERATIONS[type] ?? []), VALIDATE],
     searchParam: [
       { name: '_id', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id' },
       { name: '_lastUpdated', type: 'date', definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated' },
@@ -45,7 +66,6 @@ export function capabilityStatement(baseUrl: string, version: string): Capabilit
         mode: 'server',
         // SMART App Launch: where to get tokens (also in /.well-known/smart-configuration)
         security: {
-          cors: true,
           service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }], text: 'OAuth2 using SMART-on-FHIR profile' }],
           extension: [{
             url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
