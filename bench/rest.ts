@@ -57,7 +57,7 @@ export async function main(args: string[]): Promise<void> {
   await client.connect();
   try {
     console.log(`bench rest: ${fmt(totalObservations)} Observations for ${fmt(patientCount)} patients on PostgreSQL`);
-    const patients: string[] = reuse ? (await client.query<{ id: string }>('SELECT id FROM "Patient"')).rows.map((r) => r.id) : [];
+    const patients: string[] = reuse ? (await client.query<{ id: string }>(`SELECT id FROM "Patient" WHERE content NOT LIKE '%"Heavy"%'`)).rows.map((r) => r.id) : [];
     for (let p = 0; p < patientCount && !reuse; p++) {
       const res = await http('POST', `${fhir}/Patient`, JSON.stringify({ resourceType: 'Patient', name: [{ family: `Bench${p}` }] }));
       patients.push(JSON.parse(res.body).id);
@@ -106,9 +106,10 @@ export async function main(args: string[]): Promise<void> {
     await flush();
     if (!reuse) console.log(`  setup: loaded ${fmt(loaded)} Observations in ${fmt((performance.now() - t0) / 1000, 1)} s`);
     // One heavily monitored patient (a year of readings) for $lastn.
-    const heavy = (await http('POST', `${fhir}/Patient`, JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Heavy' }] }))).body;
-    const heavyId = (JSON.parse(heavy) as { id: string }).id;
-    for (let i = 0; i < HEAVY_OBSERVATIONS; i++) {
+    const heavyId = reuse
+      ? (await client.query<{ id: string }>(`SELECT id FROM "Patient" WHERE content LIKE '%"Heavy"%'`)).rows[0].id
+      : (JSON.parse((await http('POST', `${fhir}/Patient`, JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Heavy' }] }))).body) as { id: string }).id;
+    for (let i = 0; i < HEAVY_OBSERVATIONS && !reuse; i++) {
       const obs = observation(heavyId, i, now - (HEAVY_OBSERVATIONS - i) * 300_000);
       const stored = { ...obs, id: randomUUID(), meta: { versionId: '1', lastUpdated: new Date().toISOString() } };
       batch.push(rowParams(stored, JSON.stringify(stored), server.base));

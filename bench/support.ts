@@ -33,7 +33,8 @@ const CLIENT_SECRET = randomBytes(24).toString('hex');
 export async function startServer(databaseUrl: string, port: number, env: Record<string, string> = {}): Promise<{ base: string; child: ChildProcess; stop: () => Promise<void> }> {
   const child = spawn(process.execPath, ['server/src/main.ts'], {
     env: {
-      ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), LOG_LEVEL: 'warn', VIGIL_DEMO: 'off', MQTT_PORT: '0',
+      // The API tier, as api replicas run it: subscription matching and bots belong to worker replicas.
+      ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), LOG_LEVEL: 'warn', VIGIL_DEMO: 'off', MQTT_PORT: '0', VIGIL_ROLE: 'api',
       VIGIL_BOOTSTRAP_CLIENT_ID: CLIENT_ID, VIGIL_BOOTSTRAP_CLIENT_SECRET: CLIENT_SECRET, ...env,
     },
     stdio: ['ignore', 'inherit', 'inherit'],
