@@ -86,8 +86,6 @@ export async function renewToken(base: string): Promise<void> {
   tokenAt = Date.now();
 }
 
-export const bearer = (): string | undefined => authorization;
-
 const agent = new Agent({ keepAlive: true, maxSockets: 256 });
 
 export async function http(method: string, url: string, body?: string): Promise<{ status: number; body: string }> {

@@ -23,6 +23,9 @@ interface AccessTokenClaims extends JWTPayload {
   patient?: string;
 }
 
+/** Verified tokens remembered at most; the oldest is forgotten first. */
+const MAX_VERIFIED = 10_000;
+
 export interface TokenVerifierOptions {
   issuer: string;
   /** The FHIR base URL: the only audience Vigil's access tokens carry. */
@@ -38,18 +41,30 @@ export interface TokenVerifierOptions {
  */
 export function tokenVerifier({ issuer, audience, signingKeys, careTeams }: TokenVerifierOptions) {
   const jwks = createLocalJWKSet({ keys: signingKeys.map(publicJwk) });
+  // A client sends the same token on every request until it expires: its signature is checked once
+  // (an RS256 verification costs more than a whole read) and its claims kept until `exp`.
+  const verified = new Map<string, AccessTokenClaims>();
+  const claimsOf = async (token: string): Promise<AccessTokenClaims> => {
+    const hit = verified.get(token);
+    if (hit && (hit.exp as number) * 1000 > Date.now()) return hit;
+    verified.delete(token);
+    const { payload } = await jwtVerify<AccessTokenClaims>(token, jwks, {
+      issuer,
+      audience,
+      algorithms: ['RS256'],
+      typ: 'at+jwt',
+      requiredClaims: ['exp', 'iat', 'jti', 'client_id'],
+    });
+    if (verified.size >= MAX_VERIFIED) verified.delete(verified.keys().next().value as string);
+    verified.set(token, payload);
+    return payload;
+  };
   return async function verify(authorization: string | undefined): Promise<AccessPolicy> {
     const match = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i.exec(authorization ?? '');
     if (!match) throw new BearerError(401, 'invalid_request', 'A bearer access token is required');
     let claims: AccessTokenClaims;
     try {
-      ({ payload: claims } = await jwtVerify<AccessTokenClaims>(match[1], jwks, {
-        issuer,
-        audience,
-        algorithms: ['RS256'],
-        typ: 'at+jwt',
-        requiredClaims: ['exp', 'iat', 'jti', 'client_id'],
-      }));
+      claims = await claimsOf(match[1]);
     } catch {
       // the reason stays in the server: no oracle for forgers
       throw new BearerError(401, 'invalid_token', 'The access token is invalid or expired');

@@ -18,6 +18,8 @@ interface Pending {
   observation: Observation;
   key: string;
   messages: Set<number>;
+  /** False once merged with another reading of the batch: the merge result was not validated. */
+  validated: boolean;
 }
 
 /**
@@ -98,12 +100,13 @@ export class IngestGateway {
       const key = identifierOf(observation);
       const existing = pending.get(key);
       if (!existing) {
-        pending.set(key, { observation, key, messages: new Set([i]) });
+        pending.set(key, { observation, key, messages: new Set([i]), validated: true });
       } else {
         const merged = mergeObservation(existing.observation, observation);
         if (merged.conflict) return merged.conflict;
         existing.observation = merged.observation;
         existing.messages.add(i);
+        existing.validated = false;
       }
     }
     return undefined;
@@ -141,7 +144,7 @@ export class IngestGateway {
           outcomes.set(p.key, { id: existing.id as string, outcome: 'unchanged' });
         }
       }
-      const written = await w.createMany(creates.map((p) => ({ resource: p.observation, id: crypto.randomUUID() })));
+      const written = await w.createMany(creates.map((p) => ({ resource: p.observation, id: crypto.randomUUID(), validated: p.validated })));
       creates.forEach((p, k) => outcomes.set(p.key, { id: written[k].resource.id as string, outcome: 'created' }));
     });
     const now = Date.now();
