@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Bundle } from '@medplum/fhirtypes';
+import type { Bundle, Resource } from '@medplum/fhirtypes';
+import { loadRequiredBindings } from '../server/src/bindings.ts';
+import { loadDefinitions } from '../server/src/definitions.ts';
+import { loadProfiles } from '../server/src/profiles.ts';
+import { extractIndex } from '../server/src/store/extract.ts';
+import { validationIssues } from '../server/src/store/validation.ts';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { readSyntheaText, syntheaFiles } from '../server/test/synthea.ts';
@@ -44,7 +49,21 @@ export async function main(args: string[]): Promise<void> {
     await pipeline(Readable.from(rows), client.query(copyFrom('COPY raw_copy (id, content) FROM STDIN')));
     const copyRate = rows.length / ((performance.now() - c0) / 1000);
 
+    // The write path's own CPU cost per resource, in this process: validation and search indexing.
+    loadDefinitions();
+    loadRequiredBindings();
+    loadProfiles();
+    const resources = texts.flatMap((t) => ((JSON.parse(t) as Bundle).entry ?? []).map((e) => ({ ...(e.resource as Resource), id: randomUUID() })));
+    const perResource = (fn: (r: Resource) => unknown): number => {
+      const v0 = performance.now();
+      for (const r of resources) fn(r);
+      return ((performance.now() - v0) * 1000) / resources.length;
+    };
+    const validation = perResource((r) => validationIssues(r));
+    const indexing = perResource((r) => extractIndex(r, server.base));
+
     console.log(`raw PostgreSQL COPY (same ${fmt(rows.length)} resources): ${fmt(copyRate)} resources/s   <- ceiling`);
+    console.log(`write-path CPU per resource: validation ${fmt(validation, 1)} µs, search indexing ${fmt(indexing, 1)} µs`);
     console.log(`Vigil transaction load (${concurrency} concurrent bundles): ${fmt(resources)} resources in ${fmt(seconds, 1)} s = ${fmt(resources / seconds)} resources/s`);
   } finally {
     await client.end();

@@ -112,6 +112,20 @@ for (const driver of DRIVERS) {
       assert.equal(many.status, 412);
     });
 
+    it('refuses circular conditional references (each naming a resource only the other creates)', async () => {
+      const before = await count(s.fhir, 'Organization');
+      const res = await request('POST', s.fhir, {
+        resourceType: 'Bundle', type: 'transaction',
+        entry: [
+          { resource: { resourceType: 'Organization', identifier: [{ system: 'urn:circle', value: 'org' }], partOf: { reference: 'Organization?identifier=urn:circle|parent' } }, request: { method: 'POST', url: 'Organization', ifNoneExist: 'identifier=urn:circle|org' } },
+          { resource: { resourceType: 'Organization', identifier: [{ system: 'urn:circle', value: 'parent' }], partOf: { reference: 'Organization?identifier=urn:circle|org' } }, request: { method: 'POST', url: 'Organization', ifNoneExist: 'identifier=urn:circle|parent' } },
+        ],
+      });
+      assert.equal(res.status, 400);
+      assert.match(JSON.stringify(res.body), /Bundle\.entry\[0\].*Organization\?identifier=urn:circle\|parent/);
+      assert.equal(await count(s.fhir, 'Organization'), before);
+    });
+
     it('refuses malformed Bundles with the entry index', async () => {
       const p = { resourceType: 'Patient' };
       const cases: [unknown, RegExp][] = [
