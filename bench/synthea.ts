@@ -53,11 +53,11 @@ export async function main(args: string[]): Promise<void> {
     loadDefinitions();
     loadRequiredBindings();
     loadProfiles();
-    const resources = texts.flatMap((t) => ((JSON.parse(t) as Bundle).entry ?? []).map((e) => ({ ...(e.resource as Resource), id: randomUUID() })));
+    const all = texts.flatMap((t) => ((JSON.parse(t) as Bundle).entry ?? []).map((e) => ({ ...(e.resource as Resource), id: randomUUID() })));
     const perResource = (fn: (r: Resource) => unknown): number => {
       const v0 = performance.now();
-      for (const r of resources) fn(r);
-      return ((performance.now() - v0) * 1000) / resources.length;
+      for (const r of all) fn(r);
+      return ((performance.now() - v0) * 1000) / all.length;
     };
     const validation = perResource((r) => validationIssues(r));
     const indexing = perResource((r) => extractIndex(r, server.base));
