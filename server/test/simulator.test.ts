@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { describe, it } from 'node:test';
 import {
   createPatient, deteriorationAt, EPISODE, readingsAt, runSimulator, SIMULATOR_SYSTEM, VITAL_KINDS, vitalsAt,
   type SimulatedPatient, type Vitals,
 } from '../src/simulator/index.ts';
 import { builtin } from './ingest/helpers.ts';
-import { DRIVERS, request, useServer } from './support.ts';
+import { DRIVERS, freePort, request, useServer } from './support.ts';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -91,14 +90,6 @@ describe('simulator: the reading generator', () => {
     }
   });
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 for (const driver of DRIVERS) {
   describe(`simulator against a running Vigil (${driver})`, async () => {

@@ -51,13 +51,7 @@ export interface SimulatedPatient {
 }
 
 /** The noise-free physiological state at one moment. */
-export interface Vitals {
-  heartRate: number;
-  spo2: number;
-  respiratoryRate: number;
-  systolic: number;
-  diastolic: number;
-  temperature: number;
+export interface Vitals extends Baseline {
   stepsPerMinute: number;
 }
 

@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { connectAsync, type IClientOptions } from 'mqtt';
 import pino from 'pino';
 import { startMqtt } from '../../src/ingest/mqtt.ts';
 import type { IngestGateway } from '../../src/ingest/gateway.ts';
 import { createLogger } from '../../src/ops/logger.ts';
-import { DRIVERS, authHeader, request, useServer, type TestServer } from '../support.ts';
+import { DRIVERS, authHeader, freePort, request, useServer, type TestServer } from '../support.ts';
 
 const MOSQUITTO = 'mqtt://127.0.0.1:1883';
 const silent = createLogger('silent');
@@ -16,14 +15,6 @@ const unique = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`
 let clock = Date.now() - 3_600_000;
 /** Distinct times: readings of one device, type and time are one Observation. */
 const tick = () => new Date((clock += 1000)).toISOString();
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** A mapping of its own (vigil-generic under a new name), and a device enrolled for Lookup. */
 async function setUp(s: TestServer) {
