@@ -180,18 +180,18 @@ for (const driver of DRIVERS) {
 describe('scale-out: websocket on an api replica, delivery on a worker replica, BullMQ on Redis (postgres)', () => {
   const prefix = `vigil-test-${randomUUID()}`;
   const env = { ...ENV, REDIS_URL: 'redis://127.0.0.1:6379', VIGIL_QUEUE_PREFIX: prefix, VIGIL_ROLE: 'api' };
-  const api = useServer('postgres', env);
-  let worker: Vigil;
+  let worker: Vigil | undefined;
   let receiver: Receiver;
+  // registered before useServer's own teardown, so the worker lets go of the database before it is dropped
+  after(async () => {
+    await worker?.stop();
+    await receiver?.close();
+  });
+  const api = useServer('postgres', env);
   before(async () => {
     receiver = await startReceiver();
     worker = await startVigil({ ...loadConfig({ ...env, PORT: '0', LOG_LEVEL: 'warn', VIGIL_DEMO: 'off', VIGIL_ROLE: 'worker', MQTT_PORT: '0', DATABASE_URL: api.vigil.config.databaseUrl as string }) });
   });
-  after(async () => {
-    await worker?.stop();
-    await receiver.close();
-  });
-
   it('a write on the api replica is matched by the worker and reaches the api replica\'s websocket and a rest-hook', async () => {
     const hook = await subscribe(api.fhir, { criteria: 'Observation?subject=Patient/s1', channel: { type: 'rest-hook', endpoint: receiver.url, payload: 'application/fhir+json' } });
     const ws = await subscribe(api.fhir, { criteria: 'Observation?subject=Patient/s1', channel: { type: 'websocket' } });
