@@ -62,7 +62,7 @@ export async function startSubscriptions({ config, repo, feed, queues, server, l
     changes.process(async (job) => {
       await onChange?.(job.data);
       await matcher.handle(job);
-    }, { concurrency: 8 });
+    }, { concurrency: 1 }); // one at a time: matches, hence deliveries, follow commit order
     deliveries.process(deliverer.handle, { concurrency: settings.concurrency, onDeadLetter: deliverer.onDeadLetter });
     drainer = new OutboxDrainer(repo.db, feed, changes, { pollMs: settings.pollMs, onError });
     const ticker = setInterval(() => tick(repo, registry, deliveries, settings.attempts).catch(onError), TICK_MS);
