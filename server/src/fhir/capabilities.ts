@@ -9,6 +9,7 @@ const OPERATIONS: Record<string, { name: string; definition: string }[]> = {
   Observation: [
     { name: 'lastn', definition: `${OPERATION_BASE}Observation-lastn` },
     { name: 'stats', definition: `${OPERATION_BASE}Observation-stats` },
+    { name: 'timeseries', definition: 'https://vigil.health/fhir/OperationDefinition/Observation-timeseries' },
   ],
   Patient: [{ name: 'everything', definition: `${OPERATION_BASE}Patient-everything` }],
 };

@@ -3,6 +3,7 @@ import type { FhirContext } from '../context.ts';
 import { everything } from './everything.ts';
 import { lastn } from './lastn.ts';
 import { stats } from './stats.ts';
+import { timeseries } from './timeseries.ts';
 
 type Wrap = (handler: (req: Request, res: Response) => Promise<void>) => RequestHandler;
 
@@ -17,6 +18,7 @@ export function operationRoutes(router: Router, ctx: FhirContext, wrap: Wrap): v
   const routes: [string, (req: Request, res: Response) => Promise<void>][] = [
     ['/Observation/$lastn', lastn(ctx)],
     ['/Observation/$stats', stats(ctx)],
+    ['/Observation/$timeseries', timeseries(ctx)],
     ['/Patient/$everything', everything(ctx, 'type')],
     ['/Patient/:id/$everything', everything(ctx, 'instance')],
   ];

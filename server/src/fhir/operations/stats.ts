@@ -59,7 +59,7 @@ interface Aggregate {
 }
 
 /** How a statistic changes with the unit: location values shift and scale, spreads only scale. */
-type Kind = 'count' | 'location' | 'spread' | 'variance' | 'sum' | 'shape';
+export type Kind = 'count' | 'location' | 'spread' | 'variance' | 'sum' | 'shape';
 
 interface Statistic { display: string; kind: Kind; value(a: Aggregate): number | null }
 
@@ -92,12 +92,16 @@ const STATISTICS: Record<string, Statistic> = {
   kurtosis: { display: 'Kurtosis', kind: 'shape', value: kurtosis },
 };
 
-interface StatsRequest {
+/** Which values: one subject's, of some codes (or all), in a period. Shared with `$timeseries`. */
+export interface ValueSelection {
   subject: string;
   subjectParam: 'subject' | 'patient';
   /** `system|code` keys; empty means every code of the subject. */
   codes: string[];
   period: { start?: string; end?: string };
+}
+
+interface StatsRequest extends ValueSelection {
   statistics: string[];
   include: boolean;
   limit: number;
@@ -141,10 +145,25 @@ export const stats = (ctx: FhirContext) => async (req: Request, res: Response): 
 
 function parseRequest(params: URLSearchParams, baseUrl: string): StatsRequest {
   checkKnown(params, KNOWN);
+  const selection = parseValueSelection(params, baseUrl, '$stats');
+  const statistics = [...new Set(params.getAll('statistic').flatMap(splitValues))];
+  if (statistics.length === 0) throw badRequest('$stats needs at least one statistic', 'statistic');
+  for (const s of statistics) {
+    if (s === 'regression') throw notSupported('statistic regression is not supported', 'statistic');
+    if (!STATISTICS[s]) throw badRequest(`Unknown statistic "${s}"; see ${STATISTICS_SYSTEM}`, 'statistic');
+  }
+  const include = params.has('include') ? parseBoolean(single(params, 'include') as string, 'include') : false;
+  const limitText = single(params, 'limit');
+  const limit = limitText === undefined ? MAX_SOURCES : Math.min(positiveInt(limitText, 'limit'), MAX_SOURCES);
+  return { ...selection, statistics, include, limit };
+}
+
+/** subject/patient, code+system or coding, duration (hours up to now) or period. */
+export function parseValueSelection(params: URLSearchParams, baseUrl: string, operation: string): ValueSelection {
   const subjectParam = params.has('subject') ? 'subject' : 'patient';
   if (params.has('subject') && params.has('patient')) throw badRequest('Give subject or patient, not both', 'patient');
   const subjectText = single(params, subjectParam);
-  if (!subjectText) throw badRequest('$stats needs a subject', 'subject');
+  if (!subjectText) throw badRequest(`${operation} needs a subject`, 'subject');
   const ref = normalizeReference(subjectText, baseUrl);
   const subject = subjectParam === 'patient' && !ref.includes('/') ? `Patient/${ref}` : ref;
 
@@ -172,17 +191,7 @@ function parseRequest(params: URLSearchParams, baseUrl: string): StatsRequest {
   } else if (periodText !== undefined) {
     period = parsePeriod(periodText, 'period');
   }
-
-  const statistics = [...new Set(params.getAll('statistic').flatMap(splitValues))];
-  if (statistics.length === 0) throw badRequest('$stats needs at least one statistic', 'statistic');
-  for (const s of statistics) {
-    if (s === 'regression') throw notSupported('statistic regression is not supported', 'statistic');
-    if (!STATISTICS[s]) throw badRequest(`Unknown statistic "${s}"; see ${STATISTICS_SYSTEM}`, 'statistic');
-  }
-  const include = params.has('include') ? parseBoolean(single(params, 'include') as string, 'include') : false;
-  const limitText = single(params, 'limit');
-  const limit = limitText === undefined ? MAX_SOURCES : Math.min(positiveInt(limitText, 'limit'), MAX_SOURCES);
-  return { subject, subjectParam, codes, period, statistics, include, limit };
+  return { subject, subjectParam, codes, period };
 }
 
 const isUri = (s: string): boolean => /^[A-Za-z][A-Za-z0-9+.-]*:[^\s|]+$/.test(s);
@@ -192,7 +201,7 @@ const isUri = (s: string): boolean => /^[A-Za-z][A-Za-z0-9+.-]*:[^\s|]+$/.test(s
  * row per code group and value), `used` (the values the statistics use, in one unit), `totals` and
  * `stats` (one row per code group).
  */
-function statsSql(input: StatsRequest, baseUrl: string, restrict?: Restriction): { sql: string; params: Params } {
+export function statsSql(input: ValueSelection, baseUrl: string, restrict?: Restriction): { sql: string; params: Params } {
   const params = new Params();
   const subject = filterSql(parseFilter('Observation', input.subjectParam, input.subject, 0), 't', 'Observation', { params, baseUrl });
   const where = ['NOT t.deleted', subject, `NOT coalesce(t.status && ${params.add(['entered-in-error'])}::text[], false)`];
@@ -281,7 +290,7 @@ function component(name: string, a: Aggregate | undefined): ObservationComponent
 }
 
 /** Values were compared in the canonical UCUM unit: back into the newest value's unit. */
-function fromCanonical(kind: Kind, value: number, unit: string, n: number): number {
+export function fromCanonical(kind: Kind, value: number, unit: string, n: number): number {
   const bar = unit.indexOf('|');
   const q = (v: number): number => canonicalQuantity({ value: v, system: unit.slice(0, bar), code: unit.slice(bar + 1) })?.value as number;
   const offset = q(0);
