@@ -10,6 +10,7 @@ import { fhirRouter, type ExtraRoutes } from './fhir/router.ts';
 import { healthRouter } from './ops/health.ts';
 import type { Logger } from './ops/logger.ts';
 import type { createMetrics } from './ops/metrics.ts';
+import { webAppRouter } from './web-app.ts';
 
 export interface AppParts {
   config: Config;
@@ -47,6 +48,7 @@ export function createApp({ config, fhir, logger, version, metrics, routers, aut
   );
   for (const [path, router] of Object.entries(routers)) app.use(path, ...auth.ingestAccess, router);
   app.use(errorHandler(logger));
+  app.use(webAppRouter());
   return app;
 }
 

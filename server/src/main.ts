@@ -8,6 +8,7 @@ import { loadDefinitions } from './definitions.ts';
 import { startDemo } from './demo.ts';
 import { loadProfiles } from './profiles.ts';
 import { createApp } from './http.ts';
+import { registerAppClient } from './web-app.ts';
 import { IngestGateway } from './ingest/gateway.ts';
 import { IdentityResolver } from './ingest/identity.ts';
 import { MappingStore } from './ingest/mappings.ts';
@@ -70,6 +71,7 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   const gateway = new IngestGateway(repo, mappings, new IdentityResolver(repo, feed), metrics.registry);
   const routers = { '/ingest': ingestRouter(gateway, mappings, config.maxBodyBytes) };
   const auth = await createAuth(config, repo, logger);
+  await registerAppClient(db, config.baseUrl);
   const queues = createQueueFactory({ redisUrl: config.redisUrl, prefix: config.subscriptions.queuePrefix, onError: (err) => logger.error({ err }, 'job queue error') });
   // Bots (NEWS2, thresholds) run on the job queue workers, fed by the outbox drain.
   const bots = config.role === 'api' ? undefined : startBots({ repo, queues, logger });

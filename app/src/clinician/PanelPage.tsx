@@ -1,0 +1,94 @@
+import { Group, SegmentedControl, Select, SimpleGrid, Stack, Text, TextInput, Title } from '@mantine/core';
+import { formatHumanName } from '@medplum/core';
+import type { Flag, HumanName, Observation } from '@medplum/fhirtypes';
+import { IconSearch } from '@tabler/icons-react';
+import { useCallback, useEffect, useMemo, useState } from 'react';
+import { useSession } from '../auth/session.tsx';
+import { LiveIndicator } from '../components/LiveIndicator.tsx';
+import { ErrorState, Loading } from '../components/LoadState.tsx';
+import { useNow } from '../components/TimeAgo.tsx';
+import { patientIdOf } from '../fhir/alerts.ts';
+import { acuity, loadPanel, mergeFlag, mergeObservation, type PatientRow } from '../fhir/panel.ts';
+import { useLive, type LiveChange } from '../live/useLive.ts';
+import { PatientTile } from './PatientTile.tsx';
+
+const LIVE_CRITERIA = ['Observation?status=final,amended,corrected,preliminary', 'Flag?status=active,inactive,entered-in-error'];
+type AlertFilter = 'all' | 'alerts' | 'quiet';
+
+/** The ward: every patient of the clinician's care teams, most acute first, updated as readings arrive. */
+export default function PanelPage() {
+  const { medplum, fhirUser } = useSession();
+  const [rows, setRows] = useState<Map<string, PatientRow>>();
+  const [error, setError] = useState<unknown>();
+  const [team, setTeam] = useState<string | null>(null);
+  const [alerts, setAlerts] = useState<AlertFilter>('all');
+  const [query, setQuery] = useState('');
+  const now = useNow();
+
+  const load = useCallback(() => {
+    setError(undefined);
+    loadPanel(medplum, fhirUser).then(setRows, setError);
+  }, [medplum, fhirUser]);
+  useEffect(load, [load]);
+
+  // pushed resources are merged in place: no refetch, so a busy ward causes no request storm
+  const onChange = useCallback(({ resource }: LiveChange) => {
+    if (!resource) return;
+    setRows((current) => {
+      if (!current) return current;
+      const subject = resource.resourceType === 'Observation' || resource.resourceType === 'Flag' ? resource.subject?.reference : undefined;
+      const row = current.get(patientIdOf(subject) ?? '');
+      if (!row) return current;
+      const next = resource.resourceType === 'Observation'
+        ? { ...row, latest: mergeObservation(row.latest, resource as Observation) }
+        : { ...row, flags: mergeFlag(row.flags, resource as Flag) };
+      return new Map(current).set(row.patient.id as string, next);
+    });
+  }, []);
+  const live = useLive(medplum, LIVE_CRITERIA, onChange);
+
+  const teams = useMemo(() => [...new Set([...(rows?.values() ?? [])].flatMap((r) => r.teams))].sort(), [rows]);
+  const shown = useMemo(() => {
+    const text = query.trim().toLowerCase();
+    return [...(rows?.values() ?? [])]
+      .filter((r) => !team || r.teams.includes(team))
+      .filter((r) => alerts === 'all' || (alerts === 'alerts') === r.flags.length > 0)
+      .filter((r) => !text || formatHumanName(r.patient.name?.[0] as HumanName).toLowerCase().includes(text))
+      .sort((a, b) => acuity(b) - acuity(a) || formatHumanName(a.patient.name?.[0] as HumanName).localeCompare(formatHumanName(b.patient.name?.[0] as HumanName)));
+  }, [rows, team, alerts, query]);
+
+  if (error !== undefined) return <ErrorState error={error} retry={load} />;
+  if (!rows) return <Loading label="Loading your patients…" />;
+  const withAlerts = [...rows.values()].filter((r) => r.flags.length > 0).length;
+  return (
+    <Stack gap="md">
+      <Group justify="space-between" align="flex-end">
+        <div>
+          <Title order={1} size="h2">Patients</Title>
+          <Text c="dimmed" size="sm">{rows.size} monitored · {withAlerts ? `${withAlerts} with active alerts` : 'no active alerts'}</Text>
+        </div>
+        <LiveIndicator state={live} />
+      </Group>
+      <Group gap="sm" align="flex-end">
+        <TextInput label="Find a patient" placeholder="Name" leftSection={<IconSearch size={16} aria-hidden />} value={query} onChange={(e) => setQuery(e.currentTarget.value)} />
+        <Select label="Care team" placeholder="All teams" data={teams} value={team} onChange={setTeam} clearable />
+        <div>
+          <Text component="label" size="sm" fw={500} id="alert-filter-label">Alert state</Text>
+          <SegmentedControl
+            aria-labelledby="alert-filter-label"
+            value={alerts}
+            onChange={(v) => setAlerts(v as AlertFilter)}
+            data={[{ value: 'all', label: 'All' }, { value: 'alerts', label: 'With alerts' }, { value: 'quiet', label: 'No alerts' }]}
+          />
+        </div>
+      </Group>
+      {shown.length === 0 ? (
+        <Text c="dimmed">{rows.size ? 'No patient matches these filters.' : 'You are not on any active care team yet.'}</Text>
+      ) : (
+        <SimpleGrid cols={{ base: 1, sm: 2, lg: 3, xl: 4 }} spacing="sm">
+          {shown.map((row) => <PatientTile key={row.patient.id} row={row} now={now} />)}
+        </SimpleGrid>
+      )}
+    </Stack>
+  );
+}

@@ -1,0 +1,89 @@
+import type { MedplumClient } from '@medplum/core';
+import type { Bundle, Parameters, Resource, Subscription } from '@medplum/fhirtypes';
+import { useEffect, useRef, useState } from 'react';
+
+export type LiveState = 'connecting' | 'live' | 'offline';
+
+/** A change pushed by the server: the resource (full-resource payload) or just its reference. */
+export interface LiveChange { resourceType: string; id: string; resource?: Resource }
+
+const RETRY_MS = [1_000, 2_000, 5_000, 10_000, 30_000];
+/** Subscriptions left behind by a closed tab expire on their own. */
+const SUBSCRIPTION_LIFETIME_MS = 12 * 3_600_000;
+
+/**
+ * Live changes for the given R4 criteria over Vigil's websocket channel: one Subscription per
+ * criterion (channel websocket, full-resource payload), bound to one socket with a binding token.
+ * The server filters deliveries by the user's access, so nothing here trusts what it receives
+ * beyond showing it. Reconnects with backoff; the subscriptions are deleted on unmount.
+ */
+export function useLive(medplum: MedplumClient, criteria: string[], onChange: (change: LiveChange) => void): LiveState {
+  const [state, setState] = useState<LiveState>('connecting');
+  const handler = useRef(onChange);
+  handler.current = onChange;
+  const key = criteria.join('\n');
+
+  useEffect(() => {
+    let closed = false;
+    let socket: WebSocket | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let attempt = 0;
+    const subscriptions = Promise.all(key.split('\n').map((criterion) => medplum.createResource<Subscription>({
+      resourceType: 'Subscription',
+      status: 'requested',
+      reason: 'Vigil app live view',
+      criteria: criterion,
+      end: new Date(Date.now() + SUBSCRIPTION_LIFETIME_MS).toISOString(),
+      channel: { type: 'websocket', payload: 'application/fhir+json' },
+    })));
+
+    const connect = async (): Promise<void> => {
+      try {
+        const subs = await subscriptions;
+        const ids = subs.map((s) => s.id as string);
+        const binding = await medplum.get<Parameters>(medplum.fhirUrl('Subscription', '$get-ws-binding-token').toString() + `?id=${ids.join(',')}`, { cache: 'no-cache' });
+        const token = binding.parameter?.find((p) => p.name === 'token')?.valueString;
+        const url = binding.parameter?.find((p) => p.name === 'websocket-url')?.valueUrl ?? `${location.origin}/fhir/R4/ws`;
+        if (!token || closed) return;
+        socket = new WebSocket(url.replace(/^http/, 'ws'));
+        socket.onopen = () => socket?.send(`bind-with-token ${token}`);
+        socket.onmessage = (message) => {
+          const text = String(message.data);
+          if (text.startsWith('bound')) {
+            attempt = 0;
+            setState('live');
+          } else if (text.startsWith('{')) {
+            for (const change of changesIn(JSON.parse(text) as Bundle)) handler.current(change);
+          }
+        };
+        socket.onclose = () => retry();
+      } catch {
+        retry();
+      }
+    };
+    const retry = (): void => {
+      if (closed) return;
+      setState('offline');
+      timer = setTimeout(() => void connect(), RETRY_MS[Math.min(attempt++, RETRY_MS.length - 1)]);
+    };
+    void connect();
+
+    return () => {
+      closed = true;
+      clearTimeout(timer);
+      socket?.close();
+      subscriptions.then((subs) => Promise.all(subs.map((s) => medplum.deleteResource('Subscription', s.id as string))), () => undefined).catch(() => undefined);
+    };
+  }, [medplum, key]);
+
+  return state;
+}
+
+/** The focus entries of a notification Bundle (the first entry is its SubscriptionStatus). */
+function changesIn(bundle: Bundle): LiveChange[] {
+  if (bundle.resourceType !== 'Bundle') return [];
+  return (bundle.entry ?? []).slice(1).flatMap((entry) => {
+    const [resourceType, id] = (entry.fullUrl ?? '').split('/').slice(-2);
+    return resourceType && id ? [{ resourceType, id, ...(entry.resource ? { resource: entry.resource } : {}) }] : [];
+  });
+}
