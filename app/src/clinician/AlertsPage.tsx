@@ -5,12 +5,12 @@ import { useSession } from '../auth/session.tsx';
 import { LiveIndicator } from '../components/LiveIndicator.tsx';
 import { ErrorState, Loading } from '../components/LoadState.tsx';
 import { useNow } from '../components/TimeAgo.tsx';
-import { byUrgency, flagPriority, PRIORITY_LABEL, PRIORITY_RANK, type Priority } from '../fhir/alerts.ts';
+import { byUrgency, flagPriority, OPEN_ALERTS, PRIORITY_LABEL, PRIORITY_RANK, type Priority } from '../fhir/alerts.ts';
 import { mergeFlag } from '../fhir/panel.ts';
 import { useLive, type LiveChange } from '../live/useLive.ts';
 import { AlertCard } from './AlertCard.tsx';
 
-const LIVE_CRITERIA = ['Flag?status=active,inactive,entered-in-error'];
+const LIVE_CRITERIA = ['Flag'];
 const LEVELS: Priority[] = ['stat', 'asap', 'urgent', 'routine'];
 
 /** Every active alert of the clinician's patients, by severity, the longest-waiting first. */
@@ -23,7 +23,7 @@ export default function AlertsPage() {
 
   const load = useCallback(() => {
     setError(undefined);
-    medplum.searchResources('Flag', { status: 'active', _count: 1000 }, { cache: 'no-cache' }).then((r) => setFlags([...r]), setError);
+    medplum.searchResources('Flag', { ...OPEN_ALERTS, _count: 1000 }, { cache: 'no-cache' }).then((r) => setFlags([...r]), setError);
   }, [medplum]);
   useEffect(load, [load]);
   const onChange = useCallback(({ resource }: LiveChange) => {

@@ -12,7 +12,7 @@ import { acuity, loadPanel, mergeFlag, mergeObservation, type PatientRow } from 
 import { useLive, type LiveChange } from '../live/useLive.ts';
 import { PatientTile } from './PatientTile.tsx';
 
-const LIVE_CRITERIA = ['Observation?status=final,amended,corrected,preliminary', 'Flag?status=active,inactive,entered-in-error'];
+const LIVE_CRITERIA = ['Observation', 'Flag'];
 type AlertFilter = 'all' | 'alerts' | 'quiet';
 
 /** The ward: every patient of the clinician's care teams, most acute first, updated as readings arrive. */

@@ -1,6 +1,13 @@
 import type { Communication, Flag, Observation } from '@medplum/fhirtypes';
 import { NEWS2_CODE } from './vitals.ts';
 
+/**
+ * R4 has no Flag status search parameter; Vigil's alert Flags carry their episode key under
+ * ALERT_KEY while open and under ENDED_KEY once over, so `identifier=ALERT_KEY|` finds open alerts.
+ */
+export const ALERT_KEY = 'urn:vigil:alert';
+export const ENDED_KEY = 'urn:vigil:alert-ended';
+export const OPEN_ALERTS = { identifier: `${ALERT_KEY}|` };
 export const PRIORITY_URL = 'https://vigil.health/fhir/StructureDefinition/alert-priority';
 export const SNOOZED_URL = 'https://vigil.health/fhir/StructureDefinition/alert-snoozed-until';
 export const ACKNOWLEDGEMENT_URL = 'https://vigil.health/fhir/StructureDefinition/acknowledgement';

@@ -1,6 +1,6 @@
 import type { MedplumClient } from '@medplum/core';
 import type { Communication, Flag } from '@medplum/fhirtypes';
-import { SNOOZED_URL } from './alerts.ts';
+import { ALERT_KEY, ENDED_KEY, SNOOZED_URL } from './alerts.ts';
 
 export const CATEGORY_SYSTEM = 'https://vigil.health/fhir/CodeSystem/communication-category';
 type Kind = 'note' | 'message';
@@ -15,6 +15,8 @@ export async function acknowledge(medplum: MedplumClient, flag: Flag): Promise<F
     ...flag,
     status: 'inactive',
     period: { ...flag.period, end: now },
+    // the episode is over: the next breach of the rule opens a new alert
+    identifier: flag.identifier?.map((i) => (i.system === ALERT_KEY ? { ...i, system: ENDED_KEY } : i)),
     extension: flag.extension?.filter((e) => e.url !== SNOOZED_URL),
   });
   const open = await medplum.searchResources('Communication', { about: `Flag/${flag.id}`, status: 'in-progress' }, { cache: 'no-cache' });

@@ -1,6 +1,6 @@
 import type { MedplumClient } from '@medplum/core';
 import type { Bundle, CareTeam, Device, Flag, Observation, Patient, Resource } from '@medplum/fhirtypes';
-import { flagPriority, news2Of, patientIdOf, PRIORITY_RANK, BAND_RANK, type News2 } from './alerts.ts';
+import { BAND_RANK, flagPriority, news2Of, OPEN_ALERTS, patientIdOf, PRIORITY_RANK, type News2 } from './alerts.ts';
 
 /** What a ward tile shows for one patient. */
 export interface PatientRow {
@@ -25,7 +25,7 @@ export async function loadPanel(medplum: MedplumClient, practitioner: string): P
     if (row && team.name && !row.teams.includes(team.name)) row.teams.push(team.name);
   }
   const [flags, devices] = await Promise.all([
-    medplum.searchResources('Flag', { status: 'active', _count: PAGE }, { cache: 'no-cache' }),
+    medplum.searchResources('Flag', { ...OPEN_ALERTS, _count: PAGE }, { cache: 'no-cache' }),
     medplum.searchResources('Device', { _count: PAGE }, { cache: 'no-cache' }),
   ]);
   for (const flag of flags) rows.get(patientIdOf(flag.subject?.reference) ?? '')?.flags.push(flag);

@@ -10,6 +10,8 @@ import { type AccessPolicy, allows, allowsAll, isUnrestricted, readRestriction, 
 import type { Permission } from './smart-scopes.ts';
 
 const ID = /^[A-Za-z0-9\-.]{1,64}$/;
+/** Operations that read through the caller's restriction, like search. */
+const RESTRICTED_OPERATIONS = new Set(['$lastn', '$stats', '$timeseries', '$everything']);
 
 /**
  * Access control for the FHIR REST API, per interaction of the spec's table, before the handler
@@ -42,7 +44,11 @@ async function guard(db: Database, baseUrl: string, policy: AccessPolicy, req: R
   const operation = [second, third].find((s) => s?.startsWith('$'));
   if (operation) {
     if (operation === '$validate') return; // reads no data
-    // operations read across the compartment; until they apply the restriction themselves, whole-type readers only
+    if (RESTRICTED_OPERATIONS.has(operation) && allows(policy, type, 'r')) {
+      // these apply the token's restriction in SQL, as search does; an instance must itself be in reach
+      if (third !== undefined && !(await visible(db, policy, baseUrl, type, second))) throw notFound(`${type}/${second} not found`);
+      return;
+    }
     if (!allowsAll(policy, type, 'r') || !isUnrestricted(policy, ['r'])) throw forbidden(`${operation} needs a system read scope`);
     return;
   }

@@ -27,7 +27,7 @@ for (const driver of DRIVERS) {
       for (const p of ['a', 'b']) {
         await put({
           resourceType: 'Observation', id: `ac-obs-${p}`, status: 'final', subject: { reference: `Patient/ac-${p}` }, performer: [{ reference: 'Practitioner/ac-doc' }],
-          code: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] }, valueQuantity: { value: 70, unit: '/min', system: 'http://unitsofmeasure.org', code: '/min' },
+          code: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] }, effectiveDateTime: new Date().toISOString(), valueQuantity: { value: 70, unit: '/min', system: 'http://unitsofmeasure.org', code: '/min' },
         });
       }
       for (const [username, fhirUser] of [['alpha@test', 'Patient/ac-a'], ['doc@test', 'Practitioner/ac-doc']]) {
@@ -89,7 +89,15 @@ for (const driver of DRIVERS) {
       assert.equal((await get('Observation/_history')).status, 403);
       assert.equal((await get('_history')).status, 403);
       assert.equal((await request('POST', `${s.fhir}`, { resourceType: 'Bundle', type: 'batch', entry: [] }, t)).status, 403);
-      assert.equal((await get('Patient/ac-b/$everything')).status, 403);
+      assert.equal((await get('Patient/ac-b/$everything')).status, 404, 'another patient\'s $everything looks absent');
+      assert.deepEqual(ids((await get('Patient/ac-a/$everything')).body).filter((r) => r.startsWith('Observation/')), ['Observation/ac-obs-a']);
+      // the monitoring operations read through the same restriction as search
+      assert.deepEqual(ids((await get('Observation/$lastn?patient=ac-b')).body), []);
+      assert.deepEqual(ids((await get('Observation/$lastn?patient=ac-a')).body), ['Observation/ac-obs-a']);
+      const count = async (path: string) => (await get(path)).body.parameter?.[0]?.resource?.component?.[0]?.valueInteger;
+      assert.equal(await count(`Observation/$stats?patient=ac-b&coding=${encodeURIComponent(LOINC_HR)}&statistic=count`), 0);
+      assert.equal(await count(`Observation/$stats?patient=ac-a&coding=${encodeURIComponent(LOINC_HR)}&statistic=count`), 1);
+      assert.deepEqual((await get(`Observation/$timeseries?patient=ac-b&coding=${encodeURIComponent(LOINC_HR)}&duration=87600`)).body.parameter, []);
     });
 
     it('refuses writes outside the token: read-only scopes, another patient\'s compartment', async () => {
