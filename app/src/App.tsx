@@ -2,9 +2,10 @@ import { MantineProvider } from '@mantine/core';
 import { Notifications } from '@mantine/notifications';
 import { MedplumProvider } from '@medplum/react';
 import { lazy, Suspense } from 'react';
-import { BrowserRouter, Route, Routes, useNavigate } from 'react-router';
+import { BrowserRouter, Route, Routes, useLocation, useNavigate } from 'react-router';
 import { SessionProvider, type SessionContext } from './auth/session.tsx';
 import { AppLayout } from './components/AppLayout.tsx';
+import { ErrorBoundary } from './components/ErrorBoundary.tsx';
 import { Loading } from './components/LoadState.tsx';
 import { CallbackPage } from './pages/CallbackPage.tsx';
 import { LaunchPage } from './pages/LaunchPage.tsx';
@@ -36,26 +37,28 @@ export function App() {
 
 function SignedIn({ context }: { context: SessionContext }) {
   const navigate = useNavigate();
+  const location = useLocation();
+  const routes = context.role === 'clinician' ? (
+    <Routes>
+      <Route path="/" element={<PanelPage />} />
+      <Route path="/alerts" element={<AlertsPage />} />
+      <Route path="/patients/:id" element={<ChartPage />} />
+      <Route path="/patients/:id/plan" element={<PlanPage />} />
+      <Route path="*" element={<NotFoundPage />} />
+    </Routes>
+  ) : (
+    <Routes>
+      <Route path="/" element={<PortalPage />} />
+      <Route path="/patients/:id" element={<PortalPage />} />
+      <Route path="*" element={<NotFoundPage />} />
+    </Routes>
+  );
   return (
     <MedplumProvider medplum={context.medplum} navigate={(path) => void navigate(path)}>
       <AppLayout>
-        <Suspense fallback={<Loading />}>
-          {context.role === 'clinician' ? (
-            <Routes>
-              <Route path="/" element={<PanelPage />} />
-              <Route path="/alerts" element={<AlertsPage />} />
-              <Route path="/patients/:id" element={<ChartPage />} />
-              <Route path="/patients/:id/plan" element={<PlanPage />} />
-              <Route path="*" element={<NotFoundPage />} />
-            </Routes>
-          ) : (
-            <Routes>
-              <Route path="/" element={<PortalPage />} />
-              <Route path="/patients/:id" element={<PortalPage />} />
-              <Route path="*" element={<NotFoundPage />} />
-            </Routes>
-          )}
-        </Suspense>
+        <ErrorBoundary key={location.pathname}>
+          <Suspense fallback={<Loading />}>{routes}</Suspense>
+        </ErrorBoundary>
       </AppLayout>
     </MedplumProvider>
   );

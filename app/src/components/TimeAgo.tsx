@@ -21,8 +21,12 @@ export function ago(iso: string | undefined, now: number): string {
 }
 
 /** Local date and time with the zone, so a reader abroad is never misled. */
-export const localTime = (iso: string): string =>
-  new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short', timeZoneName: 'short' });
+export function localTime(iso: string): string {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return 'an unknown time';
+  // dateStyle/timeStyle cannot be combined with timeZoneName: spell the fields out
+  return date.toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZoneName: 'short' });
+}
 
 export function TimeAgo({ iso, now }: { iso: string | undefined; now: number }) {
   if (!iso) return <span>never</span>;

@@ -30,16 +30,22 @@ export async function loadPanel(medplum: MedplumClient, practitioner: string): P
   ]);
   for (const flag of flags) rows.get(patientIdOf(flag.subject?.reference) ?? '')?.flags.push(flag);
   for (const device of devices) rows.get(patientIdOf(device.patient?.reference) ?? '')?.devices.push(device);
-  await Promise.all([...rows.values()].map(async (row) => {
-    row.latest = await loadLatest(medplum, row.patient.id as string);
-  }));
+  const ids = [...rows.keys()];
+  const batches = Array.from({ length: Math.ceil(ids.length / LASTN_BATCH) }, (_, i) => ids.slice(i * LASTN_BATCH, (i + 1) * LASTN_BATCH));
+  for (const observation of (await Promise.all(batches.map((batch) => loadLatest(medplum, batch)))).flat()) {
+    rows.get(patientIdOf(observation.subject?.reference) ?? '')?.latest.push(observation);
+  }
   return rows;
 }
 
-/** The newest Observation of each code for a patient (vitals and NEWS2 alike). */
-export async function loadLatest(medplum: MedplumClient, patientId: string): Promise<Observation[]> {
+/** Patients per $lastn request: one request for a ward, a URL of a few kilobytes. */
+const LASTN_BATCH = 100;
+
+/** The newest Observation of each code for each patient (vitals and NEWS2 alike). */
+export async function loadLatest(medplum: MedplumClient, patientIds: string[]): Promise<Observation[]> {
+  if (patientIds.length === 0) return [];
   const url = medplum.fhirUrl('Observation', '$lastn');
-  url.search = new URLSearchParams({ patient: patientId, max: '1' }).toString();
+  url.search = new URLSearchParams({ patient: patientIds.join(','), max: '1' }).toString();
   const bundle = await medplum.get<Bundle<Observation>>(url, { cache: 'no-cache' });
   return (bundle.entry ?? []).map((e) => e.resource as Observation);
 }

@@ -21,7 +21,7 @@ export async function loadPatientRecord(medplum: MedplumClient, id: string): Pro
   // the Patient first: a 404 here means "not yours" and nothing else is asked for
   const patient = await medplum.readResource('Patient', id, opts);
   const [latest, flags, goals, devices, teams, communications, carePlans] = await Promise.all([
-    loadLatest(medplum, id),
+    loadLatest(medplum, [id]),
     medplum.searchResources('Flag', { patient: subject, _sort: '-date', _count: 50 }, opts),
     medplum.searchResources('Goal', { subject, 'lifecycle-status': 'active', _count: 100 }, opts),
     medplum.searchResources('Device', { patient: subject, _count: 100 }, opts),

@@ -115,6 +115,15 @@ for (const driver of DRIVERS) {
         assert.deepEqual(ids(await ok(s, 'Observation/$lastn?subject=lp&category=vital-signs')), ['w2', 'w3', 'hr0']);
       });
 
+      it('answers for several subjects at once, each grouped on its own', async () => {
+        // a ward overview: one request for every patient, the newest per code of each
+        assert.deepEqual(ids(await ok(s, 'Observation/$lastn?patient=lp,lp-other&category=vital-signs')), ['w2', 'w3', 'hr0']);
+        assert.deepEqual(ids(await ok(s, 'Observation/$lastn?patient=lp-other,lp,nobody&code=8867-4')), ['x-other', 'hr4']);
+        assert.deepEqual(ids(await ok(s, `Observation/$lastn?subject=Patient/lp,Patient/lp-other&code=${LOINC}|8867-4&max=2`)), ['hr4', 'hr3', 'x-other']);
+        const many = Array.from({ length: 501 }, (_, i) => `p${i}`).join(',');
+        await badRequest(s, `Observation/$lastn?patient=${many}`, 'patient');
+      });
+
       it('takes a Parameters body on POST', async () => {
         const body = { resourceType: 'Parameters', parameter: [{ name: 'patient', valueString: 'lp' }, { name: 'max', valuePositiveInt: 2 }, { name: 'category', valueString: 'vital-signs' }] };
         assert.deepEqual(ids(await ok(s, 'Observation/$lastn', body)), ['w2', 'w3', 'hr0', 'hr4']);

@@ -2,7 +2,7 @@ import type { Request, Response } from 'express';
 import { normalizeReference } from '../../store/extract.ts';
 import { Params, filterSql, type SearchContext } from '../../store/search/conditions.ts';
 import type { Restriction } from '../../store/search/execute.ts';
-import { parseFilter, type Filter } from '../../store/search/query.ts';
+import { parseFilter, splitValues, type Filter } from '../../store/search/query.ts';
 import { bundleText } from '../bundle.ts';
 import { type FhirContext, fhirBase } from '../context.ts';
 import { subset } from '../elements.ts';
@@ -11,12 +11,14 @@ import { sendJson } from '../respond.ts';
 import { operationParams, positiveInt, single } from './parameters.ts';
 
 /**
- * Observation/$lastn (R4): the newest `max` Observations per code for one subject, filtered by any
- * Observation search parameter. Observations without an effective time have no place in a recency
- * order and are left out.
+ * Observation/$lastn (R4): the newest `max` Observations per code for each subject, filtered by any
+ * Observation search parameter. Several subjects (`patient=a,b,c`, as a ward overview asks) are
+ * answered one after another, each by the single-subject index path, results grouped by subject.
+ * Observations without an effective time have no place in a recency order and are left out.
  */
 const TYPE = 'Observation';
 const MAX_PER_GROUP = 1000;
+const MAX_SUBJECTS = 500;
 /** Result parameters that make no sense for grouped results. */
 const UNSUPPORTED = new Set(['_sort', '_count', '_cursor', '_total', '_include', '_revinclude']);
 
@@ -28,18 +30,24 @@ export const lastn = (ctx: FhirContext) => async (req: Request, res: Response): 
   const max = maxText === undefined ? 1 : Math.min(positiveInt(maxText, 'max'), MAX_PER_GROUP);
   const summary = single(params, '_summary');
   const elements = single(params, '_elements')?.split(',').map((e) => e.trim()).filter(Boolean);
-  const filters: Filter[] = [];
-  for (const [key, value] of params) {
-    if (['max', '_summary', '_elements', '_format', '_pretty'].includes(key)) continue;
-    if (UNSUPPORTED.has(key.split(':')[0])) throw notSupported(`${key} is not supported by $lastn`, key);
-    filters.push(parseFilter(TYPE, key, value, 0));
-  }
-  if (!filters.some((f) => (f.kind === 'param' || f.kind === 'chain') && (f.param.code === 'patient' || f.param.code === 'subject'))) {
-    throw badRequest('$lastn needs a patient or subject parameter', 'patient');
-  }
-  const rows = await newestPerCode(ctx, filters, max, res.locals.restriction as Restriction | undefined);
+  const subjectKey = [...params.keys()].find((k) => /^(patient|subject)(:Patient)?$/.test(k));
+  const subjects = subjectKey && params.getAll(subjectKey).length === 1 ? splitValues(params.get(subjectKey) as string) : [undefined];
+  if (subjects.length > MAX_SUBJECTS) throw badRequest(`$lastn takes at most ${MAX_SUBJECTS} subjects at once`, subjectKey);
+  const restriction = res.locals.restriction as Restriction | undefined;
+  const perSubject = await Promise.all(subjects.map(async (subject) => {
+    const filters: Filter[] = [];
+    for (const [key, value] of params) {
+      if (['max', '_summary', '_elements', '_format', '_pretty'].includes(key)) continue;
+      if (UNSUPPORTED.has(key.split(':')[0])) throw notSupported(`${key} is not supported by $lastn`, key);
+      filters.push(parseFilter(TYPE, key, key === subjectKey && subject !== undefined ? subject : value, 0));
+    }
+    if (!filters.some((f) => (f.kind === 'param' || f.kind === 'chain') && (f.param.code === 'patient' || f.param.code === 'subject'))) {
+      throw badRequest('$lastn needs a patient or subject parameter', 'patient');
+    }
+    return groupByCode(await newestPerCode(ctx, filters, max, restriction)).flatMap((group) => newest(group, max));
+  }));
   const base = fhirBase(ctx);
-  const entries = groupByCode(rows).flatMap((group) => newest(group, max)).map((r) => ({
+  const entries = perSubject.flat().map((r) => ({
     fullUrl: `${base}/${TYPE}/${r.id}`,
     resource: subset(r.content, summary, elements),
     search: { mode: 'match' as const },
