@@ -1,5 +1,5 @@
 import { Badge, Button, Grid, Group, Paper, SimpleGrid, Stack, Text, Title } from '@mantine/core';
-import { calculateAgeString, formatHumanName } from '@medplum/core';
+import { formatHumanName } from '@medplum/core';
 import type { Flag, HumanName, Observation } from '@medplum/fhirtypes';
 import { ResourceName } from '@medplum/react';
 import { IconAdjustments } from '@tabler/icons-react';
@@ -16,7 +16,7 @@ import { isKind } from '../fhir/care.ts';
 import { mergeObservation } from '../fhir/panel.ts';
 import { goalRange, loadPatientRecord, type PatientRecord } from '../fhir/patient.ts';
 import { loadSeries, type Point } from '../fhir/timeseries.ts';
-import { NEWS2_CODE, NEWS2_SYSTEM, VITALS, type Vital } from '../fhir/vitals.ts';
+import { ageYears, NEWS2_CODE, NEWS2_SYSTEM, VITALS, type Vital } from '../fhir/vitals.ts';
 import { useLive, type LiveChange } from '../live/useLive.ts';
 import { AlertCard } from './AlertCard.tsx';
 import { VitalChart } from './VitalChart.tsx';
@@ -50,11 +50,12 @@ export default function ChartPage() {
       medplum.searchResources('Observation', [
         ['patient', `Patient/${id}`], ['code', `${NEWS2_SYSTEM}|${NEWS2_CODE}`],
         ['date', `ge${new Date(r.start).toISOString()}`], ['date', `le${new Date(r.end).toISOString()}`],
-        ['_sort', 'date'], ['_count', '1000'], ['_elements', 'valueInteger,effectiveDateTime'],
+        ['_sort', '-date'], ['_count', '1000'], ['_elements', 'value,effective'],
       ], { cache: 'no-cache' }),
     ]);
     setSeries(s);
-    setNews2(scores.filter((o) => o.valueInteger !== undefined).map((o) => {
+    // the newest thousand, oldest first
+    setNews2(scores.filter((o) => o.valueInteger !== undefined).reverse().map((o) => {
       const v = o.valueInteger as number;
       return { t: Date.parse(o.effectiveDateTime ?? ''), average: v, minimum: v, maximum: v, count: 1 };
     }));
@@ -102,7 +103,7 @@ export default function ChartPage() {
         <div>
           <Title order={1} size="h2">{name}</Title>
           <Text c="dimmed" size="sm">
-            {[patient.birthDate && `${calculateAgeString(patient.birthDate)} (born ${patient.birthDate})`, patient.gender, 'Monitored at home'].filter(Boolean).join(' · ')}
+            {[patient.birthDate && `${ageYears(patient.birthDate)} years (born ${patient.birthDate})`, patient.gender, 'Monitored at home'].filter(Boolean).join(' · ')}
           </Text>
         </div>
         <Group gap="sm">
@@ -157,8 +158,8 @@ export default function ChartPage() {
             </Paper>
             <Paper withBorder p="sm" component="section" aria-labelledby="team-heading">
               <Title order={2} size="h5" id="team-heading" mb={4}>Care team</Title>
-              {teams.flatMap((t) => t.participant ?? []).map((p, i) => (
-                <Text size="sm" key={i}><ResourceName value={p.member} />{p.role?.[0]?.text && ` · ${p.role[0].text}`}</Text>
+              {[...new Map(teams.flatMap((t) => t.participant ?? []).map((p) => [p.member?.reference, p])).values()].map((p) => (
+                <Text size="sm" key={p.member?.reference}><ResourceName value={p.member} />{p.role?.[0]?.text && ` · ${p.role[0].text}`}</Text>
               ))}
               {teams.length === 0 && <Text size="sm" c="dimmed">No active care team.</Text>}
             </Paper>

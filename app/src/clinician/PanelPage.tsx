@@ -1,4 +1,4 @@
-import { Group, SegmentedControl, Select, SimpleGrid, Stack, Text, TextInput, Title } from '@mantine/core';
+import { Group, Input, SegmentedControl, Select, SimpleGrid, Stack, Text, TextInput, Title } from '@mantine/core';
 import { formatHumanName } from '@medplum/core';
 import type { Flag, HumanName, Observation } from '@medplum/fhirtypes';
 import { IconSearch } from '@tabler/icons-react';
@@ -72,15 +72,15 @@ export default function PanelPage() {
       <Group gap="sm" align="flex-end">
         <TextInput label="Find a patient" placeholder="Name" leftSection={<IconSearch size={16} aria-hidden />} value={query} onChange={(e) => setQuery(e.currentTarget.value)} />
         <Select label="Care team" placeholder="All teams" data={teams} value={team} onChange={setTeam} clearable />
-        <div>
-          <Text component="label" size="sm" fw={500} id="alert-filter-label">Alert state</Text>
+        <Input.Wrapper label="Alert state" labelElement="div" id="alert-filter">
           <SegmentedControl
+            display="flex"
             aria-labelledby="alert-filter-label"
             value={alerts}
             onChange={(v) => setAlerts(v as AlertFilter)}
             data={[{ value: 'all', label: 'All' }, { value: 'alerts', label: 'With alerts' }, { value: 'quiet', label: 'No alerts' }]}
           />
-        </div>
+        </Input.Wrapper>
       </Group>
       {shown.length === 0 ? (
         <Text c="dimmed">{rows.size ? 'No patient matches these filters.' : 'You are not on any active care team yet.'}</Text>

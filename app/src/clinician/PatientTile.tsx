@@ -1,5 +1,5 @@
 import { Badge, Card, Group, SimpleGrid, Stack, Text, Tooltip } from '@mantine/core';
-import { calculateAgeString, formatHumanName } from '@medplum/core';
+import { formatHumanName } from '@medplum/core';
 import type { HumanName } from '@medplum/fhirtypes';
 import { IconBell, IconDeviceWatch } from '@tabler/icons-react';
 import { memo } from 'react';
@@ -8,7 +8,7 @@ import { ago } from '../components/TimeAgo.tsx';
 import { News2Badge } from '../components/News2Badge.tsx';
 import { alertTitle, byUrgency, flagPriority, PRIORITY_COLOR, PRIORITY_LABEL } from '../fhir/alerts.ts';
 import { news2OfRow, type PatientRow } from '../fhir/panel.ts';
-import { formatValue, latestReadings, outsideNormal, VITALS } from '../fhir/vitals.ts';
+import { ageYears, formatValue, latestReadings, outsideNormal, VITALS } from '../fhir/vitals.ts';
 import classes from './PatientTile.module.css';
 
 /** A device is silent when it has sent nothing for this long. */
@@ -37,7 +37,7 @@ export const PatientTile = memo(function PatientTile({ row, now }: { row: Patien
         <div>
           <Text fw={650} component={Link} to={`/patients/${patient.id}`} className={classes.name}>{name}</Text>
           <Text size="xs" c="dimmed">
-            {[patient.birthDate && calculateAgeString(patient.birthDate), patient.gender, 'Home'].filter(Boolean).join(' · ')}
+            {[patient.birthDate && `${ageYears(patient.birthDate)} y`, patient.gender, 'Home'].filter(Boolean).join(' · ')}
           </Text>
         </div>
         <News2Badge news2={news2} />

@@ -16,8 +16,10 @@ interface Props {
   flags: Flag[];
 }
 
+const TICKS = 6;
 const tick = (span: number) => (t: number): string =>
   new Date(t).toLocaleString(undefined, span > 2 * 86_400_000 ? { month: 'short', day: 'numeric' } : { hour: '2-digit', minute: '2-digit' });
+const ticks = (start: number, end: number): number[] => Array.from({ length: TICKS }, (_, i) => start + ((end - start) * i) / (TICKS - 1));
 
 /**
  * One vital over time: the bucket average as a line, the bucket's min–max as a band, the usual range
@@ -41,7 +43,7 @@ export const VitalChart = memo(function VitalChart({ vital, points, start, end, 
           <ResponsiveContainer width="100%" height="100%">
             <ComposedChart data={data} margin={{ top: 4, right: 8, bottom: 0, left: 0 }}>
               <CartesianGrid strokeDasharray="3 3" stroke={dark ? '#373a40' : '#e9ecef'} />
-              <XAxis dataKey="t" type="number" scale="time" domain={[start, end]} tickFormatter={tick(end - start)} fontSize={11} stroke="currentColor" />
+              <XAxis dataKey="t" type="number" scale="time" domain={[start, end]} ticks={ticks(start, end)} tickFormatter={tick(end - start)} fontSize={11} stroke="currentColor" />
               <YAxis domain={['auto', 'auto']} width={40} fontSize={11} stroke="currentColor" />
               {Number.isFinite(high) && <ReferenceArea y1={low} y2={high} fill="#12b886" fillOpacity={0.08} ifOverflow="hidden" />}
               {goal && (goal.low !== undefined || goal.high !== undefined) && (

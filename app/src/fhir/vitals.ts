@@ -67,6 +67,13 @@ export function latestReadings(observations: Observation[]): Map<string, Reading
   return latest;
 }
 
+/** Whole years of age today, from a FHIR date. */
+export function ageYears(birthDate: string, now = new Date()): number {
+  const [y, m = 1, d = 1] = birthDate.split('-').map(Number);
+  const birthdayPassed = now.getMonth() + 1 > m || (now.getMonth() + 1 === m && now.getDate() >= d);
+  return now.getFullYear() - y - (birthdayPassed ? 0 : 1);
+}
+
 export const formatValue = (vital: Vital, value: number): string => value.toFixed(vital.decimals);
 
 export const isNews2 = (observation: Observation): boolean =>
