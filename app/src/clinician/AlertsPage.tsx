@@ -26,10 +26,10 @@ export default function AlertsPage() {
     medplum.searchResources('Flag', { ...OPEN_ALERTS, _count: 1000 }, { cache: 'no-cache' }).then((r) => setFlags([...r]), setError);
   }, [medplum]);
   useEffect(load, [load]);
-  const onChange = useCallback(({ resource }: LiveChange) => {
-    if (resource?.resourceType === 'Flag') setFlags((current) => current && mergeFlag(current, resource));
+  const onChanges = useCallback((changes: LiveChange[]) => {
+    setFlags((current) => current && changes.reduce((flags, { resource }) => (resource?.resourceType === 'Flag' ? mergeFlag(flags, resource) : flags), current));
   }, []);
-  const live = useLive(medplum, LIVE_CRITERIA, onChange);
+  const live = useLive(medplum, LIVE_CRITERIA, onChanges);
   const changed = useCallback((flag: Flag) => setFlags((current) => current && mergeFlag(current, flag)), []);
 
   const groups = useMemo(() => {

@@ -67,21 +67,24 @@ export default function ChartPage() {
   // live: new readings update the latest values at once and the charts (when showing "now") every few seconds
   const due = useRef<ReturnType<typeof setTimeout>>(undefined);
   useEffect(() => () => clearTimeout(due.current), []);
-  const onChange = useCallback(({ resource }: LiveChange) => {
-    if (resource?.resourceType === 'Observation') {
-      setRecord((r) => r && { ...r, latest: mergeObservation(r.latest, resource as Observation) });
-      if (range.key !== 'custom' && !due.current) {
-        due.current = setTimeout(() => {
-          due.current = undefined;
-          setRange(rangeFor(range.key as Exclude<Range['key'], 'custom'>));
-        }, REFRESH_MS);
-      }
-    } else if (resource?.resourceType === 'Flag') {
-      setRecord((r) => r && { ...r, flags: [resource as Flag, ...r.flags.filter((f) => f.id !== resource.id)] });
+  const onChanges = useCallback((changes: LiveChange[]) => {
+    const resources = changes.flatMap((c) => (c.resource ? [c.resource] : []));
+    const observations = resources.filter((r): r is Observation => r.resourceType === 'Observation');
+    const flags = resources.filter((r): r is Flag => r.resourceType === 'Flag');
+    setRecord((r) => r && {
+      ...r,
+      latest: observations.reduce(mergeObservation, r.latest),
+      flags: flags.reduce((all, flag) => [flag, ...all.filter((f) => f.id !== flag.id)], r.flags),
+    });
+    if (observations.length && range.key !== 'custom' && !due.current) {
+      due.current = setTimeout(() => {
+        due.current = undefined;
+        setRange(rangeFor(range.key as Exclude<Range['key'], 'custom'>));
+      }, REFRESH_MS);
     }
   }, [range.key]);
   const criteria = useMemo(() => [`Observation?patient=Patient/${id}`, `Flag?patient=Patient/${id}`], [id]);
-  const live = useLive(medplum, criteria, onChange);
+  const live = useLive(medplum, criteria, onChanges);
 
   if (error !== undefined) return <ErrorState error={error} retry={load} />;
   if (!record) return <Loading label="Loading the chart…" />;

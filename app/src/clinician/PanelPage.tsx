@@ -32,20 +32,22 @@ export default function PanelPage() {
   useEffect(load, [load]);
 
   // pushed resources are merged in place: no refetch, so a busy ward causes no request storm
-  const onChange = useCallback(({ resource }: LiveChange) => {
-    if (!resource) return;
+  const onChanges = useCallback((changes: LiveChange[]) => {
     setRows((current) => {
       if (!current) return current;
-      const subject = resource.resourceType === 'Observation' || resource.resourceType === 'Flag' ? resource.subject?.reference : undefined;
-      const row = current.get(patientIdOf(subject) ?? '');
-      if (!row) return current;
-      const next = resource.resourceType === 'Observation'
-        ? { ...row, latest: mergeObservation(row.latest, resource as Observation) }
-        : { ...row, flags: mergeFlag(row.flags, resource as Flag) };
-      return new Map(current).set(row.patient.id as string, next);
+      const next = new Map(current);
+      for (const { resource } of changes) {
+        const subject = resource?.resourceType === 'Observation' || resource?.resourceType === 'Flag' ? resource.subject?.reference : undefined;
+        const row = next.get(patientIdOf(subject) ?? '');
+        if (!row || !resource) continue;
+        next.set(row.patient.id as string, resource.resourceType === 'Observation'
+          ? { ...row, latest: mergeObservation(row.latest, resource as Observation) }
+          : { ...row, flags: mergeFlag(row.flags, resource as Flag) });
+      }
+      return next;
     });
   }, []);
-  const live = useLive(medplum, LIVE_CRITERIA, onChange);
+  const live = useLive(medplum, LIVE_CRITERIA, onChanges);
 
   const teams = useMemo(() => [...new Set([...(rows?.values() ?? [])].flatMap((r) => r.teams))].sort(), [rows]);
   const shown = useMemo(() => {

@@ -8,6 +8,8 @@ export type LiveState = 'connecting' | 'live' | 'offline';
 export interface LiveChange { resourceType: string; id: string; resource?: Resource }
 
 const RETRY_MS = [1_000, 2_000, 5_000, 10_000, 30_000];
+/** Pushed changes are handed over in batches: a busy ward re-renders a few times a second, not per reading. */
+const FLUSH_MS = 250;
 /** Subscriptions left behind by a closed tab expire on their own. */
 const SUBSCRIPTION_LIFETIME_MS = 12 * 3_600_000;
 
@@ -15,12 +17,13 @@ const SUBSCRIPTION_LIFETIME_MS = 12 * 3_600_000;
  * Live changes for the given R4 criteria over Vigil's websocket channel: one Subscription per
  * criterion (channel websocket, full-resource payload), bound to one socket with a binding token.
  * The server filters deliveries by the user's access, so nothing here trusts what it receives
- * beyond showing it. Reconnects with backoff; the subscriptions are deleted on unmount.
+ * beyond showing it. Changes arrive in batches, in order. Reconnects with backoff; the
+ * subscriptions are deleted on unmount.
  */
-export function useLive(medplum: MedplumClient, criteria: string[], onChange: (change: LiveChange) => void): LiveState {
+export function useLive(medplum: MedplumClient, criteria: string[], onChanges: (changes: LiveChange[]) => void): LiveState {
   const [state, setState] = useState<LiveState>('connecting');
-  const handler = useRef(onChange);
-  handler.current = onChange;
+  const handler = useRef(onChanges);
+  handler.current = onChanges;
   const key = criteria.join('\n');
 
   useEffect(() => {
@@ -28,6 +31,13 @@ export function useLive(medplum: MedplumClient, criteria: string[], onChange: (c
     let socket: WebSocket | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let attempt = 0;
+    let pending: LiveChange[] = [];
+    const flush = setInterval(() => {
+      if (!pending.length) return;
+      const batch = pending;
+      pending = [];
+      handler.current(batch);
+    }, FLUSH_MS);
     const subscriptions = Promise.all(key.split('\n').map((criterion) => medplum.createResource<Subscription>({
       resourceType: 'Subscription',
       status: 'requested',
@@ -53,7 +63,7 @@ export function useLive(medplum: MedplumClient, criteria: string[], onChange: (c
             attempt = 0;
             setState('live');
           } else if (text.startsWith('{')) {
-            for (const change of changesIn(JSON.parse(text) as Bundle)) handler.current(change);
+            pending.push(...changesIn(JSON.parse(text) as Bundle));
           }
         };
         socket.onclose = () => retry();
@@ -71,6 +81,7 @@ export function useLive(medplum: MedplumClient, criteria: string[], onChange: (c
     return () => {
       closed = true;
       clearTimeout(timer);
+      clearInterval(flush);
       socket?.close();
       subscriptions.then((subs) => Promise.all(subs.map((s) => medplum.deleteResource('Subscription', s.id as string))), () => undefined).catch(() => undefined);
     };

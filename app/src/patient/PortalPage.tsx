@@ -42,12 +42,17 @@ export default function PortalPage() {
     loadPatientRecord(medplum, id).then(setRecord, setError);
   }, [medplum, id]);
   useEffect(load, [load]);
-  const onChange = useCallback(({ resource }: LiveChange) => {
-    if (resource?.resourceType === 'Observation') setRecord((r) => r && { ...r, latest: mergeObservation(r.latest, resource as Observation) });
-    if (resource?.resourceType === 'Communication') setRecord((r) => r && { ...r, communications: [resource as Communication, ...r.communications.filter((c) => c.id !== resource.id)] });
+  const onChanges = useCallback((changes: LiveChange[]) => {
+    const resources = changes.flatMap((c) => (c.resource ? [c.resource] : []));
+    setRecord((r) => r && {
+      ...r,
+      latest: resources.filter((x): x is Observation => x.resourceType === 'Observation').reduce(mergeObservation, r.latest),
+      communications: resources.filter((x): x is Communication => x.resourceType === 'Communication')
+        .reduce((all, c) => [c, ...all.filter((o) => o.id !== c.id)], r.communications),
+    });
   }, []);
   const criteria = useMemo(() => [`Observation?patient=Patient/${id}`, `Communication?subject=Patient/${id}`], [id]);
-  const live = useLive(medplum, criteria, onChange);
+  const live = useLive(medplum, criteria, onChanges);
 
   if (error !== undefined) return <ErrorState error={error} retry={load} />;
   if (!record) return <Loading label="Loading your readings…" />;
