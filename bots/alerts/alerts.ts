@@ -2,7 +2,7 @@ import type { Communication, Flag } from '@medplum/fhirtypes';
 import { numberParameter, type BotEvent, type FhirClient } from '../runtime/manifest.ts';
 import { PRIORITY_RANK, type Priority } from './codes.ts';
 import { alertCommunication, careTeamRecipients, NOTICE_KEY, RULE_KEY } from './communication.ts';
-import { ALERT_KEY, alertKey, clearedSince, endFlag, flagPriority, markCleared, newFlag, withEvidence, type AlertSpec } from './flag.ts';
+import { ALERT_KEY, alertKey, clearedSince, endFlag, flagPriority, isSnoozed, markCleared, newFlag, withEvidence, type AlertSpec } from './flag.ts';
 
 export type AlertAction = 'raised' | 'escalated' | 'updated' | 'unchanged';
 
@@ -10,15 +10,16 @@ export interface AlertOutcome {
   flag: Flag;
   action: AlertAction;
   /** Why no Communication was sent, when none was. */
-  notice: 'sent' | 'suppressed' | 'no-care-team';
+  notice: 'sent' | 'suppressed' | 'snoozed' | 'no-care-team';
 }
 
 type AlertEvent = Pick<BotEvent, 'agent' | 'parameters'>;
 
 /**
  * Raises the patient's alert for `spec.rule` or adds the new evidence to the active one, then makes
- * sure the care team has been told at the Flag's priority. Safe to repeat: the Flag is found by its
- * key, and the Communication by Flag and priority.
+ * sure the care team has been told at the Flag's priority, unless a clinician snoozed the Flag and
+ * it did not escalate. Safe to repeat: the Flag is found by its key, and the Communication by Flag
+ * and priority.
  */
 export async function raiseAlert(fhir: FhirClient, event: AlertEvent, spec: AlertSpec): Promise<AlertOutcome> {
   const { flag: current, created } = await activeFlag(fhir, event, spec);
@@ -31,6 +32,7 @@ export async function raiseAlert(fhir: FhirClient, event: AlertEvent, spec: Aler
       action = flagPriority(flag) !== flagPriority(current) ? 'escalated' : 'updated';
     }
   }
+  if (action !== 'escalated' && isSnoozed(flag)) return { flag, action, notice: 'snoozed' };
   return { flag, action, notice: await notify(fhir, event, flag, spec) };
 }
 

@@ -1,4 +1,4 @@
-import type { Device, Extension, Flag, Reference } from '@medplum/fhirtypes';
+import type { Coding, Device, Extension, Flag, Reference } from '@medplum/fhirtypes';
 import { ALERT_DISPLAY, ALERT_SYSTEM, PRIORITY_RANK, type AlertCode, type Priority } from './codes.ts';
 
 export const FLAG_PROFILE = 'https://vigil.health/fhir/StructureDefinition/vigil-alert-flag';
@@ -9,6 +9,8 @@ export const FLAG_DETAIL = 'http://hl7.org/fhir/StructureDefinition/flag-detail'
 export const PRIORITY_URL = 'https://vigil.health/fhir/StructureDefinition/alert-priority';
 /** Reading time from which the condition has been clear; removed when it recurs. */
 export const CLEARED_URL = 'https://vigil.health/fhir/StructureDefinition/alert-cleared-since';
+/** Set by a clinician: until then new evidence updates the Flag but tells no one, unless it escalates. */
+export const SNOOZE_URL = 'https://vigil.health/fhir/StructureDefinition/alert-snoozed-until';
 
 /** One breach of a rule: what the Flag and Communication say. */
 export interface AlertSpec {
@@ -16,6 +18,12 @@ export interface AlertSpec {
   /** Flag key: one active Flag per patient and rule (`news2`, or the alert code). */
   rule: string;
   code: AlertCode;
+  /** Flag.code.text when the alert code alone says too little (which measure, which custom rule). */
+  label?: string;
+  /** Codings beside the Vigil alert code: a custom rule's own code. */
+  codings?: Coding[];
+  /** Default clinical; a technical problem (a silent device) is administrative. */
+  category?: 'clinical' | 'administrative';
   priority: Priority;
   /** Most telling first (a RiskAssessment before its inputs). */
   evidence: Reference[];
@@ -32,8 +40,8 @@ export function newFlag(spec: AlertSpec, author: Reference<Device>): Flag {
     meta: { profile: [FLAG_PROFILE] },
     identifier: [{ system: ALERT_KEY, value: alertKey(spec.patientId, spec.rule) }],
     status: 'active',
-    category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/flag-category', code: 'clinical', display: 'Clinical' }] }],
-    code: codeOf(spec.code),
+    category: [{ coding: [CATEGORY[spec.category ?? 'clinical']] }],
+    code: codeOf(spec),
     subject: { reference: `Patient/${spec.patientId}` },
     period: { start: spec.at },
     author,
@@ -43,17 +51,25 @@ export function newFlag(spec: AlertSpec, author: Reference<Device>): Flag {
 
 /**
  * The Flag with new evidence: code and priority move only upwards, the evidence is the latest,
- * and a pending clearance is dropped because the condition holds again.
+ * and a pending clearance is dropped because the condition holds again. An escalation also ends a
+ * snooze: the clinician snoozed a milder alert.
  */
 export function withEvidence(flag: Flag, spec: AlertSpec): Flag {
   const escalates = PRIORITY_RANK[spec.priority] > PRIORITY_RANK[flagPriority(flag)];
   const priority = escalates ? spec.priority : flagPriority(flag);
-  const others = (flag.extension ?? []).filter((e) => ![FLAG_DETAIL, PRIORITY_URL, CLEARED_URL].includes(e.url));
+  const replaced = [FLAG_DETAIL, PRIORITY_URL, CLEARED_URL, ...(escalates ? [SNOOZE_URL] : [])];
+  const others = (flag.extension ?? []).filter((e) => !replaced.includes(e.url));
   return {
     ...flag,
-    code: escalates ? codeOf(spec.code) : flag.code,
+    code: escalates ? codeOf(spec) : flag.code,
     extension: [...others, ...extensions(priority, spec.evidence)],
   };
+}
+
+/** Whether a clinician has snoozed the Flag past `now`; an unreadable date snoozes nothing. */
+export function isSnoozed(flag: Flag, now = Date.now()): boolean {
+  const until = Date.parse(flag.extension?.find((e) => e.url === SNOOZE_URL)?.valueDateTime ?? '');
+  return until > now;
 }
 
 export function flagPriority(flag: Flag): Priority {
@@ -78,8 +94,13 @@ export function endFlag(flag: Flag, status: Flag['status'], at: string): Flag {
   };
 }
 
-function codeOf(code: AlertCode): Flag['code'] {
-  return { coding: [{ system: ALERT_SYSTEM, code, display: ALERT_DISPLAY[code] }], text: ALERT_DISPLAY[code] };
+const CATEGORY: Record<NonNullable<AlertSpec['category']>, Coding> = {
+  clinical: { system: 'http://terminology.hl7.org/CodeSystem/flag-category', code: 'clinical', display: 'Clinical' },
+  administrative: { system: 'http://terminology.hl7.org/CodeSystem/flag-category', code: 'admin', display: 'Administrative' },
+};
+
+function codeOf({ code, label, codings = [] }: AlertSpec): Flag['code'] {
+  return { coding: [{ system: ALERT_SYSTEM, code, display: ALERT_DISPLAY[code] }, ...codings], text: label ?? ALERT_DISPLAY[code] };
 }
 
 function extensions(priority: Priority, evidence: Reference[]): Extension[] {

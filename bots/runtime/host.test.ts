@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AuditEvent, Observation, Resource } from '@medplum/fhirtypes';
+import type { AuditEvent, Device, Observation, Resource } from '@medplum/fhirtypes';
 import { createQueueFactory } from '../../server/src/jobs/queue.ts';
 import { BotHost, type BotJob } from './host.ts';
 import type { Bot, FhirClient } from './manifest.ts';
@@ -24,6 +24,12 @@ function memoryFhir(): FhirClient & { all: Resource[] } {
       return found as never;
     },
     search: async () => [],
+    async *searchPages<T extends Resource>(type: T['resourceType']) {
+      // two pages, as a server with a small page size would give them
+      const matches = all.filter((r): r is T => r.resourceType === type);
+      yield matches.slice(0, 1);
+      yield matches.slice(1);
+    },
     create: async (r) => store(r),
     update: async (r) => r,
     createIfNoneExist: async (r, criteria) => {
@@ -78,4 +84,52 @@ describe('BotHost', () => {
     assert.equal(fhir.all.filter((r) => r.resourceType === 'Device').length, 2);
     await queues.close({ timeoutMs: 100 });
   });
+
+  it('sweeps on a schedule: one run per resource found, audited only when it wrote something', async () => {
+    const fhir = memoryFhir();
+    const queues = createQueueFactory();
+    const visited: string[] = [];
+    const quiet = await fhir.create<Device>({ resourceType: 'Device', status: 'active', patient: { reference: 'Patient/p' } });
+    const busy = await fhir.create<Device>({ resourceType: 'Device', status: 'active', patient: { reference: 'Patient/p' } });
+    const sweeper: Bot = {
+      ...bot('sweeper', async (event, client) => {
+        visited.push(`${event.interaction} ${event.resource.id}`);
+        if (event.resource.id === busy.id) await client.create<Observation>({ resourceType: 'Observation', status: 'final', code: { text: 'found' } });
+        return { outcome: 'success' };
+      }),
+      trigger: undefined,
+      schedule: { everyMs: 60_000, search: 'Device?status=active' },
+    };
+    const host = new BotHost({ fhir, queue: queues.queue<BotJob>('bots'), bots: [sweeper] });
+    host.start();
+    for (let i = 0; i < 100 && visited.length < 2; i++) await sleep(10);
+    await sleep(50);
+    assert.deepEqual(visited.sort(), [`sweep ${quiet.id}`, `sweep ${busy.id}`].sort());
+    const audits = fhir.all.filter((r): r is AuditEvent => r.resourceType === 'AuditEvent');
+    assert.deepEqual(audits.map((a) => a.entity?.[0].what?.reference), [`Device/${busy.id}`]);
+    assert.equal(audits[0].entity?.[0].detail?.find((d) => d.type === 'interaction')?.valueString, 'sweep');
+    await assert.rejects(host.sweep('nobody'), /no scheduled bot named nobody/);
+    await queues.close({ timeoutMs: 100 });
+  });
+
+  it('does not run a bot whose accepts() refuses the resource, and leaves no AuditEvent', async () => {
+    const fhir = memoryFhir();
+    const queues = createQueueFactory();
+    const ran: string[] = [];
+    const picky: Bot = {
+      ...bot('picky', async (event) => (ran.push(event.resource.id as string), { outcome: 'success' })),
+      trigger: { resourceType: 'Observation', accepts: async (resource) => (resource as Observation).code.text === 'wanted' },
+    };
+    const host = new BotHost({ fhir, queue: queues.queue<BotJob>('bots'), bots: [picky] });
+    host.start();
+    const unwanted = await fhir.create<Observation>({ resourceType: 'Observation', status: 'final', code: { text: 'other' } });
+    const wanted = await fhir.create<Observation>({ resourceType: 'Observation', status: 'final', code: { text: 'wanted' } });
+    for (const o of [unwanted, wanted]) await host.handleChange({ interaction: 'create', resourceType: 'Observation', id: o.id as string, versionId: '1' });
+    for (let i = 0; i < 100 && ran.length < 1; i++) await sleep(10);
+    await sleep(50);
+    assert.deepEqual(ran, [wanted.id]);
+    assert.equal(fhir.all.filter((r) => r.resourceType === 'AuditEvent').length, 1);
+    await queues.close({ timeoutMs: 100 });
+  });
 });
+

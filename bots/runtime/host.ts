@@ -5,14 +5,15 @@ import type { Bot, BotResult, Change, FhirClient, SearchParams } from './manifes
 import { recordingClient } from './recording.ts';
 import { resolveSettings } from './settings.ts';
 
-export interface BotJob {
-  bot: string;
-  change: Change;
-}
+/** One run of a bot on a change (or a resource a sweep visits), or a sweep that fans out into such runs. */
+export type BotJob = { bot: string; change: Change } | { bot: string; sweep: true };
+
+type Backoff = { baseMs: number; capMs: number };
 
 /** The part of the job queue (server/src/jobs) the host uses. */
 export interface BotQueue {
-  enqueue(data: BotJob, options: { jobId: string; attempts: number; backoff: { baseMs: number; capMs: number } }): Promise<string>;
+  enqueue(data: BotJob, options: { jobId: string; attempts: number; backoff: Backoff }): Promise<string>;
+  schedule(scheduleId: string, everyMs: number, data: BotJob, options: { attempts: number; backoff: Backoff }): Promise<void>;
   process(
     handler: (job: { id: string; data: BotJob; attempt: number; signal: AbortSignal }) => Promise<void>,
     options?: { concurrency?: number; onDeadLetter?: (job: { id: string; data: BotJob; error: string }) => void },
@@ -29,11 +30,14 @@ export interface BotHostOptions {
 
 const DEFAULT_ATTEMPTS = 3;
 const BACKOFF = { baseMs: 500, capMs: 60_000 };
+/** Resources a sweep reads per query. */
+const SWEEP_PAGE = '500';
 
 /**
  * Runs bots on committed changes: `handleChange` enqueues one job per interested bot, keyed by bot
- * and resource version so a redelivered change is absorbed while its job is pending; `start`
- * consumes the jobs. Each bot is its own job, so one failing or slow bot never holds up another.
+ * and resource version so a redelivered change is absorbed while its job is pending; and on
+ * schedules: a sweep enqueues one job per resource it visits. `start` consumes the jobs. Each bot is
+ * its own job, so one failing or slow bot never holds up another.
  */
 export class BotHost {
   readonly #bots: ReadonlyMap<string, Bot>;
@@ -53,26 +57,65 @@ export class BotHost {
 
   async handleChange(change: Change): Promise<void> {
     for (const bot of this.#bots.values()) {
+      if (!bot.trigger) continue;
       const { resourceType, interactions = ['create', 'update'] } = bot.trigger;
-      if (resourceType !== change.resourceType || !interactions.includes(change.interaction)) continue;
+      if (resourceType !== change.resourceType || change.interaction === 'sweep' || !interactions.includes(change.interaction)) continue;
       const jobId = `${bot.name}/${change.resourceType}/${change.id}/${change.versionId}`;
       await this.#queue.enqueue({ bot: bot.name, change }, { jobId, attempts: bot.attempts ?? DEFAULT_ATTEMPTS, backoff: BACKOFF });
     }
   }
 
+  /** Consumes the jobs and schedules the sweeps (every replica does; the queue runs each period once). */
   start(): void {
-    this.#queue.process((job) => this.#run(job.data, job.attempt, job.signal), {
+    this.#queue.process((job) => ('sweep' in job.data ? this.#sweep(job.data.bot) : this.#run(job.data, job.attempt, job.signal)), {
       concurrency: this.#concurrency,
-      onDeadLetter: (job) => this.#onError(new Error(job.error), { bot: job.data.bot, change: job.data.change, deadLetter: job.id }),
+      onDeadLetter: (job) => this.#onError(new Error(job.error), { bot: job.data.bot, job: job.data, deadLetter: job.id }),
     });
+    for (const bot of this.#bots.values()) {
+      if (!bot.schedule) continue;
+      this.#queue
+        .schedule(`sweep-${bot.name}`, bot.schedule.everyMs, { bot: bot.name, sweep: true }, { attempts: DEFAULT_ATTEMPTS, backoff: BACKOFF })
+        .catch((err: unknown) => this.#onError(err, { bot: bot.name, schedule: bot.schedule }));
+    }
   }
 
-  async #run({ bot: name, change }: BotJob, attempt: number, jobSignal: AbortSignal): Promise<void> {
+  /** Runs a bot's sweep now, besides its schedule (operators, tests). */
+  async sweep(name: string): Promise<void> {
+    if (!this.#bots.get(name)?.schedule) throw new Error(`no scheduled bot named ${name}`);
+    await this.#queue.enqueue({ bot: name, sweep: true }, { jobId: `sweep-${name}@${Date.now()}`, attempts: DEFAULT_ATTEMPTS, backoff: BACKOFF });
+  }
+
+  /**
+   * One job per resource the bot's search finds, keyed by the period, so a retried or doubled sweep
+   * adds nothing while the runs are pending. A sweep is not a run: the runs leave the AuditEvents.
+   */
+  async #sweep(name: string): Promise<void> {
+    const bot = this.#bots.get(name);
+    if (!bot?.schedule) throw new Error(`no scheduled bot named ${name}`);
+    const { everyMs, search } = bot.schedule;
+    const [type, query = ''] = search.split('?');
+    const params: Record<string, string[]> = { _count: [SWEEP_PAGE] };
+    for (const [k, v] of new URLSearchParams(query)) (params[k] ??= []).push(v);
+    const period = new Date(Math.floor(Date.now() / everyMs) * everyMs).toISOString();
+    for await (const page of this.#fhir.searchPages(type as Resource['resourceType'], params as SearchParams)) {
+      for (const resource of page) {
+        const change: Change = { interaction: 'sweep', resourceType: type, id: resource.id as string, versionId: resource.meta?.versionId ?? '' };
+        const jobId = `${bot.name}/${type}/${resource.id}/sweep@${period}`;
+        await this.#queue.enqueue({ bot: bot.name, change }, { jobId, attempts: bot.attempts ?? DEFAULT_ATTEMPTS, backoff: BACKOFF });
+      }
+    }
+  }
+
+  async #run({ bot: name, change }: { bot: string; change: Change }, attempt: number, jobSignal: AbortSignal): Promise<void> {
     const bot = this.#bots.get(name);
     if (!bot) throw new Error(`no bot named ${name}`);
     const resource = await this.#version(change);
     if (!resource) return;
-    if (bot.trigger.criteria && !(await this.#matches(bot.trigger.criteria, change))) return;
+    const { trigger } = bot;
+    if (change.interaction !== 'sweep') {
+      if (trigger?.criteria && !(await this.#matches(trigger.criteria, change))) return;
+      if (trigger?.accepts && !(await trigger.accepts(resource, this.#fhir))) return;
+    }
     const patientId = patientOf(resource);
     const settings = await resolveSettings(this.#fhir, bot, patientId);
     if (!settings.enabled) return;
@@ -89,19 +132,22 @@ export class BotHost {
       await record({ error: message }).catch((err: unknown) => this.#onError(err, { bot: name, change, audit: true }));
       throw error;
     }
+    // A sweep visits every resource each period: a visit that found nothing to do is not recorded.
+    if (change.interaction === 'sweep' && result.outcome !== 'rejected' && written.length === 0) return;
     await record(result);
   }
 
   /**
    * The version the change names. A newer version has its own change and job, and a deleted
-   * resource has nothing to act on: either way this job has no work.
+   * resource has nothing to act on: either way this job has no work. A sweep acts on the current
+   * version, whichever it is.
    */
   async #version(change: Change): Promise<Resource | undefined> {
     const resource = await this.#fhir.read(change.resourceType as Resource['resourceType'], change.id).catch((err: { status?: number }) => {
       if (err.status === 404 || err.status === 410) return undefined;
       throw err;
     });
-    return resource?.meta?.versionId === change.versionId ? resource : undefined;
+    return change.interaction === 'sweep' || resource?.meta?.versionId === change.versionId ? resource : undefined;
   }
 
   /** The criteria evaluated by the store itself, restricted to the trigger: exactly the server's search semantics. */

@@ -11,6 +11,8 @@ export interface FhirClient {
   read<T extends Resource>(resourceType: T['resourceType'], id: string): Promise<T>;
   /** The first page of matches (pass `_count` for more than the server default). */
   search<T extends Resource>(resourceType: T['resourceType'], params: SearchParams): Promise<T[]>;
+  /** Every match, one page at a time (`_count` sets the page size): sweeps and whole days of readings. */
+  searchPages<T extends Resource>(resourceType: T['resourceType'], params: SearchParams): AsyncIterable<T[]>;
   create<T extends Resource>(resource: T): Promise<T>;
   /** With `ifMatch`, a concurrent change makes the write fail (412) instead of being overwritten. */
   update<T extends Resource>(resource: T, options?: { ifMatch?: string }): Promise<T>;
@@ -20,9 +22,12 @@ export interface FhirClient {
 
 export type Interaction = 'create' | 'update' | 'delete';
 
-/** A committed change, as the store's change feed or the subscription outbox reports it. */
+/**
+ * A committed change, as the store's change feed or the subscription outbox reports it; or, with
+ * interaction `sweep`, a resource a scheduled sweep visits (at its current version).
+ */
 export interface Change {
-  interaction: Interaction;
+  interaction: Interaction | 'sweep';
   resourceType: string;
   id: string;
   versionId: string;
@@ -36,13 +41,28 @@ export interface BotTrigger {
   topic?: string;
   /** Default: create and update. */
   interactions?: readonly Interaction[];
+  /**
+   * A further test of the triggering resource, for what criteria cannot say (the custom rules in
+   * force). Like criteria, a resource it refuses makes no run and leaves no AuditEvent.
+   */
+  accepts?(resource: Resource, fhir: FhirClient): Promise<boolean>;
+}
+
+/**
+ * A periodic sweep, for what no change announces (a measurement that never came, a device gone
+ * quiet): every `everyMs`, one run per resource that `search` finds.
+ */
+export interface BotSchedule {
+  everyMs: number;
+  /** The resources a sweep visits, as a search: `Device?status=active`. */
+  search: string;
 }
 
 export type Parameters = Readonly<Record<string, string | number | boolean>>;
 
 export interface BotEvent<T extends Resource = Resource> {
-  interaction: Interaction;
-  /** The triggering resource, at the version the change names. */
+  interaction: Change['interaction'];
+  /** The triggering resource, at the version the change names (a sweep: the current version). */
   resource: T;
   /** The bot's own Device: author of what it writes. */
   agent: Reference<Device>;
@@ -65,7 +85,10 @@ export interface Bot {
   /** Stable identifier: job ids, the bot's Device and settings are keyed by it. */
   name: string;
   title: string;
-  trigger: BotTrigger;
+  /** Runs on committed changes matching it. */
+  trigger?: BotTrigger;
+  /** Runs on a schedule. A bot has a trigger, a schedule, or both. */
+  schedule?: BotSchedule;
   timeoutMs: number;
   /** Attempts before the job is dead-lettered; default 3. */
   attempts?: number;

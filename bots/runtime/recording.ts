@@ -15,6 +15,12 @@ export function recordingClient(fhir: FhirClient, signal: AbortSignal): { client
   const client: FhirClient = {
     read: (type, id) => (signal.throwIfAborted(), fhir.read(type, id)),
     search: (type, params) => (signal.throwIfAborted(), fhir.search(type, params)),
+    async *searchPages(type, params) {
+      for await (const page of fhir.searchPages(type, params)) {
+        signal.throwIfAborted();
+        yield page;
+      }
+    },
     create: async (resource) => (signal.throwIfAborted(), note(await fhir.create(resource), 'create')),
     update: async (resource, options) => (signal.throwIfAborted(), note(await fhir.update(resource, options), 'update')),
     createIfNoneExist: async (resource, criteria) => {

@@ -4,7 +4,7 @@ import { ALERT_DEFAULTS, PRIORITY_RANK, SEVERITY_PRIORITY, THRESHOLD_ALERT, type
 import { personalRanges, readingsBetween } from '../alerts/patient.ts';
 import { patientOf } from '../runtime/host.ts';
 import type { Bot, BotResult } from '../runtime/manifest.ts';
-import { BP_PANEL, LOINC, MEASURE_BY_LOINC } from '../vitals/codes.ts';
+import { codesOf, LOINC } from '../vitals/codes.ts';
 import { normaliseObservation } from '../vitals/normalise.ts';
 import type { QuantityMeasure, QuantityReading } from '../vitals/reading.ts';
 import { evaluateThresholds } from './evaluate.ts';
@@ -12,12 +12,6 @@ import { DEFAULT_LIMITS, type Breach } from './rules.ts';
 import { WEIGHT_GAIN } from './weight.ts';
 
 const MEASURES = new Set<QuantityMeasure>(DEFAULT_LIMITS.map((r) => r.measure)).add('weight');
-
-/** The LOINC codes a measure can arrive under; systolic and diastolic also come in the BP panel. */
-function codesOf(measure: QuantityMeasure): string[] {
-  const codes = [...MEASURE_BY_LOINC].filter(([, m]) => m === measure).map(([code]) => code);
-  return measure === 'systolic' || measure === 'diastolic' ? [...codes, BP_PANEL] : codes;
-}
 
 /** How far back a reading's rules look: the longest persistence window, or the weight-gain period. */
 function lookbackMs(measure: QuantityMeasure): number {

@@ -24,6 +24,12 @@ export const MEASURE_BY_LOINC: ReadonlyMap<string, Measure> = new Map<string, Me
 /** Blood pressure panel: systolic and diastolic are its components, coded as above. */
 export const BP_PANEL = '85354-9';
 
+/** The LOINC codes a measure can arrive under; systolic and diastolic also come in the BP panel. */
+export function codesOf(measure: Measure): string[] {
+  const codes = [...MEASURE_BY_LOINC].filter(([, m]) => m === measure).map(([code]) => code);
+  return measure === 'systolic' || measure === 'diastolic' ? [...codes, BP_PANEL] : codes;
+}
+
 /**
  * ACVPU answers, keyed `system|code`. LOINC: 67775-7's own AVPU answers, plus LA6560-2 "Confused",
  * which ACVPU implementations add for new confusion. SNOMED CT: HL7 UK's CareConnect-ACVPU-1 value

@@ -74,7 +74,7 @@ function acvpuOf(concept: CodeableConcept | undefined): Acvpu | undefined {
  * Epoch ms of the reading: effective[x] (a period's end: the measurement is complete then), else
  * `issued`. A date without a time of day cannot be placed in a scoring window, so it is refused.
  */
-function effectiveTime(observation: Observation): number | string {
+export function effectiveTime(observation: Observation): number | string {
   const when =
     observation.effectiveDateTime ??
     observation.effectiveInstant ??

@@ -10,7 +10,7 @@ const PRIORITY = 'https://vigil.health/fhir/StructureDefinition/alert-priority';
 const priorityOf = (flag: Flag) => flag.extension?.find((e) => e.url === PRIORITY)?.valueCode;
 
 /** The audit records of bot runs triggered by an Observation. */
-const audits = (server: Parameters<typeof search>[0], observation: string) => search<AuditEvent>(server, `AuditEvent?entity=Observation/${observation}&_count=50`);
+const audits = (server: Parameters<typeof search>[0], observation: string) => search<AuditEvent>(server, `AuditEvent?entity=Observation/${observation}&type=https://vigil.health/fhir/CodeSystem/audit-event-type|bot-run&_count=50`);
 
 for (const driver of DRIVERS) {
   describe(`bots (${driver})`, () => {

@@ -1,0 +1,139 @@
+import type { Observation, Patient } from '@medplum/fhirtypes';
+import { clearAlert, raiseAlert } from '../alerts/alerts.ts';
+import { ALERT_DEFAULTS } from '../alerts/codes.ts';
+import { addDays, dayBounds, dayOf, isTimeZone } from '../calendar/zone.ts';
+import { numberParameter, type Bot, type BotEvent, type BotResult, type FhirClient, type Parameters } from '../runtime/manifest.ts';
+import { codesOf, LOINC } from '../vitals/codes.ts';
+import { normaliseObservation } from '../vitals/normalise.ts';
+import type { QuantityReading } from '../vitals/reading.ts';
+import { assessBaseline, BASELINE_DEFAULTS, BASELINE_MEASURES, METHODS, type BaselineMeasure, type BaselineOptions, type DayValue } from './assess.ts';
+import { dailyCodes, dailyObservation, DAILY_KEY, readDaily, summariseDays } from './daily.ts';
+
+const HOUR = 3_600_000;
+const PAGE = '1000';
+
+/**
+ * Personal baseline (bots/README.md): every hour, for each patient, the days that ended since the
+ * last sweep become daily values (stored as Observations), and the newest day of each measure is
+ * scored against the patient's own 28 days before it.
+ */
+export const baselineBot: Bot = {
+  name: 'baseline',
+  title: 'Vigil personal baseline',
+  schedule: { everyMs: HOUR, search: 'Patient?active:not=false' },
+  // The first sweep of a patient with weeks of wearable data reads them all once.
+  timeoutMs: 120_000,
+  defaults: {
+    ...BASELINE_DEFAULTS,
+    timeZone: 'UTC',
+    settleHours: 2,
+    ...ALERT_DEFAULTS,
+    // A day is a day's worth of evidence: the first clear day ends the Flag.
+    clearAfterMinutes: 0,
+  },
+
+  async handler(event, fhir): Promise<BotResult> {
+    const patient = event.resource as Patient;
+    const timeZone = String(event.parameters.timeZone);
+    if (!isTimeZone(timeZone)) return { outcome: 'rejected', message: `timeZone "${timeZone}" is not an IANA time zone` };
+    const options = baselineOptions(event.parameters);
+    // The newest day that ended `settleHours` ago: late uploads of a day are in by then.
+    const lastDay = addDays(dayOf(Date.now() - numberParameter(event.parameters, 'settleHours') * HOUR, timeZone), -1);
+    const firstDay = addDays(lastDay, -(options.windowDays + options.ofDays - 1));
+    const stored = await storedDays(fhir, patient.id as string, dayBounds(firstDay, timeZone).start);
+    const notes: string[] = [];
+    for (const measure of BASELINE_MEASURES) {
+      const series = stored.get(measure) ?? [];
+      const newest = series.reduce<string | undefined>((max, d) => (max && max > d.day ? max : d.day), undefined);
+      const from = newest && newest >= firstDay ? addDays(newest, 1) : firstDay;
+      if (from > lastDay) continue;
+      const added = await summarise(fhir, patient.id as string, measure, from, lastDay, timeZone);
+      if (added.length === 0) continue;
+      notes.push(await assess(fhir, event, patient.id as string, measure, [...series, ...added], options, timeZone));
+    }
+    return { outcome: 'success', message: notes.length ? notes.join('; ') : `no new days up to ${lastDay}` };
+  },
+};
+
+function baselineOptions(parameters: Parameters): BaselineOptions {
+  const options = { ...BASELINE_DEFAULTS };
+  for (const name of Object.keys(options) as (keyof BaselineOptions)[]) options[name] = numberParameter(parameters, name);
+  return options;
+}
+
+/** The patient's daily values since `from`, by measure. */
+async function storedDays(fhir: FhirClient, patientId: string, from: number): Promise<Map<BaselineMeasure, DayValue[]>> {
+  const found = await fhir.search<Observation>('Observation', {
+    subject: `Patient/${patientId}`,
+    code: dailyCodes().join(','),
+    date: `ge${new Date(from).toISOString()}`,
+    _count: '1000',
+  });
+  const days = new Map<BaselineMeasure, DayValue[]>();
+  for (const o of found) {
+    const daily = readDaily(o);
+    if (daily) days.set(daily.measure, [...(days.get(daily.measure) ?? []), daily.value]);
+  }
+  return days;
+}
+
+/** Reads the measure's readings of days `from`…`to` and stores a daily value for each day that has any. */
+async function summarise(fhir: FhirClient, patientId: string, measure: BaselineMeasure, from: string, to: string, timeZone: string): Promise<DayValue[]> {
+  const start = dayBounds(from, timeZone).start;
+  const end = dayBounds(to, timeZone).end;
+  const readings: QuantityReading[] = [];
+  const pages = fhir.searchPages<Observation>('Observation', {
+    subject: `Patient/${patientId}`,
+    code: codesOf(measure).map((c) => `${LOINC}|${c}`).join(','),
+    date: [`ge${new Date(start).toISOString()}`, `lt${new Date(end).toISOString()}`],
+    _count: PAGE,
+  });
+  for await (const page of pages) {
+    for (const o of page) {
+      const n = normaliseObservation(o);
+      if (n.kind === 'readings') readings.push(...n.readings.filter((r): r is QuantityReading => r.measure === measure));
+    }
+  }
+  const subject = { reference: `Patient/${patientId}` };
+  const added: DayValue[] = [];
+  for (const day of summariseDays(measure, readings, timeZone)) {
+    // Readings time-stamped outside [start, end) by the search's date precision are left to their own day.
+    if (day.day < from || day.day > to) continue;
+    const observation = dailyObservation(subject, measure, day, dayBounds(day.day, timeZone));
+    const key = observation.identifier?.[0].value as string;
+    const { resource } = await fhir.createIfNoneExist(observation, `identifier=${encodeURIComponent(`${DAILY_KEY}|${key}`)}`);
+    added.push({ day: day.day, value: resource.valueQuantity?.value as number, observationId: resource.id });
+  }
+  return added;
+}
+
+/** Raises or clears the measure's baseline alert on its newest day. */
+async function assess(
+  fhir: FhirClient,
+  event: BotEvent,
+  patientId: string,
+  measure: BaselineMeasure,
+  series: DayValue[],
+  options: BaselineOptions,
+  timeZone: string,
+): Promise<string> {
+  const assessment = assessBaseline(measure, series, options);
+  const rule = `baseline-${measure}`;
+  if (assessment.kind === 'learning') return `${measure}: learning (${assessment.days} of ${options.minDays} days)`;
+  const at = new Date(dayBounds(assessment.latest.day, timeZone).start).toISOString();
+  if (assessment.kind === 'within') {
+    await clearAlert(fhir, event, patientId, rule, at);
+    return `${measure}: within baseline (z ${assessment.latest.z.toFixed(1)})`;
+  }
+  const alert = await raiseAlert(fhir, event, {
+    patientId,
+    rule,
+    code: 'baseline-deviation',
+    label: `Deviation from personal baseline: ${METHODS[measure].label}`,
+    priority: 'routine',
+    evidence: assessment.evidence.map((d) => ({ reference: `Observation/${d.observationId}` })),
+    text: assessment.text,
+    at,
+  });
+  return `${measure}: ${assessment.direction} deviation, alert ${alert.action}, care team ${alert.notice}`;
+}
