@@ -4,6 +4,7 @@ import type { Params } from '../store/search/conditions.ts';
 import { filterSql } from '../store/search/conditions.ts';
 import type { Restriction } from '../store/search/execute.ts';
 import { parseSearch } from '../store/search/query.ts';
+import type { CareTeamPatients } from './care-team.ts';
 import type { Permission, ResourceGrant } from './smart-scopes.ts';
 
 /**
@@ -20,6 +21,13 @@ export interface AccessPolicy {
   grants: ResourceGrant[];
   /** Patient ids a `user/` scope reaches: the patient user themself, or a practitioner's care-team patients. */
   userPatients: string[];
+}
+
+/** The patients a `user/` scope reaches: a patient user themself, a practitioner the patients of their care teams. */
+export async function userPatients(fhirUser: string | undefined, grants: ResourceGrant[], careTeams: CareTeamPatients): Promise<string[]> {
+  if (fhirUser?.startsWith('Patient/')) return [fhirUser.slice('Patient/'.length)];
+  if (fhirUser?.startsWith('Practitioner/') && grants.some((g) => g.context === 'user')) return careTeams.patientsOf(fhirUser);
+  return [];
 }
 
 /** Every patient (no compartment limit), or these patient ids. */

@@ -53,3 +53,12 @@ export async function putClient(db: Database, registration: ClientRegistration):
   await new Adapter('Client').upsert(registration.client_id, metadata);
   return metadata;
 }
+
+/** Every registered client: id, how it authenticates, its scopes and redirect URIs (never a secret). */
+export async function listClients(db: Database): Promise<{ client_id: string; auth: string; scopes: string; redirect_uris: string[] }[]> {
+  const rows = await db.query<{ id: string; payload: Record<string, unknown> | string }>(`SELECT id, payload FROM oidc_payload WHERE kind = 'Client' ORDER BY id`);
+  return rows.map(({ id, payload }) => {
+    const m = (typeof payload === 'string' ? JSON.parse(payload) : payload) as Record<string, unknown>;
+    return { client_id: id, auth: String(m.token_endpoint_auth_method), scopes: String(m.vigil_scopes ?? ''), redirect_uris: (m.redirect_uris as string[] | undefined) ?? [] };
+  });
+}

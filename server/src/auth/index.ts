@@ -1,10 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
+import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config.ts';
 import { forbidden } from '../fhir/outcome.ts';
 import type { Logger } from '../ops/logger.ts';
+import type { Database } from '../store/database.ts';
 import type { Repository } from '../store/repository.ts';
+import { accessTokenEndpoints } from './access-token-endpoints.ts';
 import { type AccessPolicy, allowsAll, isUnrestricted } from './access-policy.ts';
 import { adminRouter } from './admin.ts';
 import { purgeExpired } from './adapter.ts';
@@ -12,15 +15,23 @@ import { requireToken, tokenVerifier, type TokenVerify } from './bearer.ts';
 import { CareTeamPatients } from './care-team.ts';
 import { putClient } from './clients.ts';
 import { DEMO_CLINICIAN, DEMO_PASSWORD, DEMO_PATIENT, installDemoUsers } from './demo.ts';
+import { ehrLaunchRouter } from './ehr-launch.ts';
 import { fhirGuard } from './fhir-guard.ts';
+import { edgeHeaders } from './http-security.ts';
 import { interactionRouter } from './interactions.ts';
-import { loadKeys } from './keys.ts';
-import { createProvider, OAUTH_PREFIX, ROUTES } from './provider.ts';
+import { KeyRing } from './keys.ts';
+import { loadLaunchContext } from './launch-context.ts';
+import { createProvider, OAUTH_PREFIX, ROUTES, USER_TOKEN_TTL } from './provider.ts';
+import { clientIp, rateLimit } from './rate-limit.ts';
+import { RevocationList } from './revocation.ts';
 import { smartConfiguration } from './smart-configuration.ts';
+import { TrustedIssuers } from './trusted-issuers.ts';
 import { UserStore } from './users.ts';
 
 export interface Auth {
-  /** Mounts discovery, the authorization server, its pages and the admin API on the app. */
+  /** First in the chain: security headers and CORS on every response. */
+  edge: RequestHandler;
+  /** Mounts discovery, the authorization server, its pages, EHR launch and the admin API on the app. */
   mount(app: Express): void;
   /** For /fhir/R4: a valid token (except metadata and discovery), then per-interaction access control. */
   fhirAccess: RequestHandler;
@@ -40,7 +51,9 @@ export async function createAuth(config: Config, repo: Repository, logger: Logge
   const db = repo.db;
   const issuer = config.baseUrl;
   const fhirBase = `${config.baseUrl}/fhir/R4`;
-  const keys = await loadKeys(db);
+  const keys = await KeyRing.open(db, config.auth.keyRotationDays);
+  const revocations = new RevocationList(db);
+  await revocations.sync();
   const users = new UserStore(db);
   const careTeams = new CareTeamPatients(db, config.baseUrl);
   if (config.bootstrapClientId && config.bootstrapClientSecret) {
@@ -51,32 +64,60 @@ export async function createAuth(config: Config, repo: Repository, logger: Logge
     await installDemoUsers(repo, users);
     logger.info({ users: [DEMO_CLINICIAN, DEMO_PATIENT], password: DEMO_PASSWORD }, 'demo users (demo mode only)');
   }
-  const provider = createProvider({ db, issuer, fhirBase, keys, users });
-  provider.proxy = config.trustProxy;
-  provider.use(smartTokenResponse(config.baseUrl));
-  provider.on('server_error', (_ctx: unknown, err: unknown) => logger.error({ err }, 'authorization server error'));
-  const callback = provider.callback();
-  const verify = tokenVerifier({ issuer, audience: fhirBase, signingKeys: keys.signing, careTeams });
+  const trusted = new TrustedIssuers(config.auth.trustedIssuers, fhirBase);
+  const { verify, claims } = tokenVerifier({ issuer, audience: fhirBase, keys, revocations, trusted, careTeams });
+  // oidc-provider holds its keys from construction on: a new key set means a new provider
+  const build = (): { provider: Provider; callback: ReturnType<Provider['callback']> } => {
+    const provider = createProvider({ db, issuer, fhirBase, keys, users });
+    provider.proxy = config.trustProxy;
+    provider.use(smartTokenResponse(db, config.baseUrl));
+    provider.use(accessTokenEndpoints({ issuer, claims, revocations }));
+    provider.on('server_error', (_ctx: unknown, err: unknown) => logger.error({ err }, 'authorization server error'));
+    // a revoked refresh token (or a replayed one) revokes its grant, and so the access tokens it gave
+    provider.on('grant.revoked', (_ctx: unknown, grantId: string) => {
+      revocations.revoke(grantId, Math.floor(Date.now() / 1000) + USER_TOKEN_TTL).catch((err: unknown) => logger.error({ err }, 'recording a grant revocation failed'));
+    });
+    return { provider, callback: provider.callback() };
+  };
+  let current = build();
+  keys.onChange(() => {
+    current = build();
+    logger.info({ kids: keys.signing.map((k) => k.kid) }, 'signing keys changed');
+  });
+  const warn = (what: string) => (err: unknown) => logger.warn({ err }, what);
+  keys.start(warn('signing key check failed'));
+  revocations.start(warn('reading the revocation list failed'));
   const token = requireToken(verify);
   const guard = fhirGuard(db, config.baseUrl);
-  const purge = setInterval(() => purgeExpired(db).catch((err: unknown) => logger.warn({ err }, 'purging expired oauth payloads failed')), 10 * 60 * 1000);
+  const ip = clientIp(config.trustProxy);
+  const tokenLimit = rateLimit(config.auth.rateLimits.token, ip, (res) => void res.json({ error: 'too_many_requests', error_description: 'Too many token requests; retry later' }));
+  const loginLimit = rateLimit(config.auth.rateLimits.login, ip, (res) => void res.type('text/plain').send('Too many sign-in attempts; retry later.'));
+  const purge = setInterval(() => purgeExpired(db).catch(warn('purging expired oauth payloads failed')), 10 * 60 * 1000);
   purge.unref();
 
   return {
     users,
     verify,
-    stop: () => clearInterval(purge),
+    edge: edgeHeaders(config.baseUrl, config.auth.corsOrigins),
+    stop() {
+      clearInterval(purge);
+      keys.stop();
+      revocations.stop();
+    },
     mount(app) {
       app.get('/fhir/R4/.well-known/smart-configuration', (_req, res) => {
         // application/json whatever the Accept header (SMART App Launch 2.2)
         res.set('Cache-Control', 'public, max-age=3600').type('application/json').send(JSON.stringify(smartConfiguration(issuer)));
       });
       app.get('/smart-style.json', (_req, res) => void res.json(SMART_STYLE));
-      app.use(interactionRouter(provider, users, repo, careTeams));
+      app.post(ROUTES.token, tokenLimit);
+      app.post(`${OAUTH_PREFIX}/interaction/:uid/login`, loginLimit);
+      app.use(interactionRouter(() => current.provider, users, repo, careTeams));
       app.use('/admin', token, adminRouter(db, users));
+      app.use('/auth', token, ehrLaunchRouter(db, config.baseUrl));
       app.get(ROUTES.authorization, checkAudience(fhirBase));
       app.use((req, res, next) => {
-        if (req.path.startsWith(`${OAUTH_PREFIX}/`) || req.path === '/.well-known/openid-configuration') return void callback(req as IncomingMessage, res as ServerResponse);
+        if (req.path.startsWith(`${OAUTH_PREFIX}/`) || req.path === '/.well-known/openid-configuration') return void current.callback(req as IncomingMessage, res as ServerResponse);
         next();
       });
     },
@@ -137,22 +178,25 @@ function checkAudience(fhirBase: string): RequestHandler {
 
 /**
  * The token response has no hook for SMART's context, so this runs after oidc-provider's token
- * route: `patient`, `need_patient_banner`, `smart_style_url` from the access token just issued, and
- * `Pragma: no-cache` beside the library's `Cache-Control: no-store`.
+ * route: for a user's grant, `smart_style_url` and the grant's launch context (`patient`,
+ * `encounter`, `need_patient_banner`); and `Pragma: no-cache` beside the library's
+ * `Cache-Control: no-store`.
  */
-function smartTokenResponse(baseUrl: string) {
+function smartTokenResponse(db: Database, baseUrl: string) {
   return async (ctx: KoaContextWithOIDC, next: () => Promise<void>): Promise<void> => {
     await next();
     if (ctx.oidc?.route !== 'token') return;
     ctx.set('Pragma', 'no-cache');
     const body = ctx.body as Record<string, unknown> | undefined;
-    if (ctx.status !== 200 || !body || typeof body.access_token !== 'string') return;
-    const payload = JSON.parse(Buffer.from(body.access_token.split('.')[1] ?? '', 'base64url').toString() || '{}') as Record<string, unknown>;
-    if (typeof payload.patient === 'string') {
-      body.patient = payload.patient;
-      body.need_patient_banner = true;
+    const grantId = ctx.oidc.entities.Grant?.jti as string | undefined;
+    if (ctx.status !== 200 || !body || typeof body.access_token !== 'string' || !grantId) return;
+    body.smart_style_url = `${baseUrl}/smart-style.json`;
+    const context = await loadLaunchContext(db, grantId);
+    if (context?.patient) {
+      body.patient = context.patient;
+      body.need_patient_banner = context.need_patient_banner ?? true;
     }
-    if (payload.sub !== payload.client_id) body.smart_style_url = `${baseUrl}/smart-style.json`;
+    if (context?.encounter) body.encounter = context.encounter;
   };
 }
 

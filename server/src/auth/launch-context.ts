@@ -1,9 +1,11 @@
 import type { Database } from '../store/database.ts';
 import { dbAdapter } from './adapter.ts';
 
-/** The SMART launch context chosen during authorization (the patient in context), kept per grant. */
+/** The SMART launch context chosen during authorization (patient, encounter in context), kept per grant. */
 export interface LaunchContext {
   patient?: string;
+  encounter?: string;
+  /** false when the app runs inside Vigil, which already shows the patient (EHR launch). */
   need_patient_banner?: boolean;
 }
 

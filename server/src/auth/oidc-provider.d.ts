@@ -16,6 +16,8 @@ declare module 'oidc-provider' {
       client?: ClientLike;
       entities: Record<string, any>;
       provider: Provider;
+      result?: { consent?: { grantId?: string } };
+      session?: { grantIdFor(clientId: string | undefined): string | undefined };
     };
   }
   export interface ClientLike {

@@ -1,7 +1,8 @@
 import Provider, { errors, type ClientLike, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Database } from '../store/database.ts';
+import { introspectionAllowed, revocationAllowed } from './access-token-endpoints.ts';
 import { dbAdapter } from './adapter.ts';
-import type { AuthKeys } from './keys.ts';
+import type { KeyRing } from './keys.ts';
 import { loadLaunchContext } from './launch-context.ts';
 import { NON_RESOURCE_SCOPES, permittedScopes } from './smart-scopes.ts';
 import type { UserStore } from './users.ts';
@@ -35,7 +36,7 @@ export interface ProviderOptions {
   db: Database;
   issuer: string;
   fhirBase: string;
-  keys: AuthKeys;
+  keys: Pick<KeyRing, 'signing' | 'cookie'>;
   users: UserStore;
 }
 
@@ -47,10 +48,13 @@ export function createProvider({ db, issuer, fhirBase, keys, users }: ProviderOp
   const statics = new Set<string>(NON_RESOURCE_SCOPES);
   const provider = new Provider(issuer, {
     adapter: dbAdapter(db),
-    jwks: { keys: keys.signing },
+    // newest first: the first RS256 key signs, every key stays published until retired
+    jwks: { keys: [...keys.signing] },
     cookies: { keys: keys.cookie },
     routes: ROUTES,
     scopes: [...NON_RESOURCE_SCOPES],
+    // SMART EHR launch: the opaque launch id the app received from Vigil
+    extraParams: ['launch'],
     claims: { openid: ['sub'], fhirUser: ['fhirUser'], profile: ['name'] },
     // SMART wants fhirUser in the id_token itself, not only at userinfo
     conformIdTokenClaims: false,
@@ -90,14 +94,30 @@ export function createProvider({ db, issuer, fhirBase, keys, users }: ProviderOp
       if (!token.accountId) return undefined;
       const user = await users.find(token.accountId);
       const context = await loadLaunchContext(db, token.grantId);
-      return { ...(user ? { fhirUser: user.fhirUser } : {}), ...(context?.patient ? { patient: context.patient } : {}) };
+      return {
+        ...(user ? { fhirUser: user.fhirUser } : {}),
+        ...(context?.patient ? { patient: context.patient } : {}),
+        ...(context?.encounter ? { encounter: context.encounter } : {}),
+        // revoking the grant (its refresh token) revokes the access tokens issued from it
+        ...(token.grantId ? { grant_id: token.grantId } : {}),
+      };
+    },
+    // A grant carries one launch context; an authorization asking for one gets a fresh grant (and
+    // consent), so an earlier launch's patient is never reused.
+    async loadExistingGrant(ctx: KoaContextWithOIDC) {
+      const params = ctx.oidc.params ?? {};
+      const scopes = String(params.scope ?? '').split(' ');
+      const wantsContext = params.launch !== undefined || scopes.includes('launch') || scopes.includes('launch/patient');
+      const grantId = ctx.oidc.result?.consent?.grantId ?? (wantsContext ? undefined : ctx.oidc.session?.grantIdFor(ctx.oidc.client?.clientId));
+      return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
     },
     interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `${OAUTH_PREFIX}/interaction/${interaction.uid}` },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
-      introspection: { enabled: true },
-      revocation: { enabled: true },
+      // the same rules as for JWT access tokens (access-token-endpoints.ts)
+      introspection: { enabled: true, allowedPolicy: async (_ctx: unknown, client: ClientLike, token: { clientId: string }) => introspectionAllowed(client, token.clientId) },
+      revocation: { enabled: true, allowedPolicy: async (_ctx: unknown, client: ClientLike, token: { clientId: string }) => revocationAllowed(client, token.clientId) },
       userinfo: { enabled: true },
       rpInitiatedLogout: { enabled: false },
       resourceIndicators: {

@@ -35,6 +35,14 @@ export class UserStore {
     return { username, fhirUser };
   }
 
+  /** Every user, by username, with whether the account is locked now. */
+  async list(): Promise<(User & { locked: boolean })[]> {
+    const rows = await this.#db.query<{ username: string; fhir_user: string; locked: boolean }>(
+      'SELECT username, fhir_user, coalesce(locked_until > now(), false) AS locked FROM auth_user ORDER BY username',
+    );
+    return rows.map((r) => ({ username: r.username, fhirUser: r.fhir_user, locked: r.locked }));
+  }
+
   async find(username: string): Promise<User | undefined> {
     const rows = await this.#db.query<{ username: string; fhir_user: string }>('SELECT username, fhir_user FROM auth_user WHERE username = $1', [username]);
     return rows[0] ? { username: rows[0].username, fhirUser: rows[0].fhir_user } : undefined;

@@ -56,31 +56,49 @@ export interface CodeFlow {
   password: string;
   /** For practitioners: the patient to pick. */
   patient?: string;
+  /** EHR launch: the launch id Vigil gave the app. */
+  launch?: string;
 }
 
-/** Runs authorize → login form → consent (and patient picker) → code → token; returns the token response. */
-export async function authorizationCodeFlow(f: CodeFlow): Promise<{ status: number; headers: Headers; body: Record<string, any> }> {
-  const browser = new Browser();
+/**
+ * A user at Vigil's pages, from an authorization URL: the login form (unless the browser is signed
+ * in), then consent (and the patient picker), until Vigil redirects back to the app; returns where.
+ */
+export async function signIn(browser: Browser, authorizeUrl: string, f: Pick<CodeFlow, 'base' | 'username' | 'password' | 'patient'>): Promise<string> {
+  let step = await browser.follow(authorizeUrl, f.base);
+  for (let pages = 0; step.url.startsWith(f.base); pages++) {
+    assert.ok(pages < 3, `stuck at ${step.url}`);
+    assert.equal(step.res.status, 200, await step.res.clone().text());
+    const html = await step.res.text();
+    if (/name="password"/.test(html)) {
+      assert.match(html, /name="username"/);
+      step = await browser.submit(step.url, html, /\/login/, { username: f.username, password: f.password }, f.base);
+    } else {
+      step = await browser.submit(step.url, html, /\/confirm/, f.patient ? { patient: f.patient } : {}, f.base);
+    }
+  }
+  return step.url;
+}
+
+/** The authorization request with PKCE, then signIn; returns the app's callback URL and the PKCE verifier. */
+export async function authorize(f: CodeFlow, browser = new Browser()): Promise<{ callback: URL; verifier: string }> {
   const { verifier, challenge } = pkce();
   const state = randomBytes(8).toString('hex');
-  const authorize = `${f.base}/oauth2/authorize?${new URLSearchParams({
+  const authorizeUrl = `${f.base}/oauth2/authorize?${new URLSearchParams({
     response_type: 'code', client_id: f.clientId, redirect_uri: f.redirectUri, scope: f.scope, state, aud: f.fhir,
-    code_challenge: challenge, code_challenge_method: 'S256',
+    code_challenge: challenge, code_challenge_method: 'S256', ...(f.launch ? { launch: f.launch } : {}),
   })}`;
-  let step = await browser.follow(authorize, f.base);
-  assert.equal(step.res.status, 200, await step.res.clone().text());
-  let html = await step.res.text();
-  assert.match(html, /name="username"/);
-  assert.match(html, /name="password"/);
-  step = await browser.submit(step.url, html, /\/login/, { username: f.username, password: f.password }, f.base);
-  assert.equal(step.res.status, 200);
-  html = await step.res.text();
-  step = await browser.submit(step.url, html, /\/confirm/, f.patient ? { patient: f.patient } : {}, f.base);
-  const callback = new URL(step.url);
-  assert.equal(`${callback.origin}${callback.pathname}`, f.redirectUri, step.url);
+  const callback = new URL(await signIn(browser, authorizeUrl, f));
+  assert.equal(`${callback.origin}${callback.pathname}`, f.redirectUri, callback.href);
   assert.equal(callback.searchParams.get('state'), state);
+  return { callback, verifier };
+}
+
+/** Runs the whole authorization code flow with PKCE; returns the token response. */
+export async function authorizationCodeFlow(f: CodeFlow, browser?: Browser): Promise<{ status: number; headers: Headers; body: Record<string, any> }> {
+  const { callback, verifier } = await authorize(f, browser);
   const code = callback.searchParams.get('code');
-  assert.ok(code, step.url);
+  assert.ok(code, callback.href);
   const res = await fetch(`${f.base}/oauth2/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
