@@ -51,10 +51,18 @@ export class DeadLetters {
 
 /**
  * Messages are kept as received: JSON re-serialised, anything else (unparseable bodies) verbatim,
- * except NUL, which PostgreSQL text cannot hold.
+ * except NUL, which PostgreSQL text cannot hold. JSON nested too deeply to serialise again (JSON.parse
+ * takes any depth, JSON.stringify does not) is kept as a note: failing here would refuse, and a
+ * device re-send, a message that can never be mapped.
  */
 function rawText(message: unknown): string {
-  const text = typeof message === 'string' ? message : JSON.stringify(message) ?? String(message);
+  let text: string;
+  try {
+    text = typeof message === 'string' ? message : JSON.stringify(message) ?? String(message);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    text = '(not kept: JSON nested too deeply to store)';
+  }
   return text.replaceAll('\u0000', '\uFFFD');
 }
 

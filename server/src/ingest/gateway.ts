@@ -1,5 +1,6 @@
 import type { Observation } from '@medplum/fhirtypes';
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { allowsAll, writeAllowed, type AccessPolicy } from '../auth/access-policy.ts';
 import { FhirError } from '../fhir/outcome.ts';
 import type { Repository } from '../store/repository.ts';
 import { validate } from '../store/validation.ts';
@@ -12,7 +13,15 @@ export type Outcome = 'created' | 'updated' | 'unchanged';
 
 export type MessageResult =
   | { status: 'ok'; observations: { id: string; outcome: Outcome }[]; warnings?: string[] }
-  | { status: 'rejected'; reason: string; deadLetterId: string };
+  | { status: 'rejected'; reason: string; deadLetterId: string }
+  /** Not the sender's to write: dropped, not kept as a dead letter. */
+  | { status: 'forbidden'; reason: string };
+
+/** Why a message was not stored; `forbidden` ones are not dead-lettered. */
+interface Problem {
+  reason: string;
+  forbidden?: true;
+}
 
 interface Pending {
   observation: Observation;
@@ -26,7 +35,8 @@ interface Pending {
  * Device messages to stored Observations: template mapping, identity resolution, then one
  * database transaction that creates new Observations and merges re-sent or grouped ones by their
  * deterministic identifier. Bad messages are dead-lettered without affecting the good ones, and
- * the answer comes only after the good ones are committed.
+ * the answer comes only after the good ones are committed. With the sender's access policy, each
+ * message is also checked against it: a device writes only for the patients its token reaches.
  */
 export class IngestGateway {
   readonly #repo: Repository;
@@ -44,11 +54,12 @@ export class IngestGateway {
   }
 
   /** undefined when the mapping does not exist. */
-  async ingest(mappingName: string, messages: unknown[]): Promise<MessageResult[] | undefined> {
+  async ingest(mappingName: string, messages: unknown[], access?: AccessPolicy): Promise<MessageResult[] | undefined> {
     const mapping = await this.#mappings.compiled(mappingName);
     if (!mapping) return undefined;
     this.#metrics.messages.inc({ mapping: mappingName }, messages.length);
     const rejected = new Map<number, string>();
+    const forbidden = new Map<number, string>();
     const warnings = new Map<number, string[]>();
     const pending = new Map<string, Pending>();
     const issued = new Date().toISOString();
@@ -62,15 +73,17 @@ export class IngestGateway {
     });
     for (const [i, measurements] of byMessage.entries()) {
       if (rejected.has(i)) continue;
-      const problem = await this.#place(mapping, measurements, i, issued, pending);
-      if (problem) rejected.set(i, problem);
+      const problem = await this.#place(mapping, measurements, i, issued, pending, access);
+      if (problem) (problem.forbidden ? forbidden : rejected).set(i, problem.reason);
     }
     const outcomes = await this.#write(pending, rejected);
     const dead = [...rejected.entries()];
     const deadIds = await this.deadLetters.add(dead.map(([i, reason]) => ({ mapping: mappingName, reason, message: messages[i] })));
     for (const [, reason] of dead) this.#metrics.rejected.inc({ mapping: mappingName, reason: reasonClass(reason) });
+    if (forbidden.size) this.#metrics.rejected.inc({ mapping: mappingName, reason: 'forbidden' }, forbidden.size);
     const deadById = new Map(dead.map(([i], k) => [i, deadIds[k]]));
     return messages.map((_, i) => {
+      if (forbidden.has(i)) return { status: 'forbidden', reason: forbidden.get(i) as string };
       const reason = rejected.get(i);
       if (reason !== undefined) return { status: 'rejected', reason, deadLetterId: deadById.get(i) as string };
       const observations = [...pending.values()].filter((p) => p.messages.has(i)).map((p) => outcomes.get(p.key) as { id: string; outcome: Outcome });
@@ -78,21 +91,30 @@ export class IngestGateway {
     });
   }
 
-  /** Resolves the message's devices and folds its Observations into the batch; returns a rejection reason. */
-  async #place(mapping: CompiledMapping, measurements: Measurement[], i: number, issued: string, pending: Map<string, Pending>): Promise<string | undefined> {
+  /** Resolves the message's devices and folds its Observations into the batch; returns why it cannot be. */
+  async #place(
+    mapping: CompiledMapping, measurements: Measurement[], i: number, issued: string, pending: Map<string, Pending>, access: AccessPolicy | undefined,
+  ): Promise<Problem | undefined> {
+    // Create mode makes Patients and Devices from what the message says: only for senders that reach every patient.
+    if (access && mapping.identityResolution === 'Create' && !allowsAll(access, 'Observation', 'c')) {
+      return { reason: `Mapping "${mapping.name}" creates patients: it needs system/Observation.c`, forbidden: true };
+    }
     const built: Observation[] = [];
     for (const group of groupByIdentity(measurements)) {
       const identity = await this.#identities.resolve(mapping.identityResolution, group.deviceId, group.patientId);
-      if ('reject' in identity) return identity.reject;
+      if ('reject' in identity) return { reason: identity.reject };
+      if (access && !writeAllowed(access, 'Observation', 'c', [identity.subject.reference as string])) {
+        return { reason: `This client may not write readings of device "${group.deviceId}"`, forbidden: true };
+      }
       const { observations, rejections } = mapping.toObservations(group.measurements, { issued, device: identity.device, subject: identity.subject });
-      if (rejections.length) return rejections.map((r) => r.reason).join('; ');
+      if (rejections.length) return { reason: rejections.map((r) => r.reason).join('; ') };
       built.push(...observations);
     }
     for (const observation of built) {
       try {
         validate(observation);
       } catch (err) {
-        if (err instanceof FhirError) return `Mapped Observation is invalid: ${err.message}`;
+        if (err instanceof FhirError) return { reason: `Mapped Observation is invalid: ${err.message}` };
         throw err;
       }
     }
@@ -103,7 +125,7 @@ export class IngestGateway {
         pending.set(key, { observation, key, messages: new Set([i]), validated: true });
       } else {
         const merged = mergeObservation(existing.observation, observation);
-        if (merged.conflict) return merged.conflict;
+        if (merged.conflict) return { reason: merged.conflict };
         existing.observation = merged.observation;
         existing.messages.add(i);
         existing.validated = false;

@@ -1,16 +1,16 @@
 import { createServer, type Server } from 'node:net';
 import { Aedes, type AuthenticateError, type AuthErrorCode, type Client } from 'aedes';
 import type { Logger } from '../ops/logger.ts';
+import type { Authenticate, DeviceIdentity } from './mqtt-auth.ts';
 import { mappingOf, type MqttIngest } from './mqtt-ingest.ts';
-
-export type Authenticate = (username: string, password: string) => Promise<boolean>;
 
 export interface EmbeddedBrokerOptions {
   ingest: MqttIngest;
   logger: Logger;
   port: number;
   host: string;
-  authenticate?: Authenticate;
+  /** Every client authenticates: the embedded broker takes no anonymous connections. */
+  authenticate: Authenticate;
 }
 
 export interface EmbeddedBroker {
@@ -18,47 +18,68 @@ export interface EmbeddedBroker {
   close(): Promise<void>;
 }
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+/** MQTT 3.1.1 CONNACK return code 5. */
+const NOT_AUTHORIZED = 5;
+/** MQTT 3.1.1 CONNACK return code 3. */
+const SERVER_UNAVAILABLE = 3;
 
 /**
- * An in-process aedes broker. Ingest publishes are handled in `authorizePublish`, which aedes runs
- * before it sends the PUBACK (QoS 1) or PUBREC (QoS 2): calling back only after the gateway has
- * committed means an acknowledged reading is stored or dead-lettered. A gateway failure closes
- * the connection without acknowledging, so the device re-sends. Undefined when the port is taken.
+ * An in-process aedes broker that is Vigil's device gateway and nothing else: clients authenticate
+ * with OAuth credentials, may publish only to `vigil/ingest/{mapping}`, and subscribe to nothing.
+ * Ingest publishes are handled in `authorizePublish`, which aedes runs before it sends the PUBACK
+ * (QoS 1) or PUBREC (QoS 2): calling back only after the gateway has committed means an
+ * acknowledged reading is stored, dead-lettered or refused as not the client's to write. A
+ * gateway failure, or credentials that expired since CONNECT, close the connection without
+ * acknowledging, so the device re-sends. Undefined when the port is taken.
  */
 export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker | undefined> {
   const { ingest, logger, port, host, authenticate } = options;
-  // Without an authentication hook only local processes can reach the broker, so anonymous is safe.
-  if (!authenticate && !LOOPBACK.has(host)) {
-    throw new Error(`The embedded MQTT broker allows anonymous clients only on a loopback address, not ${host}`);
-  }
   const broker = await Aedes.createBroker();
-  if (authenticate) broker.authenticate = authenticator(authenticate, logger);
+  const devices = new WeakMap<Client, DeviceIdentity>();
   const queues = new WeakMap<Client, Promise<void>>();
   let closing = false;
 
+  broker.authenticate = (client, username, password, done) => {
+    const refuse = (message: string, returnCode: number) => done(Object.assign(new Error(message), { returnCode: returnCode as AuthErrorCode }) as AuthenticateError, false);
+    authenticate(username ?? '', password?.toString('utf8') ?? '').then(
+      (device) => {
+        if (!device) {
+          logger.info({ clientId: client.id, username }, 'MQTT connection refused: not authorized');
+          return refuse('Not authorized', NOT_AUTHORIZED);
+        }
+        devices.set(client, device);
+        done(null, true);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'MQTT authentication failed');
+        refuse('Server unavailable', SERVER_UNAVAILABLE);
+      },
+    );
+  };
+
   broker.authorizePublish = (client, packet, callback) => {
-    if (packet.topic.startsWith('$SYS/')) return callback(new Error('$SYS/ topics are reserved'));
     const mapping = mappingOf(packet.topic);
-    if (mapping === undefined) return callback(null);
+    const device = client ? devices.get(client) : undefined;
+    // Also refuses $SYS/ and the broker's own will messages: nothing but readings goes through here.
+    if (mapping === undefined || !client || !device) return callback(new Error(`Only vigil/ingest/{mapping} takes publishes, not ${packet.topic}`));
     if (closing) return callback(new Error('Vigil is shutting down'));
     // Readings are health data: never kept as retained messages in broker memory.
     packet.retain = false;
-    const run = () => ingest.handle(mapping, packet.payload);
+    const run = async () => ingest.handle(mapping, packet.payload, await device.policy());
     // One client's publishes are ingested in order, so its PUBACKs go out in order (MQTT 4.6).
-    const previous = client ? queues.get(client) : undefined;
+    const previous = queues.get(client);
     const work = previous ? previous.then(run, run) : run();
-    if (client) queues.set(client, work.catch(() => undefined));
+    queues.set(client, work.catch(() => undefined));
     work.then(
       () => callback(null),
       (err: unknown) => {
-        logger.error({ err, mapping, clientId: client?.id }, 'MQTT ingest failed; closing the connection unacknowledged so the device re-sends');
+        logger.warn({ err, mapping, clientId: client.id }, 'MQTT publish not ingested; closing the connection unacknowledged so the device re-sends');
         callback(err as Error);
       },
     );
   };
-  // Readings go to Vigil only, not to whichever other client subscribes to the ingest topics.
-  broker.authorizeForward = (_client, packet) => (mappingOf(packet.topic) === undefined ? packet : null);
+  broker.authorizeSubscribe = (_client, _subscription, callback) => callback(null, null);
+  broker.authorizeForward = () => null;
 
   const server = createServer(broker.handle);
   try {
@@ -90,19 +111,6 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       await closeBroker(broker);
       await closeServer(server);
     },
-  };
-}
-
-function authenticator(authenticate: Authenticate, logger: Logger): Aedes['authenticate'] {
-  const refuse = (message: string, returnCode: number) => Object.assign(new Error(message), { returnCode: returnCode as AuthErrorCode }) as AuthenticateError;
-  return (_client, username, password, done) => {
-    authenticate(username ?? '', password?.toString('utf8') ?? '').then(
-      (ok) => (ok ? done(null, true) : done(refuse('Bad username or password', 4), false)),
-      (err: unknown) => {
-        logger.error({ err }, 'MQTT authentication hook failed');
-        done(refuse('Server unavailable', 3), false);
-      },
-    );
   };
 }
 

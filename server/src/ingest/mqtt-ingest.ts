@@ -1,3 +1,4 @@
+import type { AccessPolicy } from '../auth/access-policy.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { IngestGateway } from './gateway.ts';
 
@@ -34,8 +35,9 @@ export class MqttIngest {
     this.#logger = logger;
   }
 
-  handle(mapping: string, payload: Buffer | string): Promise<void> {
-    const work = this.#ingest(mapping, payload);
+  /** `access`: the publishing device's rights (embedded broker); an external broker authorises its own clients. */
+  handle(mapping: string, payload: Buffer | string, access?: AccessPolicy): Promise<void> {
+    const work = this.#ingest(mapping, payload, access);
     this.#inFlight.add(work);
     const forget = () => this.#inFlight.delete(work);
     work.then(forget, forget);
@@ -47,7 +49,7 @@ export class MqttIngest {
     await Promise.allSettled([...this.#inFlight]);
   }
 
-  async #ingest(mapping: string, payload: Buffer | string): Promise<void> {
+  async #ingest(mapping: string, payload: Buffer | string, access: AccessPolicy | undefined): Promise<void> {
     const text = payload.toString();
     let messages: unknown[];
     try {
@@ -59,7 +61,7 @@ export class MqttIngest {
       messages = [text.replaceAll('\0', '\uFFFD')];
     }
     if (messages.length === 0) return;
-    const results = await this.#gateway.ingest(mapping, messages);
+    const results = await this.#gateway.ingest(mapping, messages, access);
     if (!results) {
       if (!this.#unknown.has(mapping) && this.#unknown.size < MAX_REMEMBERED) {
         this.#unknown.add(mapping);
@@ -69,5 +71,7 @@ export class MqttIngest {
     }
     const rejected = results.filter((r) => r.status === 'rejected').length;
     if (rejected) this.#logger.debug({ mapping, rejected, received: results.length }, 'MQTT messages dead-lettered');
+    const forbidden = results.filter((r) => r.status === 'forbidden').length;
+    if (forbidden) this.#logger.warn({ mapping, clientId: access?.clientId, forbidden, received: results.length }, 'MQTT messages dropped: not the client\'s to write');
   }
 }

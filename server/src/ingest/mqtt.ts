@@ -1,9 +1,11 @@
 import type { Logger } from '../ops/logger.ts';
 import type { IngestGateway } from './gateway.ts';
-import { startEmbeddedBroker, type Authenticate } from './mqtt-embedded.ts';
+import type { Authenticate } from './mqtt-auth.ts';
+import { startEmbeddedBroker } from './mqtt-embedded.ts';
 import { connectExternalBroker } from './mqtt-external.ts';
 import { MqttIngest } from './mqtt-ingest.ts';
 
+export { oauthDevices, type Authenticate, type DeviceIdentity } from './mqtt-auth.ts';
 export { ingestTopic } from './mqtt-ingest.ts';
 
 export interface MqttOptions {
@@ -13,14 +15,14 @@ export interface MqttOptions {
   url?: string;
   /** The embedded broker's port; 0 disables it. */
   port: number;
-  /** The embedded broker's address. */
+  /** The embedded broker's address (default 127.0.0.1). */
   host?: string;
   /**
-   * Checks a device's CONNECT on the embedded broker: username = OAuth client id, password = an
-   * access token or the client secret. Without it only loopback (anonymous) clients are allowed.
-   * An external broker authenticates devices itself.
+   * Checks each CONNECT on the embedded broker (`oauthDevices`: username = OAuth client id,
+   * password = its secret or an access token); nobody connects without. An external broker
+   * authenticates devices itself.
    */
-  authenticate?: Authenticate;
+  authenticate: Authenticate;
 }
 
 export interface MqttTransport {

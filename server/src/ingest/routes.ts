@@ -1,5 +1,6 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import type { OperationOutcome } from '@medplum/fhirtypes';
+import type { AccessPolicy } from '../auth/access-policy.ts';
 import { FhirError, badRequest, notFound } from '../fhir/outcome.ts';
 import type { IngestGateway } from './gateway.ts';
 import type { MappingStore } from './mappings.ts';
@@ -60,10 +61,11 @@ export function ingestRouter(gateway: IngestGateway, mappings: MappingStore, max
     }
     const messages = Array.isArray(body) ? body : [body];
     if (messages.length === 0) throw badRequest('No messages in the body');
-    const results = await gateway.ingest(mapping, messages);
+    const results = await gateway.ingest(mapping, messages, res.locals.access as AccessPolicy);
     if (!results) throw notFound(`No mapping named "${mapping}"`);
     const accepted = results.filter((r) => r.status === 'ok').length;
-    res.json({ accepted, rejected: results.length - accepted, results });
+    const forbidden = results.filter((r) => r.status === 'forbidden').length;
+    res.json({ accepted, rejected: results.length - accepted - forbidden, ...(forbidden ? { forbidden } : {}), results });
   }));
   return router;
 }

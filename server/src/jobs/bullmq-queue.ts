@@ -1,8 +1,8 @@
 import { DelayedError, Queue, Worker } from 'bullmq';
 import type { Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import { backoffDelay, DEFAULT_CLOSE_TIMEOUT_MS, resolveOptions, settlesWithin, toError } from './options.ts';
-import type { Backoff, CloseOptions, DeadLetter, EnqueueOptions, JobHandler, JobQueue, ProcessOptions } from './queue.ts';
+import { backoffDelay, checkPeriod, DEFAULT_CLOSE_TIMEOUT_MS, resolveOptions, settlesWithin, toError } from './options.ts';
+import type { Backoff, CloseOptions, DeadLetter, EnqueueOptions, JobHandler, JobQueue, ProcessOptions, ScheduleOptions } from './queue.ts';
 
 /*
  * Per-key ordering (groupKey). BullMQ has no groups outside its Pro edition, and a queue per key
@@ -127,6 +127,21 @@ export class BullMqQueue<T> implements JobQueue<T> {
     // The head may have finished between the push and the add, when there was nothing to promote yet.
     if ((await this.#redis.lindex(list, 0)) === bullId) await this.#promote(bullId);
     return jobId;
+  }
+
+  /**
+   * A BullMQ job scheduler: Redis holds one delayed job for the next period, created as the current
+   * one starts, so replicas that all schedule the same id still run each period once.
+   */
+  async schedule(scheduleId: string, everyMs: number, data: T, options: ScheduleOptions = {}): Promise<void> {
+    if (this.#closed) throw new Error(`queue ${this.name} is closed`);
+    const { attempts, backoff } = resolveOptions(options);
+    const envelope: Envelope<T> = { id: scheduleId, data, backoff, runAt: 0 };
+    await this.#queue.upsertJobScheduler(
+      toBullId(scheduleId),
+      { every: checkPeriod(everyMs) },
+      { name: JOB_NAME, data: envelope, opts: { attempts, backoff: { type: BACKOFF_TYPE }, removeOnComplete: true, removeOnFail: false } },
+    );
   }
 
   process(handler: JobHandler<T>, options: ProcessOptions<T> = {}): void {

@@ -1,5 +1,5 @@
-import { backoffDelay, DEFAULT_CLOSE_TIMEOUT_MS, resolveOptions, settlesWithin, toError } from './options.ts';
-import type { Backoff, CloseOptions, DeadLetter, EnqueueOptions, JobHandler, JobQueue, ProcessOptions } from './queue.ts';
+import { backoffDelay, checkPeriod, DEFAULT_CLOSE_TIMEOUT_MS, resolveOptions, settlesWithin, toError } from './options.ts';
+import type { Backoff, CloseOptions, DeadLetter, EnqueueOptions, JobHandler, JobQueue, ProcessOptions, ScheduleOptions } from './queue.ts';
 
 /** Dead letters beyond this are forgotten, oldest first: memory is the only store here. */
 const MAX_DEAD_LETTERS = 1_000;
@@ -36,6 +36,7 @@ export class MemoryQueue<T> implements JobQueue<T> {
   readonly #groups = new Map<string, Entry<T>[]>();
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #running = new Set<Running>();
+  readonly #schedules = new Map<string, NodeJS.Timeout>();
   #handler?: JobHandler<T>;
   #options: ProcessOptions<T> = {};
   #closed = false;
@@ -65,6 +66,20 @@ export class MemoryQueue<T> implements JobQueue<T> {
     return jobId;
   }
 
+  /** One process only: a timer that enqueues the period's job, keyed by period so a retry never doubles it. */
+  async schedule(scheduleId: string, everyMs: number, data: T, options: ScheduleOptions = {}): Promise<void> {
+    if (this.#closed) throw new Error(`queue ${this.name} is closed`);
+    checkPeriod(everyMs);
+    resolveOptions(options);
+    clearInterval(this.#schedules.get(scheduleId));
+    const fire = (): void => {
+      const jobId = `${scheduleId}@${Math.floor(Date.now() / everyMs)}`;
+      this.enqueue(data, { ...options, jobId }).catch((error: unknown) => this.#onError(toError(error)));
+    };
+    this.#schedules.set(scheduleId, setInterval(fire, everyMs));
+    fire();
+  }
+
   process(handler: JobHandler<T>, options: ProcessOptions<T> = {}): void {
     if (this.#handler) throw new Error(`queue ${this.name} already has a handler`);
     if (this.#closed) throw new Error(`queue ${this.name} is closed`);
@@ -82,6 +97,8 @@ export class MemoryQueue<T> implements JobQueue<T> {
     this.#closed = true;
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
+    for (const timer of this.#schedules.values()) clearInterval(timer);
+    this.#schedules.clear();
     const running = [...this.#running];
     const finished = await settlesWithin(Promise.all(running.map((job) => job.done)), options.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);
     if (!finished) for (const job of running) job.abort.abort();

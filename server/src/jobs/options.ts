@@ -26,6 +26,12 @@ export function resolveOptions(options: EnqueueOptions): ResolvedOptions {
   return { jobId: options.jobId ?? randomUUID(), delayMs, attempts, backoff, groupKey: options.groupKey };
 }
 
+/** A schedule's period, checked like the other options. */
+export function checkPeriod(everyMs: number): number {
+  if (!Number.isInteger(everyMs) || everyMs < 1) throw new Error(`everyMs must be a positive integer, not ${everyMs}`);
+  return everyMs;
+}
+
 /**
  * Delay before the retry that follows failed attempt number `attempt` (1-based).
  * "Equal jitter": half the exponential step is kept so retries never collapse to zero,

@@ -46,6 +46,12 @@ export interface ProcessOptions<T> {
   onDeadLetter?: (job: DeadLetter<T>) => void;
 }
 
+export interface ScheduleOptions {
+  /** Per run, as for enqueue. */
+  attempts?: number;
+  backoff?: Backoff;
+}
+
 export interface CloseOptions {
   /** How long in-flight jobs may run on before they are aborted. */
   timeoutMs?: number;
@@ -55,6 +61,12 @@ export interface JobQueue<T> {
   readonly name: string;
   /** Resolves to the job id (the given jobId or a generated one). */
   enqueue(data: T, options?: EnqueueOptions): Promise<string>;
+  /**
+   * Runs a job with `data` every `everyMs` under `scheduleId`, the first at once: one job per
+   * period however many processes share the queue and schedule it (a BullMQ job scheduler on Redis,
+   * a timer in-process). Scheduling the same id again replaces the schedule.
+   */
+  schedule(scheduleId: string, everyMs: number, data: T, options?: ScheduleOptions): Promise<void>;
   /** Starts consuming; one handler per queue instance. */
   process(handler: JobHandler<T>, options?: ProcessOptions<T>): void;
   /** Most recent first. */

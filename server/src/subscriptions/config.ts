@@ -6,6 +6,8 @@ export interface SubscriptionConfig {
   allowPrivateEndpoints: boolean;
   /** Delivery attempts before the subscription is set to `error`. */
   attempts: number;
+  /** Handshake attempts (same backoff) before a `requested` topic subscription goes to `error`. */
+  handshakeAttempts: number;
   backoff: Backoff;
   /** Per-attempt HTTP timeout; a Subscription's `backport-timeout` may only shorten it. */
   timeoutMs: number;
@@ -24,6 +26,7 @@ export function loadSubscriptionConfig(env: NodeJS.ProcessEnv): SubscriptionConf
   return {
     allowPrivateEndpoints: env.VIGIL_ALLOW_PRIVATE_ENDPOINTS === 'true',
     attempts: positive(env.VIGIL_SUBSCRIPTION_ATTEMPTS, 20, 'VIGIL_SUBSCRIPTION_ATTEMPTS'),
+    handshakeAttempts: positive(env.VIGIL_SUBSCRIPTION_HANDSHAKE_ATTEMPTS, 5, 'VIGIL_SUBSCRIPTION_HANDSHAKE_ATTEMPTS'),
     backoff: { baseMs, capMs },
     timeoutMs: positive(env.VIGIL_SUBSCRIPTION_TIMEOUT_MS, 10_000, 'VIGIL_SUBSCRIPTION_TIMEOUT_MS'),
     concurrency: positive(env.VIGIL_SUBSCRIPTION_CONCURRENCY, 32, 'VIGIL_SUBSCRIPTION_CONCURRENCY'),

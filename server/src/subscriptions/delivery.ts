@@ -15,8 +15,18 @@ import { setStatus } from './status.ts';
 
 export interface Delivery {
   subscriptionId: string;
-  kind: 'event' | 'heartbeat';
+  /** `handshake` activates a `requested` topic rest-hook once its endpoint accepts one. */
+  kind: 'handshake' | 'event' | 'heartbeat';
   focus?: Change;
+  /** An event already numbered and sent once, queued again by `$resend`. */
+  resend?: { number: number; timestamp: string };
+}
+
+/** A recorded event of a subscription, for `$resend`. */
+export interface ResentEvent {
+  number: number;
+  timestamp: string;
+  focus: Change;
 }
 
 export interface Notification {
@@ -25,9 +35,9 @@ export interface Notification {
 }
 
 /**
- * Sends one notification: an event (numbered on its first attempt, the number kept across
- * retries) or a heartbeat. The subscription is re-read first, so `off`, `end` and deletion stop
- * deliveries already queued. Failures throw, for the queue to retry with backoff.
+ * Sends one notification: a handshake, an event (numbered on its first attempt, the number kept
+ * across retries and resends) or a heartbeat. The subscription is re-read first, so `off`, `end`
+ * and deletion stop deliveries already queued. Failures throw, for the queue to retry with backoff.
  */
 export class Deliverer {
   readonly #repo: Repository;
@@ -46,13 +56,14 @@ export class Deliverer {
 
   handle = async (job: JobContext<Delivery>): Promise<void> => {
     const resource = await this.#current(job.data.subscriptionId);
+    if (job.data.kind === 'handshake') return this.#handshake(resource, job.signal);
     if (!resource || resource.status !== 'active' || (resource.end && Date.parse(resource.end) <= Date.now())) return;
     const sub = parseSubscription(resource, this.#config.allowPrivateEndpoints);
     const notification = job.data.kind === 'event' && job.data.focus
-      ? await this.#event(sub, job.id, job.data.focus)
+      ? await this.#event(sub, job.data.focus, job.data.resend ?? (await this.#number(sub.id, job.id, job.data.focus)), job.data.resend !== undefined)
       : await this.#heartbeat(sub);
     if (!notification) return;
-    await this.send(sub, notification, job.signal);
+    await this.#send(sub, notification, job.signal);
     if (sub.heartbeatSeconds) {
       await this.#repo.db.query('UPDATE subscription_heartbeat SET last_sent_at = now() WHERE subscription_id = $1', [sub.id]);
     }
@@ -60,13 +71,14 @@ export class Deliverer {
 
   /** After the last attempt: the subscription goes to `error`, saying why. */
   onDeadLetter = (dead: DeadLetter<Delivery>): void => {
-    const reason = `Notification delivery failed after ${dead.attempts} attempts: ${dead.error}`;
-    setStatus(this.#repo, dead.data.subscriptionId, 'error', reason, ['active']).catch((err: Error) =>
+    const handshake = dead.data.kind === 'handshake';
+    const reason = `${handshake ? 'Handshake' : 'Notification delivery'} failed after ${dead.attempts} attempts: ${dead.error}`;
+    setStatus(this.#repo, dead.data.subscriptionId, 'error', reason, [handshake ? 'requested' : 'active']).catch((err: Error) =>
       this.#logger.error({ err, subscription: dead.data.subscriptionId }, 'could not record the subscription error'),
     );
   };
 
-  async send(sub: ParsedSubscription, notification: Notification, signal: AbortSignal): Promise<void> {
+  async #send(sub: ParsedSubscription, notification: Notification, signal: AbortSignal): Promise<void> {
     if (sub.channel.type === 'websocket') {
       await this.#hub.publish({ subscriptionId: sub.id, ping: `ping ${sub.id}`, payload: notification.contentType ? notification.body : undefined });
       return;
@@ -87,26 +99,40 @@ export class Deliverer {
     if (!res.ok) throw new Error(`${url.host} answered ${res.status}`);
   }
 
-  async #event(sub: ParsedSubscription, jobId: string, focus: Change): Promise<Notification> {
-    const { number, timestamp } = await this.#number(sub.id, jobId, focus);
+  /** A `requested` subscription becomes `active` once its endpoint took the handshake; a failure throws, to be retried. */
+  async #handshake(resource: Subscription | undefined, signal: AbortSignal): Promise<void> {
+    if (resource?.status !== 'requested') return;
+    const sub = parseSubscription(resource, this.#config.allowPrivateEndpoints);
+    const bundle = notificationBundle({ sub, fhirBase: this.#fhirBase, type: 'handshake', eventsSinceStart: 0 });
+    await this.#send(sub, { body: JSON.stringify(bundle), contentType: sub.channel.payload }, signal);
+    await setStatus(this.#repo, sub.id, 'active', undefined, ['requested']);
+  }
+
+  async #event(sub: ParsedSubscription, focus: Change, { number, timestamp }: { number: number; timestamp: string }, resent: boolean): Promise<Notification> {
     const content = focus.interaction === 'delete' ? undefined : await this.#version(focus);
     if (!sub.topic) {
       // classic R4: the resource itself when a payload is asked for, otherwise an empty POST
       return sub.channel.payload ? { body: content ?? '', contentType: sub.channel.payload } : { body: '' };
     }
     const event: NotificationEvent = { number, timestamp, focus, resource: content ? (JSON.parse(content) as Resource) : undefined };
-    const bundle = notificationBundle({ sub, fhirBase: this.#fhirBase, type: 'event-notification', eventsSinceStart: number, events: [event] });
+    // a resent event keeps its number; the count is today's
+    const eventsSinceStart = resent ? await this.#eventCount(sub.id) : number;
+    const bundle = notificationBundle({ sub, fhirBase: this.#fhirBase, type: 'event-notification', eventsSinceStart, events: [event] });
     return { body: JSON.stringify(bundle), contentType: sub.channel.payload };
   }
 
   async #heartbeat(sub: ParsedSubscription): Promise<Notification | undefined> {
     if (!sub.topic) return undefined;
+    const bundle = notificationBundle({ sub, fhirBase: this.#fhirBase, type: 'heartbeat', eventsSinceStart: await this.#eventCount(sub.id) });
+    return { body: JSON.stringify(bundle), contentType: sub.channel.payload };
+  }
+
+  async #eventCount(subscriptionId: string): Promise<number> {
     const [row] = await this.#repo.db.query<{ n: string }>(
       'SELECT coalesce(max(event_number), 0)::text AS n FROM subscription_event WHERE subscription_id = $1',
-      [sub.id],
+      [subscriptionId],
     );
-    const bundle = notificationBundle({ sub, fhirBase: this.#fhirBase, type: 'heartbeat', eventsSinceStart: Number(row.n) });
-    return { body: JSON.stringify(bundle), contentType: sub.channel.payload };
+    return Number(row.n);
   }
 
   /** The event's number: assigned once per job, so a retry re-sends the same number. */

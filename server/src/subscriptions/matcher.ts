@@ -1,16 +1,18 @@
 import { evalFhirPathTyped, matchesSearchRequest, parseSearchRequest, toTypedValue } from '@medplum/core';
 import type { Resource, Subscription } from '@medplum/fhirtypes';
+import type { CareTeamPatients } from '../auth/care-team.ts';
+import { visible } from '../auth/fhir-guard.ts';
 import type { JobContext, JobQueue } from '../jobs/queue.ts';
-import type { Logger } from '../ops/logger.ts';
 import { quote } from '../store/columns.ts';
 import { extractIndex } from '../store/extract.ts';
 import type { Repository } from '../store/repository.ts';
 import { historyTable } from '../store/schema.ts';
+import { Params } from '../store/search/conditions.ts';
 import { executeSearch } from '../store/search/execute.ts';
 import { parseSearch } from '../store/search/query.ts';
+import { ownerRestriction } from './access.ts';
 import type { SubscriptionConfig } from './config.ts';
-import type { Deliverer, Delivery } from './delivery.ts';
-import { notificationBundle } from './notification.ts';
+import type { Delivery } from './delivery.ts';
 import type { Change } from './outbox.ts';
 import { parseSubscription } from './parse.ts';
 import type { Candidate, SubscriptionRegistry } from './registry.ts';
@@ -25,26 +27,22 @@ export class Matcher {
   readonly #repo: Repository;
   readonly #registry: SubscriptionRegistry;
   readonly #deliveries: JobQueue<Delivery>;
-  readonly #deliverer: Deliverer;
   readonly #config: SubscriptionConfig;
-  readonly #fhirBase: string;
-  readonly #logger: Logger;
+  readonly #careTeams: CareTeamPatients;
 
-  constructor(repo: Repository, registry: SubscriptionRegistry, deliveries: JobQueue<Delivery>, deliverer: Deliverer, config: SubscriptionConfig, logger: Logger) {
+  constructor(repo: Repository, registry: SubscriptionRegistry, deliveries: JobQueue<Delivery>, config: SubscriptionConfig, careTeams: CareTeamPatients) {
     this.#repo = repo;
+    this.#careTeams = careTeams;
     this.#registry = registry;
     this.#deliveries = deliveries;
-    this.#deliverer = deliverer;
     this.#config = config;
-    this.#fhirBase = `${repo.baseUrl}/fhir/R4`;
-    this.#logger = logger;
   }
 
   handle = async (job: JobContext<Change>): Promise<void> => {
     const change = job.data;
     if (change.resourceType === 'Subscription') {
       this.#registry.invalidate();
-      if (change.interaction !== 'delete') await this.#activate(change, job.signal);
+      if (change.interaction !== 'delete') await this.#activate(change);
       return;
     }
     await this.#registry.refresh();
@@ -76,20 +74,24 @@ export class Matcher {
 
   /**
    * The trigger's search, run against the database restricted to the changed resource (the REST
-   * API's own semantics, chains included), then its FHIRPath conditions. A deleted resource is no
-   * longer searchable: its last version is tested in memory instead (@medplum/core's matcher).
+   * API's own semantics, chains included) and to what the subscription's owner may read now, then
+   * its FHIRPath conditions. A deleted resource is no longer searchable: its last version is tested
+   * in memory instead (@medplum/core's matcher), and the owner's access on its deleted row.
    */
-  async #matches({ trigger }: Candidate, change: Change, current: Resource | undefined, previous: () => Promise<Resource | undefined>): Promise<boolean> {
+  async #matches({ sub, trigger }: Candidate, change: Change, current: Resource | undefined, previous: () => Promise<Resource | undefined>): Promise<boolean> {
+    const restrict = await ownerRestriction(sub.owner, this.#careTeams, this.#repo.baseUrl);
+    const limited = restrict?.('t', change.resourceType, new Params()) !== undefined;
     if (change.interaction === 'delete') {
       const last = await previous();
       if (!last) return false;
       if ([...trigger.search].length && !matchesSearchRequest(last, parseSearchRequest(`${change.resourceType}?${trigger.search}`))) return false;
-    } else if ([...trigger.search].length) {
+      if (restrict && limited && !(await visible(this.#repo.db, restrict, change.resourceType, change.id))) return false;
+    } else if ([...trigger.search].length || limited) {
       const params = new URLSearchParams(trigger.search);
       params.append('_id', change.id);
       params.set('_count', '1');
       params.set('_total', 'none');
-      const result = await executeSearch(this.#repo.db, parseSearch(change.resourceType, params), this.#repo.baseUrl);
+      const result = await executeSearch(this.#repo.db, parseSearch(change.resourceType, params), this.#repo.baseUrl, restrict);
       if (result.matches.length === 0) return false;
     }
     if (trigger.fhirpath.length === 0) return true;
@@ -104,8 +106,12 @@ export class Matcher {
     });
   }
 
-  /** requested → active, or error with the reason; topic-based rest-hooks must accept a handshake first. */
-  async #activate(change: Change, signal: AbortSignal): Promise<void> {
+  /**
+   * requested → active, or error with the reason. Topic-based rest-hooks must accept a handshake
+   * first: a delivery job, retried with backoff like any notification, that activates on success
+   * and sets `error` after its last attempt (delivery.ts).
+   */
+  async #activate(change: Change): Promise<void> {
     const current = await this.#version(change, change.versionId);
     const stored = await this.#repo.readVersion('Subscription', change.id).catch(() => undefined);
     if (!current || stored?.versionId !== String(change.versionId)) return;
@@ -119,14 +125,16 @@ export class Matcher {
       return;
     }
     if (sub.topic && sub.channel.type === 'rest-hook') {
-      const bundle = notificationBundle({ sub, fhirBase: this.#fhirBase, type: 'handshake', eventsSinceStart: 0 });
-      try {
-        await this.#deliverer.send(sub, { body: JSON.stringify(bundle), contentType: sub.channel.payload }, signal);
-      } catch (err) {
-        this.#logger.info({ subscription: sub.id, err }, 'subscription handshake failed');
-        await setStatus(this.#repo, change.id, 'error', `Handshake failed: ${(err as Error).message}`, ['requested']);
-        return;
-      }
+      await this.#deliveries.enqueue(
+        { subscriptionId: sub.id, kind: 'handshake' },
+        {
+          jobId: `${sub.id}/handshake/${change.versionId}`,
+          groupKey: sub.id,
+          attempts: this.#config.handshakeAttempts,
+          backoff: this.#config.backoff,
+        },
+      );
+      return;
     }
     await setStatus(this.#repo, change.id, 'active', undefined, ['requested']);
   }

@@ -3,6 +3,7 @@ import { parseFhirPath } from '@medplum/core';
 import { isKnownResourceType } from '../definitions.ts';
 import { FhirError, badRequest } from '../fhir/outcome.ts';
 import { parseSearch } from '../store/search/query.ts';
+import { type Owner, ownerOf } from './access.ts';
 import { checkEndpoint } from './endpoint.ts';
 import { getTopic, type Interaction, type Topic } from './topics.ts';
 
@@ -48,6 +49,8 @@ export interface ParsedSubscription {
   heartbeatSeconds?: number;
   timeoutMs?: number;
   maxCount?: number;
+  /** Whose access limits its notifications; absent: not limited (see access.ts). */
+  owner?: Owner;
 }
 
 /** JSON's `_element` siblings, which carry a primitive's extensions (absent from @medplum/fhirtypes). */
@@ -80,6 +83,7 @@ export function parseSubscription(sub: Subscription, allowPrivate: boolean): Par
     heartbeatSeconds: ext(`${BACKPORT}backport-heartbeat-period`)?.valueUnsignedInt || undefined,
     timeoutMs: timeout ? timeout * 1000 : undefined,
     maxCount: ext(`${BACKPORT}backport-max-count`)?.valuePositiveInt,
+    owner: ownerOf(sub),
   };
 }
 

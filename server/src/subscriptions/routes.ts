@@ -1,14 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import type { Request, RequestHandler, Response, Router } from 'express';
 import type { Bundle, Parameters, Resource, Subscription } from '@medplum/fhirtypes';
+import type { AccessPolicy } from '../auth/access-policy.ts';
+import { visible } from '../auth/fhir-guard.ts';
+import { getSearchParams } from '../definitions.ts';
+import { requestAccess } from '../fhir/access.ts';
 import { bodyResource, fhirBase, type FhirContext } from '../fhir/context.ts';
 import { create } from '../fhir/create.ts';
-import { badRequest, notFound } from '../fhir/outcome.ts';
+import { FhirError, badRequest, notFound } from '../fhir/outcome.ts';
 import { sendJson } from '../fhir/respond.ts';
 import { update } from '../fhir/update.ts';
 import { quote } from '../store/columns.ts';
 import { isoTimestamp } from '../store/database.ts';
+import { normalizeReference } from '../store/extract.ts';
 import { historyTable } from '../store/schema.ts';
+import { Params } from '../store/search/conditions.ts';
+import type { Restriction } from '../store/search/execute.ts';
+import { splitValues } from '../store/search/query.ts';
+import { ownerKey, withOwner } from './access.ts';
+import type { ResentEvent } from './delivery.ts';
 import { notificationBundle, statusParameters, type NotificationEvent } from './notification.ts';
 import { parseSubscription, type Content, type ParsedSubscription } from './parse.ts';
 import { WS_PATH } from './websocket.ts';
@@ -22,13 +32,17 @@ const CLIENT_STATUSES = new Set(['requested', 'active', 'off']);
 
 /**
  * Subscription routes, registered before the generic `/:type/:id` ones: validated create and
- * update, and the Backport IG operations `$status`, `$events`, `$get-ws-binding-token`.
+ * update, and the Backport IG operations `$status`, `$events`, `$resend`, `$get-ws-binding-token`. Each
+ * reaches only the caller's own subscriptions (access.ts), unless the caller sees them all.
  */
-export function subscriptionRoutes(router: Router, ctx: FhirContext, wrap: Wrap, allowPrivate: boolean): void {
+export function subscriptionRoutes(router: Router, ctx: FhirContext, wrap: Wrap, allowPrivate: boolean, resend: Resend): void {
   const validated = (next: Handler): Handler => async (req, res) => {
     const sub = bodyResource(req, 'Subscription') as Subscription;
     if (!CLIENT_STATUSES.has(sub.status)) throw badRequest(`Subscription.status must be requested, active or off, not "${sub.status}"`, 'Subscription.status');
-    parseSubscription(sub, allowPrivate);
+    const parsed = parseSubscription(sub, allowPrivate);
+    await checkNamedPatients(ctx, parsed, requestAccess(res).restriction);
+    const policy = res.locals.access as AccessPolicy | undefined;
+    if (policy) req.body = withOwner(sub, policy);
     // the generic handlers read the type from the path, which these routes spell out
     req.params.type = 'Subscription';
     await next(req, res);
@@ -44,8 +58,51 @@ export function subscriptionRoutes(router: Router, ctx: FhirContext, wrap: Wrap,
   op('/Subscription/$status', status(ctx, allowPrivate));
   op('/Subscription/:id/$status', status(ctx, allowPrivate));
   op('/Subscription/:id/$events', events(ctx, allowPrivate));
+  // $resend changes what the receiver gets: POST only
+  for (const p of ['/Subscription/:id/$resend', '/Subscription/:id/%24resend']) router.post(p, wrap(resendEvents(ctx, allowPrivate, resend)));
   op('/Subscription/$get-ws-binding-token', bindingToken(ctx));
   op('/Subscription/:id/$get-ws-binding-token', bindingToken(ctx));
+}
+
+/**
+ * A subscription may not name a patient its creator cannot read (`Observation?patient=Patient/other`):
+ * refused with a 403 rather than left to match nothing. Criteria that name no patient are limited
+ * to the creator's access when each change is matched.
+ */
+async function checkNamedPatients(ctx: FhirContext, sub: ParsedSubscription, restriction: Restriction | undefined): Promise<void> {
+  const named = new Set(sub.triggers.flatMap((t) => namedPatients(t.resourceType, t.search, ctx.baseUrl)));
+  if (!restriction || named.size === 0) return;
+  const params = new Params();
+  const condition = restriction('t', 'Patient', params);
+  if (condition === undefined) return;
+  const rows = await ctx.repo.db.query<{ id: string }>(`SELECT t.id FROM "Patient" t WHERE t.id = ANY(${params.add([...named])}) AND ${condition}`, params.values);
+  const outside = [...named].filter((id) => !rows.some((r) => r.id === id));
+  if (outside.length) {
+    throw new FhirError(403, [{
+      severity: 'error', code: 'forbidden', expression: ['Subscription.criteria'],
+      diagnostics: `The criteria name Patient/${outside[0]}, whose data this token may not read`,
+    }]);
+  }
+}
+
+/** Patient ids a search names outright: in reference parameters (`patient=Patient/1`, `subject=Patient/1`, `patient=1`) and a Patient's `_id`. */
+function namedPatients(type: string, search: URLSearchParams, baseUrl: string): string[] {
+  const ids: string[] = [];
+  for (const [key, value] of search) {
+    if (key.includes('.')) continue; // chains are limited when matched
+    const [code, modifier] = key.split(':');
+    const param = getSearchParams(type).get(code);
+    const reference = param?.type === 'reference' && (modifier === undefined || modifier === 'Patient');
+    for (const v of splitValues(value)) {
+      if (type === 'Patient' && code === '_id') ids.push(v);
+      if (!reference) continue;
+      const ref = normalizeReference(v, baseUrl);
+      const onlyPatients = modifier === 'Patient' || param.targets.every((t) => t === 'Patient');
+      const m = /^Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(ref) ?? (onlyPatients ? /^([A-Za-z0-9\-.]{1,64})$/.exec(ref) : null);
+      if (m) ids.push(m[1]);
+    }
+  }
+  return ids;
 }
 
 /** Operation inputs from the query string and a Parameters body alike. */
@@ -54,16 +111,20 @@ function inputs(req: Request, name: string): string[] {
   const body = req.body as Parameters | undefined;
   if (body?.resourceType === 'Parameters') {
     for (const p of body.parameter ?? []) {
-      if (p.name === name) values.push(String(p.valueId ?? p.valueString ?? p.valueCode ?? ''));
+      if (p.name === name) values.push(String(p.valueId ?? p.valueString ?? p.valueCode ?? p.valueInstant ?? ''));
     }
   }
   return values.filter(Boolean);
 }
 
-async function loadSubscriptions(ctx: FhirContext, ids: string[]): Promise<Subscription[]> {
-  const rows = ids.length
-    ? await ctx.repo.db.query<{ content: string }>('SELECT content FROM "Subscription" WHERE NOT deleted AND id = ANY($1) ORDER BY id', [ids])
-    : await ctx.repo.db.query<{ content: string }>('SELECT content FROM "Subscription" WHERE NOT deleted ORDER BY id LIMIT 1000');
+/** The named subscriptions (or all, up to 1000) among those the caller may see. */
+async function loadSubscriptions(ctx: FhirContext, ids: string[], restriction: Restriction | undefined): Promise<Subscription[]> {
+  const params = new Params();
+  const where = ['NOT t.deleted'];
+  if (ids.length) where.push(`t.id = ANY(${params.add(ids)})`);
+  const limit = restriction?.('t', 'Subscription', params);
+  if (limit) where.push(limit);
+  const rows = await ctx.repo.db.query<{ content: string }>(`SELECT t.content FROM "Subscription" t WHERE ${where.join(' AND ')} ORDER BY t.id LIMIT 1000`, params.values);
   return rows.map((r) => JSON.parse(r.content) as Subscription);
 }
 
@@ -85,7 +146,7 @@ const status = (ctx: FhirContext, allowPrivate: boolean): Handler => async (req,
   const id = req.params.id as string | undefined;
   const ids = id ? [id] : inputs(req, 'id');
   const statuses = id ? [] : inputs(req, 'status');
-  const subs = (await loadSubscriptions(ctx, ids)).filter((s) => statuses.length === 0 || statuses.includes(s.status));
+  const subs = (await loadSubscriptions(ctx, ids, requestAccess(res).restriction)).filter((s) => statuses.length === 0 || statuses.includes(s.status));
   if (id && subs.length === 0) throw notFound(`Subscription/${id} not found`);
   const entry = await Promise.all(
     subs.map(async (s) => {
@@ -104,17 +165,31 @@ const status = (ctx: FhirContext, allowPrivate: boolean): Handler => async (req,
   sendJson(req, res, 200, bundle);
 };
 
+/** An event-number input of the operations, or the fallback. */
+function eventNumber(req: Request, name: string, fallback: number): number {
+  const value = inputs(req, name)[0];
+  if (value === undefined) return fallback;
+  if (!/^\d{1,15}$/.test(value)) throw badRequest(`${name} must be an event number`, name);
+  return Number(value);
+}
+
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+
+/** An instant input of the operations (FHIR `instant`: with seconds and a zone), or undefined. */
+function instantInput(req: Request, name: string): string | undefined {
+  const value = inputs(req, name)[0];
+  if (value === undefined) return undefined;
+  if (!INSTANT.test(value) || Number.isNaN(Date.parse(value))) throw badRequest(`${name} must be an instant (e.g. 2025-01-01T10:00:00Z)`, name);
+  return new Date(value).toISOString();
+}
+
 const events = (ctx: FhirContext, allowPrivate: boolean): Handler => async (req, res) => {
   const id = req.params.id as string;
-  const [sub] = await loadSubscriptions(ctx, [id]);
+  const { restriction } = requestAccess(res);
+  const [sub] = await loadSubscriptions(ctx, [id], restriction);
   if (!sub) throw notFound(`Subscription/${id} not found`);
   const parsed = describe(sub, allowPrivate);
-  const number = (name: string, fallback: number): number => {
-    const value = inputs(req, name)[0];
-    if (value === undefined) return fallback;
-    if (!/^\d{1,15}$/.test(value)) throw badRequest(`${name} must be an event number`, name);
-    return Number(value);
-  };
+  const number = (name: string, fallback: number): number => eventNumber(req, name, fallback);
   const total = await eventCount(ctx, id);
   const until = number('eventsUntilNumber', total);
   const since = Math.max(number('eventsSinceNumber', Math.max(1, until - MAX_EVENTS + 1)), until - MAX_EVENTS + 1);
@@ -129,7 +204,8 @@ const events = (ctx: FhirContext, allowPrivate: boolean): Handler => async (req,
   for (const r of rows) {
     const focus = { resourceType: r.focus_type, id: r.focus_id, versionId: Number(r.focus_version), interaction: r.interaction };
     let resource: Resource | undefined;
-    if (content === 'full-resource') {
+    // the event matched under the owner's access then; the caller's access now decides what is shown
+    if (content === 'full-resource' && (!restriction || (await visible(ctx.repo.db, restriction, r.focus_type, r.focus_id)))) {
       const [v] = await ctx.repo.db.query<{ content: string | null }>(
         `SELECT content FROM ${quote(historyTable(r.focus_type))} WHERE id = $1 AND version_id = $2`,
         [r.focus_id, r.focus_version],
@@ -141,14 +217,51 @@ const events = (ctx: FhirContext, allowPrivate: boolean): Handler => async (req,
   sendJson(req, res, 200, notificationBundle({ sub: parsed, fhirBase: fhirBase(ctx), type: 'query-event', eventsSinceStart: total, events: list, content }));
 };
 
+/** Queues notifications again, each with its original event number, after the subscription's pending ones. */
+export type Resend = (subscriptionId: string, events: ResentEvent[]) => Promise<void>;
+
+/**
+ * `$resend` (Backport IG 1.2): the events of a number and/or time range are delivered again, in
+ * order, on the subscription's channel; the answer says how many were queued. At most MAX_EVENTS
+ * at a time, and only for an active topic-based subscription (only those number their events).
+ */
+const resendEvents = (ctx: FhirContext, allowPrivate: boolean, resend: Resend): Handler => async (req, res) => {
+  const id = req.params.id as string;
+  const [sub] = await loadSubscriptions(ctx, [id], requestAccess(res).restriction);
+  if (!sub) throw notFound(`Subscription/${id} not found`);
+  if (!describe(sub, allowPrivate).topic) throw badRequest('Only topic-based subscriptions number their events, so only they can be resent');
+  if (sub.status !== 'active') throw badRequest(`Subscription/${id} is ${sub.status}, not active: nothing can be sent on it`, 'Subscription.status');
+  const since = eventNumber(req, 'eventsSinceNumber', 1);
+  const until = eventNumber(req, 'eventsUntilNumber', Number.MAX_SAFE_INTEGER);
+  const rows = await ctx.repo.db.query<{ n: string; t: string; focus_type: string; focus_id: string; focus_version: number; interaction: ResentEvent['focus']['interaction'] }>(
+    `SELECT event_number::text AS n, created_at::text AS t, focus_type, focus_id, focus_version, interaction FROM subscription_event
+     WHERE subscription_id = $1 AND event_number BETWEEN $2 AND $3
+       AND ($4::timestamptz IS NULL OR created_at >= $4::timestamptz) AND ($5::timestamptz IS NULL OR created_at <= $5::timestamptz)
+     ORDER BY event_number LIMIT ${MAX_EVENTS + 1}`,
+    [id, since, until, instantInput(req, 'eventsSinceInstant') ?? null, instantInput(req, 'eventsUntilInstant') ?? null],
+  );
+  if (rows.length > MAX_EVENTS) throw badRequest(`The range holds more than ${MAX_EVENTS} events: resend it in parts`);
+  await resend(id, rows.map((r) => ({
+    number: Number(r.n),
+    timestamp: isoTimestamp(r.t),
+    focus: { resourceType: r.focus_type, id: r.focus_id, versionId: Number(r.focus_version), interaction: r.interaction },
+  })));
+  const range = rows.length ? ` (events ${rows[0].n} to ${rows[rows.length - 1].n})` : '';
+  sendJson(req, res, 200, {
+    resourceType: 'OperationOutcome',
+    issue: [{ severity: 'information', code: 'informational', diagnostics: `${rows.length} notification${rows.length === 1 ? '' : 's'} queued for resending${range}` }],
+  });
+};
+
 const bindingToken = (ctx: FhirContext): Handler => async (req, res) => {
   const id = req.params.id as string | undefined;
   const ids = id ? [id] : inputs(req, 'id');
   if (ids.length === 0) throw badRequest('Name the subscriptions with id', 'id');
-  const subs = await loadSubscriptions(ctx, ids);
+  const subs = await loadSubscriptions(ctx, ids, requestAccess(res).restriction);
   const missing = ids.filter((i) => !subs.some((s) => s.id === i && s.channel.type === 'websocket'));
   if (missing.length) throw badRequest(`No websocket subscription ${missing.join(', ')}`, 'id');
-  const token = randomBytes(24).toString('base64url');
+  // the token names whose subscriptions it binds: a subscription that changes hands stops binding
+  const token = `${randomBytes(24).toString('base64url')}.${Buffer.from(ownerKey(res.locals.access as AccessPolicy)).toString('base64url')}`;
   const expires = new Date(Date.now() + TOKEN_TTL_MS);
   await ctx.repo.db.query('DELETE FROM subscription_ws_token WHERE expires_at < now()');
   await ctx.repo.db.query('INSERT INTO subscription_ws_token (token, subscription_ids, expires_at) VALUES ($1, $2, $3)', [token, ids, expires.toISOString()]);

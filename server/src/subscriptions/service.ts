@@ -1,11 +1,13 @@
+import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { Basic } from '@medplum/fhirtypes';
+import { CareTeamPatients } from '../auth/care-team.ts';
 import type { Config } from '../config.ts';
 import type { JobQueue, QueueFactory } from '../jobs/queue.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { ChangeFeed } from '../store/events.ts';
 import type { Repository } from '../store/repository.ts';
-import { Deliverer, type Delivery } from './delivery.ts';
+import { Deliverer, type Delivery, type ResentEvent } from './delivery.ts';
 import { createHub, type Hub } from './hub.ts';
 import { Matcher } from './matcher.ts';
 import { OutboxDrainer, type Change } from './outbox.ts';
@@ -18,6 +20,8 @@ export interface SubscriptionService {
   registry: SubscriptionRegistry;
   drainer?: OutboxDrainer;
   deliveries: JobQueue<Delivery>;
+  /** Queues recorded events again (`$resend`), behind the subscription's pending notifications. */
+  resend(subscriptionId: string, events: ResentEvent[]): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -56,7 +60,7 @@ export async function startSubscriptions({ config, repo, feed, queues, server, l
     await installTopics(repo);
     const deliverer = new Deliverer(repo, settings, hub, fhirBase, logger);
     const changes = queues.queue<Change>('subscription-match');
-    const matcher = new Matcher(repo, registry, deliveries, deliverer, settings, logger);
+    const matcher = new Matcher(repo, registry, deliveries, settings, new CareTeamPatients(repo.db, config.baseUrl));
     // a change is handed on before it is matched: a retried match job hands it on again, and the
     // receivers' job ids absorb that
     changes.process(async (job) => {
@@ -76,6 +80,15 @@ export async function startSubscriptions({ config, repo, feed, queues, server, l
     registry,
     drainer,
     deliveries,
+    async resend(subscriptionId, events) {
+      const request = randomUUID();
+      for (const { number, timestamp, focus } of events) {
+        await deliveries.enqueue(
+          { subscriptionId, kind: 'event', focus, resend: { number, timestamp } },
+          { jobId: `${subscriptionId}/resend/${request}/${number}`, groupKey: subscriptionId, attempts: settings.attempts, backoff: settings.backoff },
+        );
+      }
+    },
     async stop() {
       for (const stop of stops) await stop();
       await hub.close();

@@ -5,6 +5,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../ops/logger.ts';
 import type { Database } from '../store/database.ts';
 import type { Hub, WsNotification } from './hub.ts';
+import { subscriptionOwnerKey } from './access.ts';
 import { notificationBundle } from './notification.ts';
 import { parseSubscription } from './parse.ts';
 
@@ -16,8 +17,9 @@ const MAX_BINDINGS = 100;
  * - `bind {id}` (R4): the socket gets `ping {id}` for each notification, never content, so that
  *   knowing a subscription id discloses nothing;
  * - `bind-with-token {token}` (Backport IG), the token from `$get-ws-binding-token` (an
- *   authenticated REST call): the socket gets the notifications themselves (the payload-carrying
- *   mode), starting with a handshake per subscription.
+ *   authenticated REST call, for the caller's own subscriptions): the socket gets the notifications
+ *   themselves (the payload-carrying mode, limited to the owner's access when matched), starting
+ *   with a handshake per subscription.
  * Replies: `bound {id}` / `error {reason}`.
  */
 export class WebsocketChannel {
@@ -76,9 +78,15 @@ export class WebsocketChannel {
         [arg],
       );
       if (!rows[0]) return void ws.send('error invalid or expired token');
+      // issued to this owner (routes.ts): binds only while the subscription is still theirs
+      const owner = Buffer.from(arg.split('.')[1] ?? '', 'base64url').toString();
       for (const id of rows[0].subscription_ids) {
         const sub = await this.#load(id);
         if (!sub) continue;
+        if (owner !== '*' && subscriptionOwnerKey(sub) !== owner) {
+          ws.send(`error Subscription ${id} no longer belongs to the token's owner`);
+          continue;
+        }
         this.#bind(ws, bound, id, true);
         ws.send(`bound ${id}`);
         const parsed = parseSubscription(sub, true);

@@ -1,22 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { groupByIdentity, mergeObservation } from '../../src/ingest/template/index.ts';
-import { BUILTINS, CONTEXT, NOW, builtin } from './helpers.ts';
+import { BUILTINS, CONTEXT, NOW, builtin, prng } from './helpers.ts';
 
 /** Garbled and random messages through every built-in mapping: nothing throws, everything is accounted for. */
 
 const MESSAGES = 3000;
-
-/** mulberry32: a small seeded PRNG, so every run fuzzes the same messages. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const random = prng(0x5eed);
 const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;

@@ -53,3 +53,14 @@ export function heartRateFhir(extra: Record<string, unknown> = {}, value: Record
     },
   };
 }
+
+/** mulberry32: a small seeded PRNG, so every run fuzzes the same input. */
+export function prng(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -4,10 +4,13 @@ import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { connectAsync, type IClientOptions } from 'mqtt';
 import pino from 'pino';
-import { startMqtt } from '../../src/ingest/mqtt.ts';
+import type { AccessPolicy } from '../../src/auth/access-policy.ts';
+import { parseScopes } from '../../src/auth/smart-scopes.ts';
+import { startMqtt, type Authenticate } from '../../src/ingest/mqtt.ts';
 import type { IngestGateway } from '../../src/ingest/gateway.ts';
 import { createLogger } from '../../src/ops/logger.ts';
-import { DRIVERS, authHeader, freePort, request, useServer, type TestServer } from '../support.ts';
+import { DRIVERS, authHeader, clientCredentialsToken, freePort, request, useServer, type TestServer } from '../support.ts';
+import { authorizationCodeFlow } from '../auth/smart-flow.ts';
 
 const MOSQUITTO = 'mqtt://127.0.0.1:1883';
 const silent = createLogger('silent');
@@ -53,6 +56,12 @@ async function publish(url: string, topic: string, payload: unknown, options: IC
   }
 }
 
+const SYSTEM: AccessPolicy = { clientId: 'test-device', sub: 'test-device', grants: parseScopes('system/Observation.c'), userPatients: [] };
+/** For brokers a test starts itself: every client is a device with system/Observation.c. */
+const anyDevice: Authenticate = async () => ({ clientId: 'test-device', policy: async () => SYSTEM });
+/** The suite's bootstrap client as MQTT credentials. */
+const asClient = (s: TestServer): IClientOptions => ({ username: s.clientId, password: s.clientSecret });
+
 /** The real gateway, except that its first call fails as if the database were down. */
 function failingOnce(gateway: IngestGateway): Pick<IngestGateway, 'ingest'> & { calls: number } {
   return {
@@ -73,21 +82,21 @@ for (const driver of DRIVERS) {
     it('sends the PUBACK only once the Observation is stored', async () => {
       assert.deepEqual([s.vigil.mqtt.mode, s.vigil.mqtt.port], ['embedded', port]);
       const { topic, patientId, reading } = await setUp(s);
-      await publish(url, topic, reading(71));
+      await publish(url, topic, reading(71), asClient(s));
       assert.deepEqual(await heartRates(s, patientId), [71], 'searchable as soon as the PUBACK arrives');
-      await publish(url, topic, [reading(72), reading(73)]);
+      await publish(url, topic, [reading(72), reading(73)], asClient(s));
       assert.deepEqual(await heartRates(s, patientId), [71, 72, 73]);
     });
 
     it('dead-letters a non-JSON payload, and drops publishes to an unknown mapping, logging that once', async () => {
       const { mapping, topic } = await setUp(s);
-      await publish(url, topic, 'HR=71;not json');
+      await publish(url, topic, 'HR=71;not json', asClient(s));
       const dead = await fetch(`${s.base}/ingest/dead-letters?mapping=${mapping}`, { headers: authHeader() }).then((r) => r.json()) as any;
       assert.deepEqual(dead.deadLetters.map((d: any) => d.message), ['HR=71;not json']);
 
       const lines: { msg: string; mapping?: string }[] = [];
       const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-      const transport = await startMqtt({ gateway: s.vigil.gateway, logger, port: await freePort() });
+      const transport = await startMqtt({ gateway: s.vigil.gateway, logger, port: await freePort(), authenticate: anyDevice });
       const nowhere = unique('no-such-mapping');
       try {
         await publish(`mqtt://127.0.0.1:${transport.port}`, `vigil/ingest/${nowhere}`, { deviceId: 'x', value: 1 });
@@ -103,7 +112,7 @@ for (const driver of DRIVERS) {
     it('leaves a reading unacknowledged when ingest fails, so the device re-sends it', async () => {
       const { topic, patientId, reading } = await setUp(s);
       const gateway = failingOnce(s.vigil.gateway);
-      const transport = await startMqtt({ gateway, logger: silent, port: await freePort() });
+      const transport = await startMqtt({ gateway, logger: silent, port: await freePort(), authenticate: anyDevice });
       try {
         await publish(`mqtt://127.0.0.1:${transport.port}`, topic, reading(88));
         assert.equal(gateway.calls, 2, 'the first attempt failed, the re-sent one was ingested');
@@ -113,20 +122,93 @@ for (const driver of DRIVERS) {
       }
     });
 
-    it('authenticates devices through the hook, and anonymous clients only on loopback', async () => {
-      const authenticate = async (username: string, password: string) => username === 'client-1' && password === 'token-1';
-      const transport = await startMqtt({ gateway: s.vigil.gateway, logger: silent, port: await freePort(), authenticate });
+    it('takes an OAuth client id and secret, or an access token, and refuses everyone else (CONNACK 5)', async () => {
+      const { topic, patientId, reading } = await setUp(s);
+      await publish(url, topic, reading(64), asClient(s));
+      await publish(url, topic, reading(65), { username: 'any-name', password: await clientCredentialsToken(s.base, s.clientId, s.clientSecret, 'system/Observation.c') });
+      assert.deepEqual(await heartRates(s, patientId), [64, 65]);
+
+      await request('POST', `${s.base}/admin/clients`, { client_id: 'mqtt-reader', secret: 'reader-secret-0123456789', scopes: 'system/Observation.rs' });
+      const refused: IClientOptions[] = [
+        {},
+        { username: s.clientId },
+        { username: s.clientId, password: `${s.clientSecret}x` },
+        { username: 'no-such-client', password: s.clientSecret },
+        { username: s.clientId, password: 'eyJhbGciOiJSUzI1NiJ9.e30.c2lnbmF0dXJl' },
+        { username: 'mqtt-reader', password: 'reader-secret-0123456789' },
+        { username: 'mqtt-reader', password: await clientCredentialsToken(s.base, 'mqtt-reader', 'reader-secret-0123456789', 'system/Observation.rs') },
+      ];
+      for (const options of refused) {
+        await assert.rejects(connectAsync(url, { ...options, reconnectPeriod: 0 }), (err: any) => err.code === 5, JSON.stringify(options));
+      }
+    });
+
+    it('is an ingest endpoint only: other topics close the connection unacknowledged, subscriptions are refused', async () => {
+      const device = await connectAsync(url, { ...asClient(s), reconnectPeriod: 0 });
       try {
-        const at = `mqtt://127.0.0.1:${transport.port}`;
-        await assert.rejects(connectAsync(at, { username: 'client-1', password: 'wrong', reconnectPeriod: 0 }), /Bad username or password/);
-        await assert.rejects(connectAsync(at, { reconnectPeriod: 0 }), /Bad username or password/);
-        const { topic, patientId, reading } = await setUp(s);
-        await publish(at, topic, reading(64), { username: 'client-1', password: 'token-1' });
-        assert.deepEqual(await heartRates(s, patientId), [64]);
+        await assert.rejects(device.subscribeAsync('vigil/ingest/+', { qos: 1 }), (err: any) => err.packet.granted[0] === 128);
+        const closed = new Promise<void>((resolve) => device.once('close', () => resolve()));
+        const puback = device.publishAsync('patients/p1/notes', 'hello', { qos: 1 }).then(() => 'acknowledged', () => 'failed');
+        await closed;
+        assert.notEqual(await Promise.race([puback, new Promise((r) => setTimeout(() => r('pending'), 200))]), 'acknowledged');
       } finally {
+        await device.endAsync(true);
+      }
+    });
+
+    it('lets a token write only for the patients it reaches: others are dropped, not dead-lettered', async () => {
+      const mine = await setUp(s);
+      const theirs = await setUp(s);
+      const username = `${unique('patient')}@test`;
+      const password = 'correct horse battery';
+      assert.equal((await request('POST', `${s.base}/admin/users`, { username, password, fhirUser: `Patient/${mine.patientId}` })).status, 201);
+      const redirectUri = 'http://localhost:9/callback';
+      const clientId = unique('watch-app');
+      assert.equal((await request('POST', `${s.base}/admin/clients`, { client_id: clientId, redirect_uris: [redirectUri], scopes: 'user/Observation.c' })).status, 201);
+      const token = await authorizationCodeFlow({ base: s.base, fhir: s.fhir, clientId, redirectUri, scope: 'openid fhirUser user/Observation.c', username, password });
+      assert.equal(token.status, 200, JSON.stringify(token.body));
+      const asPatient = { username: clientId, password: token.body.access_token as string };
+
+      await publish(url, mine.topic, [mine.reading(70), theirs.reading(99)], asPatient);
+      await publish(url, theirs.topic, theirs.reading(98), asPatient);
+      assert.deepEqual(await heartRates(s, mine.patientId), [70], 'in the same publish as a forbidden reading');
+      assert.deepEqual(await heartRates(s, theirs.patientId), []);
+      for (const mapping of [mine.mapping, theirs.mapping]) {
+        const dead = await fetch(`${s.base}/ingest/dead-letters?mapping=${mapping}`, { headers: authHeader() }).then((r) => r.json()) as any;
+        assert.deepEqual(dead.deadLetters, []);
+      }
+
+      const creating = unique('mqtt-create');
+      const generic = await fetch(`${s.base}/ingest/mappings/vigil-generic`, { headers: authHeader() }).then((r) => r.json()) as Record<string, unknown>;
+      const { name: _name, updatedAt: _updatedAt, ...definition } = generic;
+      await fetch(`${s.base}/ingest/mappings/${creating}`, { method: 'PUT', headers: { 'content-type': 'application/json', ...authHeader() }, body: JSON.stringify({ ...definition, identityResolution: 'Create' }) });
+      const stranger = unique('mrn');
+      await publish(url, `vigil/ingest/${creating}`, { deviceId: unique('dev'), patientId: stranger, timestamp: tick(), type: 'heart-rate', value: 80, unit: '/min' }, asPatient);
+      const created = await request('GET', `${s.fhir}/Patient?identifier=urn:vigil:patient-id|${stranger}`);
+      assert.deepEqual(created.body.entry ?? [], [], 'Create mode needs a token for every patient');
+    });
+
+    it('closes the connection unacknowledged once the device\'s credentials have expired', async () => {
+      let valid = true;
+      const expiring: Authenticate = async () => ({ clientId: 'expiring', policy: async () => {
+        if (!valid) throw new Error('The access token is invalid or expired');
+        return SYSTEM;
+      } });
+      const transport = await startMqtt({ gateway: s.vigil.gateway, logger: silent, port: await freePort(), authenticate: expiring });
+      const { topic, patientId, reading } = await setUp(s);
+      const device = await connectAsync(`mqtt://127.0.0.1:${transport.port}`, { reconnectPeriod: 0 });
+      try {
+        await device.publishAsync(topic, JSON.stringify(reading(66)), { qos: 1 });
+        valid = false;
+        const closed = new Promise<void>((resolve) => device.once('close', () => resolve()));
+        const puback = device.publishAsync(topic, JSON.stringify(reading(67)), { qos: 1 }).then(() => 'acknowledged', () => 'failed');
+        await closed;
+        assert.notEqual(await Promise.race([puback, new Promise((r) => setTimeout(() => r('pending'), 200))]), 'acknowledged');
+        assert.deepEqual(await heartRates(s, patientId), [66]);
+      } finally {
+        await device.endAsync(true);
         await transport.stop();
       }
-      await assert.rejects(startMqtt({ gateway: s.vigil.gateway, logger: silent, port: await freePort(), host: '0.0.0.0' }), /loopback/);
     });
   });
 
@@ -162,7 +244,7 @@ for (const driver of DRIVERS) {
       await s.vigil.mqtt.stop();
       await publish(MOSQUITTO, topic, reading(90));
       const gateway = failingOnce(s.vigil.gateway);
-      const transport = await startMqtt({ gateway, logger: silent, url, port: 0 });
+      const transport = await startMqtt({ gateway, logger: silent, url, port: 0, authenticate: anyDevice });
       try {
         assert.deepEqual(await eventually(() => heartRates(s, patientId), (v) => v.length === 1), [90]);
         assert.equal(gateway.calls, 2, 'the session kept the message, and the failed attempt was redelivered');

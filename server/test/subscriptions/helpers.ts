@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
+import WebSocket from 'ws';
 import { request } from '../support.ts';
 
 export interface Received {
@@ -49,14 +50,23 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | fals
   }
 }
 
-/** Creates a subscription and waits for the server to activate it (or set it to error). */
-export async function subscribe(fhir: string, body: Record<string, unknown>, until: 'active' | 'error' = 'active'): Promise<any> {
-  const created = await request('POST', `${fhir}/Subscription`, { resourceType: 'Subscription', status: 'requested', reason: 'test', ...body });
+/** Creates a subscription (with the default system token unless `headers` say otherwise) and waits for the server to activate it (or set it to error). */
+export async function subscribe(fhir: string, body: Record<string, unknown>, until: 'active' | 'error' = 'active', headers: Record<string, string> = {}): Promise<any> {
+  const created = await request('POST', `${fhir}/Subscription`, { resourceType: 'Subscription', status: 'requested', reason: 'test', ...body }, headers);
   if (created.status !== 201) throw new Error(`create failed: ${created.status} ${JSON.stringify(created.body)}`);
   return waitFor(`Subscription ${until}`, async () => {
-    const read = await request('GET', `${fhir}/Subscription/${created.body.id}`);
+    const read = await request('GET', `${fhir}/Subscription/${created.body.id}`, undefined, headers);
     return read.body.status === until ? read.body : undefined;
   });
+}
+
+/** A websocket client that keeps every message it receives. */
+export async function connect(url: string): Promise<{ ws: WebSocket; messages: string[] }> {
+  const ws = new WebSocket(url);
+  const messages: string[] = [];
+  ws.on('message', (data) => messages.push(data.toString()));
+  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+  return { ws, messages };
 }
 
 export const observation = (patient: string, code = '8867-4', value = 80) => ({

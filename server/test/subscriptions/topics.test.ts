@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import WebSocket from 'ws';
 import { loadConfig } from '../../src/config.ts';
 import { startVigil, type Vigil } from '../../src/main.ts';
 import { DRIVERS, request, useServer } from '../support.ts';
-import { observation, startReceiver, subscribe, waitFor, type Receiver } from './helpers.ts';
+import { connect, observation, startReceiver, subscribe, waitFor, type Receiver } from './helpers.ts';
 
 const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/';
 const VITAL = 'https://vigil.health/fhir/SubscriptionTopic/new-vital-sign';
@@ -24,15 +23,6 @@ function topicSubscription(endpoint: string, content: string, filter: string, ex
       ...extra,
     },
   };
-}
-
-/** A websocket client collecting every text message. */
-async function connect(url: string): Promise<{ ws: WebSocket; messages: string[] }> {
-  const ws = new WebSocket(url);
-  const messages: string[] = [];
-  ws.on('message', (data) => messages.push(data.toString()));
-  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-  return { ws, messages };
 }
 
 for (const driver of DRIVERS) {

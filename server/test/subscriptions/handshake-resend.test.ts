@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { DRIVERS, request, useServer } from '../support.ts';
+import { observation, startReceiver, subscribe, waitFor, type Receiver } from './helpers.ts';
+
+const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/';
+const VITAL = 'https://vigil.health/fhir/SubscriptionTopic/new-vital-sign';
+const ENV = {
+  VIGIL_ALLOW_PRIVATE_ENDPOINTS: 'true',
+  VIGIL_OUTBOX_POLL_MS: '200',
+  VIGIL_SUBSCRIPTION_BACKOFF_MS: '50',
+  VIGIL_SUBSCRIPTION_HANDSHAKE_ATTEMPTS: '3',
+};
+
+const topicSubscription = (endpoint: string, patient: string) => ({
+  meta: { profile: [`${BACKPORT}backport-subscription`] },
+  criteria: VITAL,
+  _criteria: { extension: [{ url: `${BACKPORT}backport-filter-criteria`, valueString: `Observation?patient=${patient}` }] },
+  channel: {
+    type: 'rest-hook',
+    endpoint,
+    payload: 'application/fhir+json',
+    _payload: { extension: [{ url: `${BACKPORT}backport-payload-content`, valueCode: 'id-only' }] },
+  },
+});
+
+/** What a receiver learns from one notification Bundle. */
+function summary(body: string) {
+  const bundle = JSON.parse(body);
+  const params = bundle.entry[0].resource.parameter as any[];
+  const param = (name: string) => params.find((p) => p.name === name);
+  const event = param('notification-event')?.part as any[] | undefined;
+  return {
+    type: param('type').valueCode as string,
+    since: Number(param('events-since-subscription-start').valueString),
+    number: event ? Number(event.find((p) => p.name === 'event-number').valueString) : undefined,
+    focus: bundle.entry[1]?.fullUrl as string | undefined,
+  };
+}
+
+for (const driver of DRIVERS) {
+  describe(`handshake retries and $resend (${driver})`, () => {
+    const server = useServer(driver, ENV);
+    let receiver: Receiver;
+    before(async () => {
+      receiver = await startReceiver();
+    });
+    after(() => receiver.close());
+
+    it('retries a failing handshake with backoff and activates once the endpoint accepts it', async () => {
+      const flaky = await startReceiver((n) => (n <= 2 ? 503 : 200));
+      try {
+        const sub = await subscribe(server.fhir, topicSubscription(flaky.url, 'Patient/h1'));
+        assert.equal(sub.error, undefined);
+        assert.deepEqual(flaky.received.map((r) => summary(r.body).type), ['handshake', 'handshake', 'handshake']);
+        assert.ok(flaky.received[2].at - flaky.received[0].at >= 50, 'the retries waited');
+      } finally {
+        await flaky.close();
+      }
+    });
+
+    it('sets error after the last handshake attempt, saying how many were made', async () => {
+      const dead = await startReceiver(() => 503);
+      try {
+        const sub = await subscribe(server.fhir, topicSubscription(dead.url, 'Patient/h2'), 'error');
+        assert.match(sub.error, /^Handshake failed after 3 attempts: .* answered 503/);
+        await new Promise((r) => setTimeout(r, 300));
+        assert.equal(dead.received.length, 3);
+      } finally {
+        await dead.close();
+      }
+    });
+
+    it('$resend delivers recorded events again, in order, with their own numbers', async () => {
+      const sub = await subscribe(server.fhir, topicSubscription(receiver.url, 'Patient/r1'));
+      receiver.received.length = 0;
+      const ids: string[] = [];
+      for (const value of [61, 62, 63]) ids.push((await request('POST', `${server.fhir}/Observation`, observation('Patient/r1', '8867-4', value))).body.id);
+      await waitFor('3 events', () => receiver.received.length >= 3);
+      const first = receiver.received.map((r) => summary(r.body));
+      assert.deepEqual(first.map((e) => e.number), [1, 2, 3]);
+      const secondAt = (await request('GET', `${server.fhir}/Subscription/${sub.id}/$events?eventsSinceNumber=2&eventsUntilNumber=2`)).body.entry[0].resource
+        .parameter.find((p: any) => p.name === 'notification-event').part.find((p: any) => p.name === 'timestamp').valueInstant;
+
+      receiver.received.length = 0;
+      const resent = await request('POST', `${server.fhir}/Subscription/${sub.id}/$resend?eventsSinceNumber=2`);
+      assert.equal(resent.status, 200, JSON.stringify(resent.body));
+      assert.equal(resent.body.resourceType, 'OperationOutcome');
+      assert.match(resent.body.issue[0].diagnostics, /^2 notifications queued for resending \(events 2 to 3\)$/);
+      await waitFor('2 resent', () => receiver.received.length >= 2);
+      await new Promise((r) => setTimeout(r, 300));
+      const again = receiver.received.map((r) => summary(r.body));
+      assert.deepEqual(again, [
+        { type: 'event-notification', since: 3, number: 2, focus: `${server.fhir}/Observation/${ids[1]}` },
+        { type: 'event-notification', since: 3, number: 3, focus: `${server.fhir}/Observation/${ids[2]}` },
+      ]);
+
+      receiver.received.length = 0;
+      const body = { resourceType: 'Parameters', parameter: [{ name: 'eventsSinceInstant', valueInstant: secondAt }, { name: 'eventsUntilNumber', valueString: '2' }] };
+      const byTime = await request('POST', `${server.fhir}/Subscription/${sub.id}/$resend`, body);
+      assert.match(byTime.body.issue[0].diagnostics, /^1 notification queued for resending \(events 2 to 2\)$/);
+      await waitFor('1 resent', () => receiver.received.length >= 1);
+      assert.equal(summary(receiver.received[0].body).number, 2);
+    });
+
+    it('$resend refuses bad ranges, R4 subscriptions and inactive ones', async () => {
+      const topic = await subscribe(server.fhir, topicSubscription(receiver.url, 'Patient/r2'));
+      const bad = [
+        [`Subscription/${topic.id}/$resend?eventsSinceNumber=first`, /eventsSinceNumber must be an event number/],
+        [`Subscription/${topic.id}/$resend?eventsSinceInstant=2025-01-01`, /eventsSinceInstant must be an instant/],
+      ] as const;
+      for (const [path, message] of bad) {
+        const res = await request('POST', `${server.fhir}/${path}`);
+        assert.equal(res.status, 400);
+        assert.match(res.body.issue[0].diagnostics, message);
+      }
+      const r4 = await subscribe(server.fhir, { criteria: 'Observation?subject=Patient/r2', channel: { type: 'rest-hook', endpoint: receiver.url } });
+      const refused = await request('POST', `${server.fhir}/Subscription/${r4.id}/$resend`);
+      assert.equal(refused.status, 400);
+      assert.match(refused.body.issue[0].diagnostics, /Only topic-based subscriptions/);
+      await request('PUT', `${server.fhir}/Subscription/${topic.id}`, { ...topic, status: 'off' });
+      const off = await request('POST', `${server.fhir}/Subscription/${topic.id}/$resend`);
+      assert.equal(off.status, 400);
+      assert.match(off.body.issue[0].diagnostics, /is off, not active/);
+      assert.equal((await request('POST', `${server.fhir}/Subscription/nope/$resend`)).status, 404);
+    });
+  });
+}
