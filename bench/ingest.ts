@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { fmt, http, percentiles, recreateDatabase, renewToken, startServer } from './support.ts';
+import { CLIENT_ID, CLIENT_SECRET, fmt, http, percentiles, recreateDatabase, renewToken, startServer } from './support.ts';
 
 /**
  * `npm run bench -- ingest [--devices N] [--seconds N] [--batch N] [--mqtt-seconds N]`: device
@@ -78,7 +78,7 @@ export async function main(args: string[]): Promise<void> {
     const httpRate = httpReadings / ((performance.now() - t0) / 1000);
 
     // MQTT QoS 1: the PUBACK comes after commit, so acknowledged = committed.
-    const broker = await mqtt.connectAsync(`mqtt://127.0.0.1:${MQTT_PORT}`, { clientId: `bench-${process.pid}` });
+    const broker = await mqtt.connectAsync(`mqtt://127.0.0.1:${MQTT_PORT}`, { clientId: `bench-${process.pid}`, username: CLIENT_ID, password: CLIENT_SECRET });
     let mqttReadings = 0;
     const m0 = performance.now();
     const mqttUntil = m0 + mqttSeconds * 1000;

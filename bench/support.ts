@@ -2,7 +2,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { once } from 'node:events';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 
 /** Shared pieces of the benchmarks: a bench database, a Vigil child process, an HTTP load generator. */
 
@@ -23,8 +26,9 @@ export function databaseUrl(name: string): string {
   return url.toString();
 }
 
-const CLIENT_ID = 'vigil-bench';
-const CLIENT_SECRET = randomBytes(24).toString('hex');
+/** The bootstrap client every bench server runs with; also the MQTT credentials. */
+export const CLIENT_ID = 'vigil-bench';
+export const CLIENT_SECRET = randomBytes(24).toString('hex');
 
 /**
  * Vigil in its own process, so that the load generator does not share its event loop. It runs with
@@ -40,9 +44,10 @@ export async function startServer(databaseUrl: string, port: number, env: Record
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 480; i++) { // up to 2 min: start-up is slow on a loaded machine
     try {
-      const res = await fetch(`${base}/readyz`);
+      // a connection taken while Vigil is still starting may never be answered: give up on it and ask again
+      const res = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(2_000) });
       if (res.ok) break;
     } catch {
       // not up yet
@@ -128,3 +133,16 @@ export function percentiles(values: number[]): { p50: number; p95: number; p99: 
 }
 
 export const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+/**
+ * The ceiling every bench prints: the Observation rows the run committed, copied raw (COPY) into an
+ * unlogged table on the same server; rows per second.
+ */
+export async function rawCopyRate(client: pg.Client): Promise<{ rows: number; perSecond: number }> {
+  const rows = (await client.query<{ id: string; content: string }>('SELECT id, content FROM "Observation" LIMIT 200000')).rows;
+  await client.query('DROP TABLE IF EXISTS raw_copy');
+  await client.query('CREATE UNLOGGED TABLE raw_copy (id text, content text)');
+  const c0 = performance.now();
+  await pipeline(Readable.from(rows.map((r) => `${r.id}\t${r.content.replaceAll('\\', '\\\\')}\n`)), client.query(copyFrom('COPY raw_copy (id, content) FROM STDIN')));
+  return { rows: rows.length, perSecond: rows.length / ((performance.now() - c0) / 1000) };
+}

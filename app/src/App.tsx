@@ -11,7 +11,7 @@ import { CallbackPage } from './pages/CallbackPage.tsx';
 import { LaunchPage } from './pages/LaunchPage.tsx';
 import { NotFoundPage } from './pages/NotFoundPage.tsx';
 import { SignInPage } from './pages/SignInPage.tsx';
-import { theme } from './theme.ts';
+import { cssVariables, theme } from './theme.ts';
 
 // each screen is its own chunk: a patient never downloads the clinician's dashboard
 const PanelPage = lazy(() => import('./clinician/PanelPage.tsx'));
@@ -22,7 +22,7 @@ const PortalPage = lazy(() => import('./patient/PortalPage.tsx'));
 
 export function App() {
   return (
-    <MantineProvider theme={theme} defaultColorScheme="auto">
+    <MantineProvider theme={theme} cssVariablesResolver={cssVariables} defaultColorScheme="auto">
       <Notifications position="top-right" />
       <BrowserRouter>
         <Routes>

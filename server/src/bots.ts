@@ -1,7 +1,11 @@
 import type { Resource } from '@medplum/fhirtypes';
+import { baselineBot } from '../../bots/baseline/bot.ts';
 import { news2Bot } from '../../bots/news2/bot.ts';
+import { remindersBot } from '../../bots/reminders/bot.ts';
+import { rulesBot } from '../../bots/rules/bot.ts';
 import { BotHost, type BotJob } from '../../bots/runtime/host.ts';
 import type { Bot, FhirClient } from '../../bots/runtime/manifest.ts';
+import { silentDeviceBot } from '../../bots/silent-device/bot.ts';
 import { thresholdsBot } from '../../bots/thresholds/bot.ts';
 import type { QueueFactory } from './jobs/queue.ts';
 import type { Logger } from './ops/logger.ts';
@@ -10,7 +14,7 @@ import type { Repository } from './store/repository.ts';
 import { executeSearch } from './store/search/execute.ts';
 import { parseSearch } from './store/search/query.ts';
 
-export const BUILT_IN_BOTS: readonly Bot[] = [news2Bot, thresholdsBot];
+export const BUILT_IN_BOTS: readonly Bot[] = [news2Bot, thresholdsBot, rulesBot, baselineBot, remindersBot, silentDeviceBot];
 
 /**
  * The bots' FHIR client on Vigil's own store: the REST layer's write path (validation, profiles,
@@ -20,10 +24,17 @@ export function storeClient(repo: Repository): FhirClient {
   return {
     read: (type, id) => repo.read(type, id),
     async search<T extends Resource>(type: T['resourceType'], params: Record<string, string | string[]>): Promise<T[]> {
-      const query = new URLSearchParams();
-      for (const [name, values] of Object.entries(params)) for (const v of [values].flat()) query.append(name, v);
-      const result = await executeSearch(repo.db, parseSearch(type, query), repo.baseUrl);
+      const result = await executeSearch(repo.db, parseSearch(type, toQuery(params)), repo.baseUrl);
       return result.matches.map((m) => JSON.parse(m.content) as T);
+    },
+    async *searchPages<T extends Resource>(type: T['resourceType'], params: Record<string, string | string[]>): AsyncIterable<T[]> {
+      const query = toQuery(params);
+      for (;;) {
+        const result = await executeSearch(repo.db, parseSearch(type, query), repo.baseUrl);
+        yield result.matches.map((m) => JSON.parse(m.content) as T);
+        if (!result.next) return;
+        query.set('_cursor', result.next);
+      }
     },
     create: async <T extends Resource>(resource: T) => (await repo.create(resource)).resource as T,
     update: async <T extends Resource>(resource: T, options: { ifMatch?: string } = {}) => (await repo.update(resource, { ifMatch: options.ifMatch, allowCreate: false })).resource as T,
@@ -32,6 +43,12 @@ export function storeClient(repo: Repository): FhirClient {
       return { resource: stored as T, created };
     },
   };
+}
+
+function toQuery(params: Record<string, string | string[]>): URLSearchParams {
+  const query = new URLSearchParams();
+  for (const [name, values] of Object.entries(params)) for (const v of [values].flat()) query.append(name, v);
+  return query;
 }
 
 export interface BotService {
@@ -46,7 +63,8 @@ export interface BotParts {
 
 /**
  * Starts the bot workers. They are fed every committed change from the subscription engine's
- * outbox drain (`BotHost.handleChange`), so a change committed before a crash still reaches them.
+ * outbox drain (`BotHost.handleChange`), so a change committed before a crash still reaches them;
+ * scheduled bots sweep on the job queue's schedules (one run per period across workers).
  */
 export function startBots({ repo, queues, logger }: BotParts, bots: readonly Bot[] = BUILT_IN_BOTS): BotService {
   const host = new BotHost({

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { type AuthConfig, loadAuthConfig } from './auth/config.ts';
 import { loadSubscriptionConfig, type SubscriptionConfig } from './subscriptions/config.ts';
 
 /** Everything Vigil reads from its environment, with the embedded defaults. */
@@ -11,6 +12,8 @@ export interface Config {
   /** External MQTT broker; when unset, the embedded broker listens on `mqttPort` (0: none). */
   mqttUrl?: string;
   mqttPort: number;
+  /** The embedded broker's listening address. */
+  mqttHost: string;
   logLevel: string;
   demo: boolean;
   role: 'all' | 'api' | 'worker';
@@ -21,6 +24,7 @@ export interface Config {
   /** Behind a TLS-offloading proxy: trust X-Forwarded-* for the authorization server's URLs. */
   trustProxy: boolean;
   subscriptions: SubscriptionConfig;
+  auth: AuthConfig;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -38,6 +42,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: env.REDIS_URL || undefined,
     mqttUrl: env.MQTT_URL || undefined,
     mqttPort: integer(env.MQTT_PORT, 1883, 'MQTT_PORT'),
+    mqttHost: env.MQTT_HOST || '127.0.0.1',
     logLevel: env.LOG_LEVEL ?? 'info',
     // Demo data only makes sense for the embedded store; a real database starts empty unless asked.
     demo: env.VIGIL_DEMO ? env.VIGIL_DEMO !== 'off' : !databaseUrl,
@@ -47,6 +52,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bootstrapClientSecret: env.VIGIL_BOOTSTRAP_CLIENT_SECRET || undefined,
     trustProxy: env.VIGIL_TRUST_PROXY === 'on',
     subscriptions: loadSubscriptionConfig(env),
+    auth: loadAuthConfig(env),
   };
 }
 

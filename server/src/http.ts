@@ -6,7 +6,8 @@ import type { FhirContext } from './fhir/context.ts';
 import { BearerError } from './auth/bearer.ts';
 import { FhirError } from './fhir/outcome.ts';
 import { FHIR_JSON } from './fhir/respond.ts';
-import { fhirRouter, type ExtraRoutes } from './fhir/router.ts';
+import { fhirRouter, unlessBundlePost, type ExtraRoutes } from './fhir/router.ts';
+import type { AuditTrail } from './ops/audit.ts';
 import { healthRouter } from './ops/health.ts';
 import type { Logger } from './ops/logger.ts';
 import type { createMetrics } from './ops/metrics.ts';
@@ -24,14 +25,17 @@ export interface AppParts {
   auth: Auth;
   /** FHIR routes of other parts (subscriptions). */
   fhirRoutes?: ExtraRoutes;
+  /** Records an AuditEvent for every FHIR and gateway request. */
+  audit: AuditTrail;
 }
 
 /** The HTTP surface: health, metrics and the FHIR API. The middleware chain stays short on purpose. */
-export function createApp({ config, fhir, logger, version, metrics, routers, auth, fhirRoutes }: AppParts): express.Express {
+export function createApp({ config, fhir, logger, version, metrics, routers, auth, fhirRoutes, audit }: AppParts): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  app.use(auth.edge);
   app.use(metrics.middleware);
   app.use(compression({ threshold: 1024 }));
   app.use(healthRouter(fhir.repo.db));
@@ -41,14 +45,16 @@ export function createApp({ config, fhir, logger, version, metrics, routers, aut
   auth.mount(app);
   app.use(
     '/fhir/R4',
-    express.json({ type: ['application/json', FHIR_JSON, 'application/json-patch+json'], limit: config.maxBodyBytes, strict: false }),
-    express.urlencoded({ extended: false, limit: config.maxBodyBytes }),
+    audit.middleware,
+    // batch and transaction Bundles are parsed as they stream in, by their handler
+    unlessBundlePost(express.json({ type: ['application/json', FHIR_JSON, 'application/json-patch+json'], limit: config.maxBodyBytes, strict: false })),
+    unlessBundlePost(express.urlencoded({ extended: false, limit: config.maxBodyBytes })),
     auth.fhirAccess,
-    fhirRouter(fhir, version, fhirRoutes),
+    fhirRouter(fhir, { version, maxBodyBytes: config.maxBodyBytes }, fhirRoutes),
   );
-  for (const [path, router] of Object.entries(routers)) app.use(path, ...auth.ingestAccess, router);
-  app.use(errorHandler(logger));
+  for (const [path, router] of Object.entries(routers)) app.use(path, audit.middleware, ...auth.ingestAccess, router);
   app.use(webAppRouter());
+  app.use(errorHandler(logger));
   return app;
 }
 
@@ -72,6 +78,8 @@ function toFhirError(err: HttpError): FhirError | undefined {
   if (err.type === 'entity.parse.failed') return new FhirError(400, [{ severity: 'error', code: 'structure', diagnostics: `Malformed JSON: ${err.message}` }]);
   if (err.type === 'entity.too.large') return new FhirError(413, [{ severity: 'error', code: 'too-costly', diagnostics: 'Request body is larger than the configured limit' }]);
   if (err.type === 'charset.unsupported' || err.type === 'encoding.unsupported') return new FhirError(415, [{ severity: 'error', code: 'not-supported', diagnostics: err.message }]);
+  // the router's percent-decoding of a path segment (`/ingest/%ZZ`)
+  if (err instanceof URIError) return new FhirError(400, [{ severity: 'error', code: 'invalid', diagnostics: err.message }]);
   // PostgreSQL errors caused by the request's data rather than by the server
   if (err.code === '23505') return new FhirError(409, [{ severity: 'error', code: 'conflict', diagnostics: 'A resource with this id already exists' }]);
   if (err.code && /^22/.test(err.code)) return new FhirError(400, [{ severity: 'error', code: 'invalid', diagnostics: `Invalid value: ${err.message}` }]);

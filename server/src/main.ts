@@ -12,9 +12,10 @@ import { registerAppClient } from './web-app.ts';
 import { IngestGateway } from './ingest/gateway.ts';
 import { IdentityResolver } from './ingest/identity.ts';
 import { MappingStore } from './ingest/mappings.ts';
-import { startMqtt, type MqttTransport } from './ingest/mqtt.ts';
+import { oauthDevices, startMqtt, type MqttTransport } from './ingest/mqtt.ts';
 import { ingestRouter } from './ingest/routes.ts';
 import { createQueueFactory, type QueueFactory } from './jobs/queue.ts';
+import { AuditTrail } from './ops/audit.ts';
 import { createLogger, type Logger } from './ops/logger.ts';
 import { createMetrics } from './ops/metrics.ts';
 import { openDatabase, type Database } from './store/database.ts';
@@ -35,6 +36,7 @@ export interface Vigil {
   bots?: BotService;
   db: Database;
   repo: Repository;
+  audit: AuditTrail;
   feed: ChangeFeed;
   server: Server;
   logger: Logger;
@@ -66,6 +68,7 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   const feed = new ChangeFeed();
   const repo = new Repository(db, config.baseUrl, feed);
   const metrics = createMetrics(db);
+  const audit = new AuditTrail(db, config.baseUrl, logger, metrics.registry);
   const mappings = new MappingStore(db);
   await mappings.installBuiltins();
   const gateway = new IngestGateway(repo, mappings, new IdentityResolver(repo, feed), metrics.registry);
@@ -73,19 +76,19 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   const auth = await createAuth(config, repo, logger);
   await registerAppClient(db, config.baseUrl);
   const queues = createQueueFactory({ redisUrl: config.redisUrl, prefix: config.subscriptions.queuePrefix, onError: (err) => logger.error({ err }, 'job queue error') });
-  // Bots (NEWS2, thresholds) run on the job queue workers, fed by the outbox drain.
+  // Bots run on the job queue workers, fed by the outbox drain; scheduled bots sweep on its schedules.
   const bots = config.role === 'api' ? undefined : startBots({ repo, queues, logger });
   const onChange = bots && (({ versionId, ...change }: Change) => bots.host.handleChange({ ...change, versionId: String(versionId) }));
   const subscriptions = await startSubscriptions({ config, repo, feed, queues, server, logger, onChange });
   const fhirRoutes = (router: Parameters<typeof subscriptionRoutes>[0], wrap: Parameters<typeof subscriptionRoutes>[2]) =>
-    subscriptionRoutes(router, { repo, baseUrl: config.baseUrl }, wrap, config.subscriptions.allowPrivateEndpoints);
-  server.on('request', createApp({ config, fhir: { repo, baseUrl: config.baseUrl }, logger, version, metrics, routers, auth, fhirRoutes }));
+    subscriptionRoutes(router, { repo, baseUrl: config.baseUrl }, wrap, config.subscriptions.allowPrivateEndpoints, subscriptions.resend);
+  server.on('request', createApp({ config, fhir: { repo, baseUrl: config.baseUrl }, logger, version, metrics, routers, auth, fhirRoutes, audit }));
   // Last, so that devices are acknowledged only by a fully started Vigil.
-  const mqtt = await startMqtt({ gateway, logger, url: config.mqttUrl, port: config.mqttPort });
+  const mqtt = await startMqtt({ gateway, logger, url: config.mqttUrl, port: config.mqttPort, host: config.mqttHost, authenticate: oauthDevices(db, auth.verify) });
   logger.info({ port, fhirBase: `${config.baseUrl}/fhir/R4`, database: db.kind }, 'Vigil is listening');
   const demo = config.demo && config.role !== 'worker' ? await startDemo({ baseUrl: config.baseUrl, repo, logger }) : undefined;
   return {
-    config, db, repo, feed, server, logger, port, gateway, mqtt, queues, subscriptions, bots,
+    config, db, repo, audit, feed, server, logger, port, gateway, mqtt, queues, subscriptions, bots,
     async stop() {
       await demo?.stop();
       auth.stop();
@@ -94,6 +97,7 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
       await queues.close({ timeoutMs: 2_000 });
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
+      await audit.stop(); // the requests served last are recorded too
       await db.close();
     },
   };

@@ -28,8 +28,9 @@ import type {
  * call (~1.5 ms, ten times the base validation), so each differential is compiled once into
  * checks instead; base R4 validation stays the caller's job, and only what a profile adds to its
  * base is checked: cardinality, choice types, reference targets, fixed and pattern values, pattern
- * slices on `$this`, required bindings to Vigil's value sets, and error invariants (FHIRPath).
- * A construct outside that list fails at load time rather than being silently ignored.
+ * slices on `$this`, extensions sliced by url (typed with Vigil's extension definitions), required
+ * bindings to Vigil's value sets, and error invariants (FHIRPath). A construct outside that list
+ * fails at load time rather than being silently ignored.
  *
  * Profile URLs Vigil does not know (HL7 vital-signs, US Core…) are ignored, not rejected: FHIR lets
  * a server accept claims it cannot check, and devices and EHRs send such claims routinely.
@@ -111,12 +112,15 @@ function load(): Loaded {
     if (r.resourceType !== 'StructureDefinition') return r;
     try {
       const definition: StructureDefinition = { ...r, snapshot: { element: generateSnapshot(r, base) } };
-      profiles.set(r.url, { definition, rules: compile(definition, valueSets) });
+      profiles.set(r.url, { definition, rules: compile(definition, valueSets, profiles) });
       return definition;
     } catch (err) {
       throw new Error(`fhir-profiles: ${r.url}: ${(err as Error).message}`, { cause: err });
     }
   });
+  for (const { definition } of profiles.values()) {
+    for (const url of extensionProfiles(definition)) if (!profiles.has(url)) throw new Error(`fhir-profiles: ${definition.url}: unknown extension definition ${url}`);
+  }
   return { profiles, resources };
 }
 
@@ -210,7 +214,7 @@ interface Step {
 type Rule = (root: Node, issues: OperationOutcomeIssue[]) => void;
 type Check = (node: Node, root: Node) => [OperationOutcomeIssue['code'], string] | undefined;
 
-function compile(sd: StructureDefinition, valueSets: ReadonlyMap<string, Set<string>>): Rule[] {
+function compile(sd: StructureDefinition, valueSets: ReadonlyMap<string, Set<string>>, profiles: ReadonlyMap<string, Profile>): Rule[] {
   const snapshot = new Map((sd.snapshot?.element ?? []).map((e) => [e.id as string, e]));
   const steps = new Map<string, Step>();
   const stepFor = (id: string): Step => {
@@ -226,7 +230,7 @@ function compile(sd: StructureDefinition, valueSets: ReadonlyMap<string, Set<str
     const ids = id.split('.').map((_, i, parts) => parts.slice(0, i + 1).join('.')).slice(1);
     const path = ids.map(stepFor);
     const element = snapshot.get(id) as ElementDefinition;
-    return rule(sd.id as string, path.slice(0, -1), path.at(-1), element, diff, checksFor(diff, element, path.at(-1), valueSets));
+    return rule(sd.id as string, path.slice(0, -1), path.at(-1), element, diff, checksFor(diff, element, path.at(-1), valueSets, profiles));
   });
 }
 
@@ -245,13 +249,21 @@ function makeStep(id: string, snapshot: ReadonlyMap<string, ElementDefinition>):
   };
 }
 
-/** Pattern slices on `$this` only: an item belongs to the slice when it matches the slice's pattern. */
+/**
+ * Pattern slices on `$this` (an item belongs to the slice when it matches the slice's pattern), and
+ * extensions sliced by `url` (the slice's fixed url, or the url of the extension definition it is typed with).
+ */
 function slicePredicate(id: string, slice: ElementDefinition, snapshot: ReadonlyMap<string, ElementDefinition>): (value: unknown) => boolean {
   const sliced = snapshot.get(id.slice(0, id.lastIndexOf(':')));
   const discriminators = sliced?.slicing?.discriminator ?? [];
+  if (discriminators.length === 1 && discriminators[0].type === 'value' && discriminators[0].path === 'url') {
+    const url = snapshot.get(`${id}.url`)?.fixedUri ?? (slice.type?.length === 1 ? slice.type[0].profile?.[0] : undefined);
+    if (!url) throw new Error(`slice ${id}: an extension slice needs a fixed url or an extension definition`);
+    return (value) => (value as { url?: unknown }).url === url;
+  }
   const pattern = valueOf(slice, 'pattern');
   if (!discriminators.length || discriminators.some((d) => d.path !== '$this' || d.type !== 'pattern') || pattern === undefined) {
-    throw new Error(`slice ${id}: only pattern slicing on $this is supported`);
+    throw new Error(`slice ${id}: only pattern slicing on $this and extension slicing by url are supported`);
   }
   return (value) => deepIncludes(value, pattern);
 }
@@ -307,14 +319,14 @@ function children(parent: Node, step: Step): Node[] {
   return step.slice ? nodes.filter((n) => step.slice?.(n.value)) : nodes;
 }
 
-function checksFor(diff: ElementDefinition, element: ElementDefinition, step: Step | undefined, valueSets: ReadonlyMap<string, Set<string>>): Check[] {
+function checksFor(diff: ElementDefinition, element: ElementDefinition, step: Step | undefined, valueSets: ReadonlyMap<string, Set<string>>, profiles: ReadonlyMap<string, Profile>): Check[] {
   const checks: Check[] = [];
   if (diff.type && step?.choice) {
     const { allowed } = step;
     checks.push((node) => (allowed.has(node.type) ? undefined : ['structure', `${node.path} must be ${[...allowed].join(' or ')}`]));
   }
   for (const type of diff.type ?? []) {
-    if (type.profile) throw new Error(`${diff.id}: type profiles are not supported`);
+    if (type.profile) checks.push(extensionCheck(diff.id as string, type.code, type.profile, profiles));
     if (type.targetProfile) checks.push(referenceCheck(diff.id as string, type.targetProfile));
   }
   const fixed = valueOf(diff, 'fixed');
@@ -329,6 +341,22 @@ function checksFor(diff: ElementDefinition, element: ElementDefinition, step: St
     if (c.severity === 'error') checks.push(invariantCheck(c.key as string, c.human as string, c.expression as string));
   }
   return checks;
+}
+
+/** The extension definitions a profile types its elements with (checked to exist at load time). */
+function extensionProfiles(sd: StructureDefinition): string[] {
+  return (sd.differential?.element ?? []).flatMap((e) => e.type ?? []).flatMap((t) => t.profile ?? []);
+}
+
+/** An element typed with one of Vigil's extension definitions: that definition's rules, applied from the extension itself. */
+function extensionCheck(id: string, code: string, urls: string[], profiles: ReadonlyMap<string, Profile>): Check {
+  if (code !== 'Extension' || urls.length !== 1) throw new Error(`${id}: only Extension elements may name a profile, and only one`);
+  const url = canonical(urls[0]);
+  return (node) => {
+    const issues: OperationOutcomeIssue[] = [];
+    for (const rule of (profiles.get(url) as Profile).rules) rule(node, issues);
+    return issues.length ? [issues[0].code, issues.map((i) => i.diagnostics).join('; ')] : undefined;
+  };
 }
 
 const LITERAL_REFERENCE = /(?:^|\/)([A-Z][A-Za-z]+)\/[A-Za-z0-9\-.]{1,64}(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/;

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import express, { type Router } from 'express';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { putClient } from './auth/clients.ts';
 import type { Database } from './store/database.ts';
 
@@ -22,11 +22,13 @@ export async function registerAppClient(db: Database, baseUrl: string): Promise<
 
 /**
  * The built app (app/dist) at `/`: hashed assets cached for a year, every other page path answered
- * with index.html so that the app's own routes work on reload. Absent until `npm run build -w app`.
+ * with index.html so that the app's own routes work on reload. Until `npm run build -w app` has
+ * produced it, those paths answer 404.
  */
 export function webAppRouter(): Router {
   const router = express.Router();
-  if (!existsSync(`${DIST}index.html`)) return router;
+  const built = (_req: Request, _res: Response, next: NextFunction) => next(existsSync(`${DIST}index.html`) ? undefined : 'router');
+  router.use(built);
   router.use('/assets', express.static(`${DIST}assets`, { immutable: true, maxAge: '365d', fallthrough: false }));
   router.use(express.static(DIST, { index: false, maxAge: '1h' }));
   router.get(/.*/, (req, res, next) => {

@@ -104,8 +104,9 @@ describe('Vigil conformance resources', () => {
   it('are valid R4, and each profile has a generated snapshot', () => {
     const resources = conformanceResources();
     assert.deepEqual(resources.map((r) => `${r.resourceType}/${r.id}`).sort(), [
-      'CodeSystem/alert', 'CodeSystem/news2-risk',
-      'StructureDefinition/vigil-alert-communication', 'StructureDefinition/vigil-alert-flag',
+      'CodeSystem/alert', 'CodeSystem/daily-summary', 'CodeSystem/news2-risk',
+      'StructureDefinition/acknowledgement', 'StructureDefinition/alert-rule-scope', 'StructureDefinition/alert-snoozed-until',
+      'StructureDefinition/vigil-alert-communication', 'StructureDefinition/vigil-alert-flag', 'StructureDefinition/vigil-alert-rule',
       'StructureDefinition/vigil-device-observation', 'StructureDefinition/vigil-wearable-device',
       'ValueSet/alert', 'ValueSet/news2-risk', 'ValueSet/vital-signs',
     ]);

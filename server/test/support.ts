@@ -1,3 +1,5 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { after, before } from 'node:test';
@@ -153,4 +155,43 @@ export async function freePort(): Promise<number> {
   const { port } = server.address() as { port: number };
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+export interface VigilProcess {
+  child: ChildProcess;
+  /** SIGKILL: no shutdown of any kind, as in a crash. */
+  kill(): Promise<void>;
+  /** SIGTERM: the graceful shutdown. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Vigil as a child process (`server/src/main.ts` with `env` over a quiet, demo-free default), for
+ * tests that kill it; resolves once it listens.
+ */
+export async function spawnVigil(env: Record<string, string>): Promise<VigilProcess> {
+  const child = spawn(process.execPath, [new URL('../src/main.ts', import.meta.url).pathname], {
+    env: { ...process.env, PORT: '0', MQTT_PORT: '0', VIGIL_DEMO: 'off', REDIS_URL: '', MQTT_URL: '', ...env, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = once(child, 'exit');
+  await new Promise<void>((resolve, reject) => {
+    let buffered = '';
+    child.once('exit', (code, signal) => reject(new Error(`Vigil exited (${code ?? signal}) before listening`)));
+    child.stdout!.on('data', (chunk: Buffer) => {
+      const lines = (buffered + chunk.toString()).split('\n');
+      buffered = lines.pop() as string;
+      for (const line of lines) {
+        if (!line.startsWith('{')) continue;
+        const entry = JSON.parse(line) as { level: number; msg: string };
+        if (entry.msg === 'Vigil is listening') resolve();
+        else if (entry.level >= 40) process.stderr.write(`${line}\n`);
+      }
+    });
+  });
+  const end = async (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+  return { child, kill: () => end('SIGKILL'), stop: () => end('SIGTERM') };
 }

@@ -10,6 +10,7 @@ import { describeError } from '../components/LoadState.tsx';
 import { ago, localTime } from '../components/TimeAgo.tsx';
 import { acknowledgement, alertTitle, flagPriority, isSnoozed, patientIdOf, PRIORITY_COLOR, PRIORITY_LABEL, snoozedUntil } from '../fhir/alerts.ts';
 import { acknowledge, communicate, snooze } from '../fhir/care.ts';
+import { TEXT } from '../theme.ts';
 
 interface Props {
   flag: Flag;
@@ -63,11 +64,11 @@ export function AlertCard({ flag, now, showPatient, onChanged }: Props) {
       <Group justify="space-between" align="flex-start" wrap="nowrap">
         <Stack gap={2}>
           <Group gap="xs">
-            <Badge color={PRIORITY_COLOR[priority]} variant={active ? 'filled' : 'light'} autoContrast>{PRIORITY_LABEL[priority]}</Badge>
+            <Badge color={PRIORITY_COLOR[priority]} variant={active ? 'filled' : 'default'} autoContrast>{PRIORITY_LABEL[priority]}</Badge>
             <Text fw={600}>{alertTitle(flag)}</Text>
           </Group>
           {showPatient && (
-            <Text size="sm" component={Link} to={`/patients/${patientId}`} c="indigo">
+            <Text size="sm" component={Link} to={`/patients/${patientId}`} c={TEXT.link}>
               <ResourceName value={flag.subject} />
             </Text>
           )}

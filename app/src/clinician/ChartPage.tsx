@@ -111,7 +111,7 @@ export default function ChartPage() {
         </div>
         <Group gap="sm">
           <News2Badge news2={score} size="xl" />
-          {active.length > 0 && <Badge color="red" size="xl" variant="light">{active.length} active alert{active.length > 1 ? 's' : ''}</Badge>}
+          {active.length > 0 && <Badge color="red.9" size="xl">{active.length} active alert{active.length > 1 ? 's' : ''}</Badge>}
           <LiveIndicator state={live} />
           <Button component={Link} to={`/patients/${id}/plan`} variant="default" leftSection={<IconAdjustments size={16} aria-hidden />}>Monitoring plan</Button>
         </Group>

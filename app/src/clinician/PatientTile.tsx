@@ -9,6 +9,7 @@ import { News2Badge } from '../components/News2Badge.tsx';
 import { alertTitle, byUrgency, flagPriority, PRIORITY_COLOR, PRIORITY_LABEL } from '../fhir/alerts.ts';
 import { news2OfRow, type PatientRow } from '../fhir/panel.ts';
 import { ageYears, formatValue, latestReadings, outsideNormal, VITALS } from '../fhir/vitals.ts';
+import { TEXT } from '../theme.ts';
 import classes from './PatientTile.module.css';
 
 /** A device is silent when it has sent nothing for this long. */
@@ -60,7 +61,7 @@ export const PatientTile = memo(function PatientTile({ row, now }: { row: Patien
       </SimpleGrid>
       <Stack gap={4} mt="xs">
         {sorted.slice(0, 2).map((flag) => (
-          <Badge key={flag.id} color={PRIORITY_COLOR[flagPriority(flag)]} variant="light" leftSection={<IconBell size={12} aria-hidden />} fullWidth radius="sm">
+          <Badge key={flag.id} color={PRIORITY_COLOR[flagPriority(flag)]} autoContrast leftSection={<IconBell size={12} aria-hidden />} fullWidth radius="sm">
             {PRIORITY_LABEL[flagPriority(flag)]}: {alertTitle(flag)}
           </Badge>
         ))}
@@ -72,7 +73,7 @@ export const PatientTile = memo(function PatientTile({ row, now }: { row: Patien
             <Tooltip key={device.id} label={seen ? `Last reading ${new Date(seen).toLocaleString()}` : 'No readings yet'}>
               <Group gap={4} wrap="nowrap">
                 <IconDeviceWatch size={14} aria-hidden color={silent ? 'var(--mantine-color-orange-6)' : 'var(--mantine-color-dimmed)'} />
-                <Text size="xs" c={silent ? 'orange' : 'dimmed'} truncate>
+                <Text size="xs" c={silent ? TEXT.warn : 'dimmed'} truncate>
                   {device.deviceName?.[0]?.name ?? 'Device'} · {silent ? 'silent' : 'seen'} {ago(seen, now)}
                 </Text>
               </Group>

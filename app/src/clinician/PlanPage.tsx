@@ -10,6 +10,7 @@ import { describeError, ErrorState, Loading } from '../components/LoadState.tsx'
 import { loadPatientRecord, type PatientRecord } from '../fhir/patient.ts';
 import { addTeamMember, endTarget, enrolDevice, monitoringPlan, removeTeamMember, scheduleActivity, setMonitoring, setTarget, unbindDevice } from '../fhir/plan.ts';
 import { LOINC, VITAL_BY_KEY, VITALS } from '../fhir/vitals.ts';
+import { TEXT } from '../theme.ts';
 
 const TARGETABLE = VITALS.filter((v) => v.key !== 'weight');
 const vitalOptions = (list = VITALS) => list.map((v) => ({ value: v.key, label: v.label }));
@@ -87,8 +88,8 @@ export default function PlanPage() {
           {record.devices.length === 0 && <Text size="sm" c="dimmed">No device enrolled.</Text>}
           {record.devices.map((d) => (
             <Group key={d.id} justify="space-between">
-              <Text size="sm">{d.deviceName?.[0]?.name ?? 'Device'} · {d.identifier?.map((i) => i.value).join(', ')} <Badge size="xs" variant="light">{d.status}</Badge></Text>
-              <Button size="xs" variant="subtle" color="red" onClick={() => void save('Device unbound', () => unbindDevice(medplum, d))}>Unbind</Button>
+              <Text size="sm">{d.deviceName?.[0]?.name ?? 'Device'} · {d.identifier?.map((i) => i.value).join(', ')} <Badge size="xs" variant="default">{d.status}</Badge></Text>
+              <Button size="xs" variant="subtle" color="red" c={TEXT.danger} onClick={() => void save('Device unbound', () => unbindDevice(medplum, d))}>Unbind</Button>
             </Group>
           ))}
         </Stack>
@@ -101,7 +102,7 @@ export default function PlanPage() {
           {(team?.participant ?? []).map((p) => (
             <Group key={p.member?.reference} justify="space-between">
               <Text size="sm"><ResourceName value={p.member} /></Text>
-              <ActionIcon variant="subtle" color="red" aria-label="Remove from the care team" onClick={() => void save('Removed from the team', () => removeTeamMember(medplum, team!, p.member?.reference ?? ''))}>
+              <ActionIcon variant="subtle" color="red" c={TEXT.danger} aria-label="Remove from the care team" onClick={() => void save('Removed from the team', () => removeTeamMember(medplum, team!, p.member?.reference ?? ''))}>
                 <IconTrash size={16} aria-hidden />
               </ActionIcon>
             </Group>
@@ -131,7 +132,7 @@ function TargetsTable({ goals, onEnd }: { goals: Goal[]; onEnd(goal: Goal): void
             <Table.Td>{t.measure?.coding?.[0]?.display ?? t.measure?.coding?.[0]?.code}</Table.Td>
             <Table.Td>{t.detailRange?.low?.value ?? '—'} {t.detailRange?.low?.unit}</Table.Td>
             <Table.Td>{t.detailRange?.high?.value ?? '—'} {t.detailRange?.high?.unit}</Table.Td>
-            <Table.Td><Button size="xs" variant="subtle" color="red" onClick={() => onEnd(g)}>Remove</Button></Table.Td>
+            <Table.Td><Button size="xs" variant="subtle" color="red" c={TEXT.danger} onClick={() => onEnd(g)}>Remove</Button></Table.Td>
           </Table.Tr>
         )))}
       </Table.Tbody>
@@ -170,7 +171,7 @@ function Schedule({ plan, onChange }: { plan: CarePlan | undefined; onChange(act
       {activities.map((a, i) => (
         <Group key={i} justify="space-between">
           <Text size="sm">{a.detail?.description ?? a.detail?.code?.coding?.[0]?.display}</Text>
-          <Button size="xs" variant="subtle" color="red" onClick={() => void onChange(activities.filter((_, j) => j !== i))}>Remove</Button>
+          <Button size="xs" variant="subtle" color="red" c={TEXT.danger} onClick={() => void onChange(activities.filter((_, j) => j !== i))}>Remove</Button>
         </Group>
       ))}
       <form aria-label="Schedule a measurement" onSubmit={(e) => {

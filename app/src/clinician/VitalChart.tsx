@@ -52,7 +52,7 @@ export const VitalChart = memo(function VitalChart({ vital, points, start, end, 
               <Area dataKey="range" stroke="none" fill="#4c6ef5" fillOpacity={0.2} isAnimationActive={false} />
               <Line dataKey="average" stroke="#4263eb" dot={points.length < 40} strokeWidth={2} isAnimationActive={false} />
               {flags.map((f) => (
-                <ReferenceLine key={f.id} x={Date.parse(f.period?.start ?? '')} stroke={`var(--mantine-color-${PRIORITY_COLOR[flagPriority(f)]}-6)`} strokeDasharray="3 3" label={{ value: '▲', position: 'insideTop', fontSize: 10 }} ifOverflow="hidden">
+                <ReferenceLine key={f.id} x={Date.parse(f.period?.start ?? '')} stroke={`var(--mantine-color-${PRIORITY_COLOR[flagPriority(f)].replace('.', '-')})`} strokeDasharray="3 3" label={{ value: '▲', position: 'insideTop', fontSize: 10 }} ifOverflow="hidden">
                   <title>{alertTitle(f)}</title>
                 </ReferenceLine>
               ))}

@@ -1,4 +1,4 @@
-import { ActionIcon, AppShell, Badge, Group, Menu, Text, UnstyledButton, useComputedColorScheme, useMantineColorScheme } from '@mantine/core';
+import { ActionIcon, AppShell, Group, Menu, Text, UnstyledButton, VisuallyHidden, useComputedColorScheme, useMantineColorScheme } from '@mantine/core';
 import { ResourceName } from '@medplum/react';
 import { IconHeartbeat, IconLogout, IconMoon, IconSun, IconUserCircle } from '@tabler/icons-react';
 import type { ReactNode } from 'react';
@@ -18,7 +18,7 @@ export function AppLayout({ children }: { children: ReactNode }) {
             <Group gap={6} wrap="nowrap">
               <IconHeartbeat aria-hidden color="var(--mantine-color-indigo-6)" />
               <Text fw={700} size="lg">Vigil</Text>
-              <Badge variant="light" size="sm">{role === 'clinician' ? 'Clinician' : 'My health'}</Badge>
+              <Text size="sm" c="dimmed" visibleFrom="xs">{role === 'clinician' ? 'Clinician' : 'My health'}</Text>
             </Group>
             {role === 'clinician' && (
               <nav aria-label="Main">
@@ -40,10 +40,11 @@ export function AppLayout({ children }: { children: ReactNode }) {
             </ActionIcon>
             <Menu position="bottom-end">
               <Menu.Target>
-                <UnstyledButton aria-label="Account" className={classes.account}>
+                <UnstyledButton className={classes.account}>
                   <Group gap={6} wrap="nowrap">
                     <IconUserCircle aria-hidden />
                     <Text size="sm" visibleFrom="sm"><ResourceName value={{ reference: fhirUser }} /></Text>
+                    <VisuallyHidden hiddenFrom="sm">Account</VisuallyHidden>
                   </Group>
                 </UnstyledButton>
               </Menu.Target>

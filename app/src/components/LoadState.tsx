@@ -19,7 +19,7 @@ export function ErrorState({ error, retry }: { error: unknown; retry?: () => voi
     <Alert color="red" icon={<IconAlertTriangle aria-hidden />} title="Something went wrong" role="alert">
       <Stack gap="xs" align="flex-start">
         <Text size="sm">{describeError(error)}</Text>
-        {retry && <Button size="xs" variant="light" color="red" onClick={retry}>Try again</Button>}
+        {retry && <Button size="xs" color="red.9" onClick={retry}>Try again</Button>}
       </Stack>
     </Alert>
   );

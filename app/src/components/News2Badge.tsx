@@ -8,7 +8,7 @@ export function News2Badge({ news2, size = 'lg' }: { news2: News2 | undefined; s
   const label = `NEWS2 ${news2.score}, ${BAND_LABEL[news2.band]} risk`;
   return (
     <Tooltip label={`${BAND_LABEL[news2.band]} clinical risk`}>
-      <Badge size={size} autoContrast color={BAND_COLOR[news2.band]} variant={news2.band === 'low' ? 'light' : 'filled'} aria-label={label}>
+      <Badge size={size} autoContrast color={BAND_COLOR[news2.band]} variant={news2.band === 'low' ? 'default' : 'filled'} aria-label={label}>
         NEWS2 {news2.score}
       </Badge>
     </Tooltip>

@@ -14,7 +14,8 @@ export const ACKNOWLEDGEMENT_URL = 'https://vigil.health/fhir/StructureDefinitio
 
 export type Priority = NonNullable<Communication['priority']>;
 export const PRIORITY_RANK: Record<Priority, number> = { routine: 0, urgent: 1, asap: 2, stat: 3 };
-export const PRIORITY_COLOR: Record<Priority, string> = { routine: 'blue', urgent: 'orange', asap: 'red', stat: 'red' };
+/** Filled badge colours with AA contrast for their (auto-contrasted) text. */
+export const PRIORITY_COLOR: Record<Priority, string> = { routine: 'blue.8', urgent: 'orange.6', asap: 'red.9', stat: 'red.9' };
 export const PRIORITY_LABEL: Record<Priority, string> = { routine: 'Advice', urgent: 'Urgent', asap: 'Urgent (ASAP)', stat: 'Emergency' };
 
 export const flagPriority = (flag: Flag): Priority =>
@@ -48,7 +49,7 @@ export function acknowledgement(resource: Flag | Communication): { by?: string; 
 }
 
 export type Band = 'low' | 'low-medium' | 'medium' | 'high';
-export const BAND_COLOR: Record<Band, string> = { low: 'teal', 'low-medium': 'yellow', medium: 'orange', high: 'red' };
+export const BAND_COLOR: Record<Band, string> = { low: 'teal.9', 'low-medium': 'yellow.5', medium: 'orange.6', high: 'red.9' };
 export const BAND_LABEL: Record<Band, string> = { low: 'Low', 'low-medium': 'Low–medium', medium: 'Medium', high: 'High' };
 export const BAND_RANK: Record<Band, number> = { low: 0, 'low-medium': 1, medium: 2, high: 3 };
 

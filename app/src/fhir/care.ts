@@ -19,8 +19,10 @@ export async function acknowledge(medplum: MedplumClient, flag: Flag): Promise<F
     identifier: flag.identifier?.map((i) => (i.system === ALERT_KEY ? { ...i, system: ENDED_KEY } : i)),
     extension: flag.extension?.filter((e) => e.url !== SNOOZED_URL),
   });
-  const open = await medplum.searchResources('Communication', { about: `Flag/${flag.id}`, status: 'in-progress' }, { cache: 'no-cache' });
-  await Promise.all(open.map((c) => medplum.updateResource<Communication>({ ...c, status: 'completed' })));
+  // R4 has no Communication `about` search parameter: the patient's open ones, filtered here
+  const open = await medplum.searchResources('Communication', { subject: flag.subject?.reference ?? '', status: 'in-progress', _count: 1000 }, { cache: 'no-cache' });
+  const about = open.filter((c) => c.about?.some((a) => a.reference === `Flag/${flag.id}`));
+  await Promise.all(about.map((c) => medplum.updateResource<Communication>({ ...c, status: 'completed' })));
   return ended;
 }
 

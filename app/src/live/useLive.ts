@@ -1,5 +1,5 @@
 import type { MedplumClient } from '@medplum/core';
-import type { Bundle, Parameters, Resource, Subscription } from '@medplum/fhirtypes';
+import type { Parameters, Resource, Subscription } from '@medplum/fhirtypes';
 import { useEffect, useRef, useState } from 'react';
 
 export type LiveState = 'connecting' | 'live' | 'offline';
@@ -63,7 +63,7 @@ export function useLive(medplum: MedplumClient, criteria: string[], onChanges: (
             attempt = 0;
             setState('live');
           } else if (text.startsWith('{')) {
-            pending.push(...changesIn(JSON.parse(text) as Bundle));
+            pending.push(...changesIn(JSON.parse(text) as Resource));
           }
         };
         socket.onclose = () => retry();
@@ -90,10 +90,13 @@ export function useLive(medplum: MedplumClient, criteria: string[], onChanges: (
   return state;
 }
 
-/** The focus entries of a notification Bundle (the first entry is its SubscriptionStatus). */
-function changesIn(bundle: Bundle): LiveChange[] {
-  if (bundle.resourceType !== 'Bundle') return [];
-  return (bundle.entry ?? []).slice(1).flatMap((entry) => {
+/**
+ * An R4 subscription's payload is the resource itself; a topic-based one's a notification Bundle
+ * whose first entry is its SubscriptionStatus, then the focus entries.
+ */
+function changesIn(message: Resource): LiveChange[] {
+  if (message.resourceType !== 'Bundle') return message.id ? [{ resourceType: message.resourceType, id: message.id, resource: message }] : [];
+  return (message.entry ?? []).slice(1).flatMap((entry) => {
     const [resourceType, id] = (entry.fullUrl ?? '').split('/').slice(-2);
     return resourceType && id ? [{ resourceType, id, ...(entry.resource ? { resource: entry.resource } : {}) }] : [];
   });

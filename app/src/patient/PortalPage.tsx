@@ -16,6 +16,7 @@ import { goalRange, loadPatientRecord, type PatientRecord } from '../fhir/patien
 import { monitoringPlan } from '../fhir/plan.ts';
 import { formatValue, latestReadings, VITALS, type Reading } from '../fhir/vitals.ts';
 import { useLive, type LiveChange } from '../live/useLive.ts';
+import { TEXT } from '../theme.ts';
 
 /** What a reading means, in words a patient uses. */
 function describe(reading: Reading, target: { low?: number; high?: number } | undefined): { text: string; tone: 'ok' | 'watch' } {
@@ -102,7 +103,7 @@ export default function PortalPage() {
               <Card key={vital.key} withBorder padding="sm" component="article" aria-label={vital.plain}>
                 <Text size="sm" c="dimmed">{vital.plain}</Text>
                 <Text size="xl" fw={700}>{formatValue(vital, reading.value)} <Text span size="sm" c="dimmed">{vital.unit}</Text></Text>
-                <Text size="sm" c={meaning.tone === 'ok' ? 'teal' : 'orange'}>{meaning.text}</Text>
+                <Text size="sm" c={meaning.tone === 'ok' ? TEXT.ok : TEXT.warn}>{meaning.text}</Text>
                 <Text size="xs" c="dimmed"><time dateTime={reading.at} title={localTime(reading.at)}>{ago(reading.at, now)}</time></Text>
               </Card>
             );
@@ -116,7 +117,7 @@ export default function PortalPage() {
           {plan?.status === 'active' && plan.activity?.length
             ? plan.activity.map((a, i) => <Text size="sm" key={i}>{a.detail?.description}</Text>)
             : <Text size="sm" c="dimmed">No scheduled measurements.</Text>}
-          {reminders.map((c) => <Text size="sm" c="orange" key={c.id}>Reminder: {c.payload?.[0]?.contentString}</Text>)}
+          {reminders.map((c) => <Text size="sm" c={TEXT.warn} key={c.id}>Reminder: {c.payload?.[0]?.contentString}</Text>)}
         </Paper>
         <Paper withBorder p="sm" component="section" aria-labelledby="devices-heading">
           <Group gap={6}><IconDeviceWatch size={18} aria-hidden /><Title order={2} size="h5" id="devices-heading">Your devices</Title></Group>

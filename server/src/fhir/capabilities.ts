@@ -12,7 +12,17 @@ const OPERATIONS: Record<string, { name: string; definition: string }[]> = {
     { name: 'timeseries', definition: 'https://vigil.health/fhir/OperationDefinition/Observation-timeseries' },
   ],
   Patient: [{ name: 'everything', definition: `${OPERATION_BASE}Patient-everything` }],
+  PlanDefinition: [{ name: 'evaluate-rule', definition: 'https://vigil.health/fhir/OperationDefinition/PlanDefinition-evaluate-rule' }],
 };
+
+const SYSTEM_PARAMS: [string, 'token' | 'date' | 'uri', string][] = [
+  ['_id', 'token', 'Resource-id'],
+  ['_lastUpdated', 'date', 'Resource-lastUpdated'],
+  ['_tag', 'token', 'Resource-tag'],
+  ['_profile', 'uri', 'Resource-profile'],
+  ['_security', 'token', 'Resource-security'],
+  ['_source', 'uri', 'Resource-source'],
+];
 
 /** Vigil's own profiles of the type (fhir-profiles/), validated when a resource claims them. */
 function profileUrls(type: string): string[] | undefined {
@@ -79,7 +89,12 @@ export function capabilityStatement(baseUrl: string, version: string): Capabilit
           }],
         },
         resource: resources,
-        interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'history-system' }],
+        interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'search-system' }, { code: 'history-system' }],
+        // system search: `_type`, and the parameters every type has (any other that all listed types share works too)
+        searchParam: [
+          { name: '_type', type: 'token', documentation: 'Comma-separated resource types to search; all types when absent' },
+          ...SYSTEM_PARAMS.map(([name, type, id]) => ({ name, type, definition: `http://hl7.org/fhir/SearchParameter/${id}` })),
+        ],
       },
     ],
   });

@@ -3,6 +3,8 @@ import { applyPatch, fhirpathPatchTypedValue, parseFhirPathPatchParameters, toTy
 import type { Parameters, Resource } from '@medplum/fhirtypes';
 import { lockCriteria, matchIds } from '../store/conditional.ts';
 import type { Writer } from '../store/repository.ts';
+import { requestAccess } from './access.ts';
+import { acknowledge } from './acknowledgement.ts';
 import { type FhirContext, fhirBase, resourceType } from './context.ts';
 import { FhirError, badRequest, notFound, preconditionFailed } from './outcome.ts';
 import { informational } from './outcome.ts';
@@ -41,12 +43,12 @@ export function applyPatchBody(resource: Resource, patch: PatchBody): Resource {
   return copy;
 }
 
-/** Patches one resource inside a transaction. */
-export async function patchResource(w: Writer, type: string, id: string, patch: PatchBody, ifMatch?: string) {
+/** Patches one resource inside a transaction, for `user` (acknowledgements are recorded for them). */
+export async function patchResource(w: Writer, type: string, id: string, patch: PatchBody, ifMatch: string | undefined, user: string | undefined) {
   const current = await w.read(type, id, true);
   if (ifMatch !== undefined && current.versionId !== ifMatch) throw preconditionFailed(`If-Match ${ifMatch} does not match the current version of ${type}/${id}`);
-  const patched = applyPatchBody(JSON.parse(current.content as string) as Resource, patch);
-  return w.update(patched);
+  const previous = JSON.parse(current.content as string) as Resource;
+  return w.update(acknowledge(previous, applyPatchBody(previous, patch), user));
 }
 
 /** patch: PATCH [base]/[type]/[id], and the conditional PATCH [base]/[type]?criteria. */
@@ -64,7 +66,7 @@ export const patch = (ctx: FhirContext) => async (req: Request, res: Response): 
       if (ids.length > 1) throw preconditionFailed(`Conditional patch "${criteria}" matches more than one ${type}`);
       id = ids[0];
     }
-    return patchResource(w, type, id, body, ifMatch);
+    return patchResource(w, type, id, body, ifMatch, requestAccess(res).user);
   });
   const meta = resource.meta as { versionId: string; lastUpdated: string };
   versionHeaders(res, meta);

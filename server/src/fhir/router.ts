@@ -6,6 +6,7 @@ import { remove } from './delete.ts';
 import { history } from './history.ts';
 import { read } from './read.ts';
 import { checkFormat, sendJson } from './respond.ts';
+import { searchSystem } from './search-system.ts';
 import { searchType } from './search-type.ts';
 import { update } from './update.ts';
 import { vread } from './vread.ts';
@@ -19,8 +20,12 @@ type Handler = (req: Request, res: Response) => Promise<void>;
 /** Routes of other parts (subscriptions), registered before the generic `/:type/:id` ones. */
 export type ExtraRoutes = (router: Router, wrap: (handler: Handler) => RequestHandler) => void;
 
+/** A body parser for every FHIR request except batch/transaction, whose Bundle is read as it streams in. */
+export const unlessBundlePost = (parser: RequestHandler): RequestHandler => (req, res, next) =>
+  req.method === 'POST' && req.path === '/' ? next() : parser(req, res, next);
+
 /** The FHIR R4 REST API: one route per interaction of the spec's table. */
-export function fhirRouter(ctx: FhirContext, version: string, extraRoutes?: ExtraRoutes): Router {
+export function fhirRouter(ctx: FhirContext, options: { version: string; maxBodyBytes: number }, extraRoutes?: ExtraRoutes): Router {
   const router = Router();
   const wrap = (handler: Handler) => (req: Request, res: Response, next: NextFunction) => {
     // remembered now: once an error leaves the router, Express no longer knows the route
@@ -33,13 +38,15 @@ export function fhirRouter(ctx: FhirContext, version: string, extraRoutes?: Extr
     }
     handler(req, res).catch(next);
   };
-  const metadata = capabilityStatement(ctx.baseUrl, version);
+  const metadata = capabilityStatement(ctx.baseUrl, options.version);
   router.get('/metadata', wrap(async (req, res) => sendJson(req, res, 200, metadata)));
   router.post('/:type/$validate', wrap(validate(ctx)));
   router.post('/:type/:id/$validate', wrap(validate(ctx)));
   operationRoutes(router, ctx, wrap);
   extraRoutes?.(router, wrap);
-  router.post('/', wrap(batchOrTransaction(ctx)));
+  router.post('/', wrap(batchOrTransaction(ctx, options.maxBodyBytes)));
+  router.get('/', wrap(searchSystem(ctx)));
+  router.post('/_search', wrap(searchSystem(ctx)));
   router.get('/_history', wrap(history(ctx, 'system')));
   router.get('/:type', wrap(searchType(ctx)));
   router.post('/:type/_search', wrap(searchType(ctx)));

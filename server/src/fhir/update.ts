@@ -1,5 +1,7 @@
 import type { Request, Response } from 'express';
 import { conditionalUpdate } from '../store/conditional.ts';
+import { requestAccess } from './access.ts';
+import { updateAcknowledging } from './acknowledgement.ts';
 import { bodyResource, type FhirContext, fhirBase, resourceType } from './context.ts';
 import { badRequest, informational } from './outcome.ts';
 import { parseETag, sendWriteResult, versionHeaders } from './respond.ts';
@@ -16,7 +18,7 @@ export const update = (ctx: FhirContext) => async (req: Request, res: Response):
   let result;
   if (id) {
     if (resource.id !== id) throw badRequest(`Resource id "${resource.id ?? ''}" does not match the URL's "${id}"`, `${type}.id`);
-    result = await ctx.repo.update(resource, { ifMatch });
+    result = await ctx.repo.transaction((w) => updateAcknowledging(w, resource, requestAccess(res).user, { ifMatch }));
   } else {
     const criteria = new URL(req.originalUrl, 'http://x').search.slice(1);
     if (!criteria) throw badRequest('PUT needs an id or search criteria');

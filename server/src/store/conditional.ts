@@ -2,7 +2,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import { badRequest, preconditionFailed } from '../fhir/outcome.ts';
 import type { Sql } from './database.ts';
 import type { StoredVersion, WriteResult, Writer } from './repository.ts';
-import { executeSearch } from './search/execute.ts';
+import { executeSearch, type Restriction } from './search/execute.ts';
 import { parseSearch } from './search/query.ts';
 
 /**
@@ -11,8 +11,8 @@ import { parseSearch } from './search/query.ts';
  * the same criteria produce one resource.
  */
 
-/** The ids matching `query` (a URL query string) for `type`, at most `limit`. */
-export async function matchIds(sql: Sql, type: string, query: string, baseUrl: string, limit = 2): Promise<string[]> {
+/** The ids matching `query` (a URL query string) for `type`, at most `limit`, among those `restrict` lets the caller see. */
+export async function matchIds(sql: Sql, type: string, query: string, baseUrl: string, limit = 2, restrict?: Restriction): Promise<string[]> {
   const params = new URLSearchParams(query.startsWith('?') ? query.slice(1) : query);
   const search = parseSearch(type, params);
   if (search.filters.length === 0) throw badRequest(`Conditional criteria "${query}" have no search parameters`);
@@ -21,7 +21,7 @@ export async function matchIds(sql: Sql, type: string, query: string, baseUrl: s
   search.include = [];
   search.revinclude = [];
   search.total = 'none';
-  const result = await executeSearch(sql, search, baseUrl);
+  const result = await executeSearch(sql, search, baseUrl, restrict);
   return result.matches.map((m) => m.id);
 }
 

@@ -174,7 +174,7 @@ function coding(c: Coding, text: string[], code: string): string[] {
 }
 
 /** `system|code`, bare `code` (any system) and `system|` (any code); `|code` where there is no system. */
-function systemCode(system: string | undefined, code: string | undefined): string[] {
+export function systemCode(system: string | undefined, code: string | undefined): string[] {
   if (!code) return system ? [`${system}|`] : [];
   return system ? [`${system}|${code}`, code, `${system}|`] : [`|${code}`, code];
 }

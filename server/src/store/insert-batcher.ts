@@ -19,18 +19,22 @@ export function insertBatcher(sql: Sql): TickBatcher<unknown[], undefined> {
 
 const sqlCache = new Map<string, string>();
 
-/** One statement inserting n rows (given in `tableColumns` order) into a type's current and history tables and the outbox. */
-export function insertRowsSql(type: string, n: number): string {
-  const key = `${type}|${n}`;
+/**
+ * One statement inserting n rows (given in `tableColumns` order) into a type's current and history
+ * tables and the outbox; with `journal` false, into the current table only (the audit trail's
+ * records: never changed, so no history, and seen by no subscriber or bot).
+ */
+export function insertRowsSql(type: string, n: number, journal = true): string {
+  const key = `${type}|${n}|${journal}`;
   let sql = sqlCache.get(key);
   if (!sql) {
-    sql = buildInsertRows(type, n);
+    sql = buildInsertRows(type, n, journal);
     sqlCache.set(key, sql);
   }
   return sql;
 }
 
-function buildInsertRows(type: string, n: number): string {
+function buildInsertRows(type: string, n: number, journal: boolean): string {
   const columns = tableColumns(type);
   const width = columns.map((c) => c.name);
   const at = (name: string, row: number): string => `$${row * width.length + width.indexOf(name) + 1}`;
@@ -40,8 +44,10 @@ function buildInsertRows(type: string, n: number): string {
   );
   const outbox = Array.from({ length: n }, (_, r) => `('${type}', ${at('id', r)}, ${at('version_id', r)}, 'create')`);
   return (
-    `WITH h AS (INSERT INTO ${quote(historyTable(type))} (id, version_id, last_updated, deleted, content) VALUES ${history.join(', ')}), ` +
-    `o AS (INSERT INTO change_outbox (resource_type, id, version_id, interaction) VALUES ${outbox.join(', ')}) ` +
+    (journal
+      ? `WITH h AS (INSERT INTO ${quote(historyTable(type))} (id, version_id, last_updated, deleted, content) VALUES ${history.join(', ')}), ` +
+        `o AS (INSERT INTO change_outbox (resource_type, id, version_id, interaction) VALUES ${outbox.join(', ')}) `
+      : '') +
     `INSERT INTO ${quote(type)} (${width.map(quote).join(', ')}) VALUES ${rows.join(', ')}`
   );
 }

@@ -5,7 +5,7 @@ import { FhirError, badRequest, gone, notFound, preconditionFailed } from '../fh
 import { quote } from './columns.ts';
 import type { Database, Sql } from './database.ts';
 import type { ChangeEvent, ChangeFeed } from './events.ts';
-import { extractIndex } from './extract.ts';
+import { extractIndex, type IndexRow } from './extract.ts';
 import { insertBatcher, insertRowsSql } from './insert-batcher.ts';
 import { historyTable, tableColumns } from './schema.ts';
 import { TickBatcher } from './tick-batcher.ts';
@@ -264,9 +264,8 @@ function updateSql(type: string): string {
   return sql;
 }
 
-/** The values of a resource table row, in `tableColumns` order (also used by bulk loaders). */
-export function rowParams(resource: Resource, content: string, baseUrl: string): unknown[] {
-  const index = extractIndex(resource, baseUrl);
+/** The values of a resource table row, in `tableColumns` order (also used by bulk loaders and the audit trail, which indexes its own AuditEvents). */
+export function rowParams(resource: Resource, content: string, baseUrl: string, index: IndexRow = extractIndex(resource, baseUrl)): unknown[] {
   const meta = resource.meta as { versionId: string; lastUpdated: string };
   return tableColumns(resource.resourceType).map((c) => {
     switch (c.name) {

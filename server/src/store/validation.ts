@@ -1,12 +1,14 @@
 import { OperationOutcomeError, validateResource } from '@medplum/core';
 import type { OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
+import { isRuleProfile, ruleIssues } from '../../../bots/rules/rule.ts';
 import { checkRequiredBindings } from '../bindings.ts';
 import { FhirError, unprocessable } from '../fhir/outcome.ts';
 import { validateAgainstProfiles } from '../profiles.ts';
 
 /**
  * What every write checks, and what $validate reports: the R4 structure (@medplum/core), required
- * bindings, and the Vigil profiles the resource claims (or that the caller names).
+ * bindings, the Vigil profiles the resource claims (or that the caller names), and the FHIRPath
+ * conditions of a custom alert rule (bots/rules), which must compile: a 400 names the one that does not.
  */
 export function validationIssues(resource: Resource, profiles: readonly string[] = resource.meta?.profile ?? []): { base: OperationOutcomeIssue[]; profile: OperationOutcomeIssue[] } {
   let base: OperationOutcomeIssue[];
@@ -17,6 +19,7 @@ export function validationIssues(resource: Resource, profiles: readonly string[]
     base = err.outcome.issue ?? [];
   }
   base.push(...checkRequiredBindings(resource));
+  if (resource.resourceType === 'PlanDefinition' && profiles.some(isRuleProfile)) base.push(...ruleIssues(resource));
   return { base, profile: validateAgainstProfiles(resource, profiles) };
 }
 

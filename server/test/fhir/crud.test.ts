@@ -152,7 +152,7 @@ for (const driver of DRIVERS) {
       const obs = res.body.rest[0].resource.find((r: any) => r.type === 'Observation');
       assert.ok(obs.searchParam.some((p: any) => p.name === 'code-value-quantity'));
       assert.ok(obs.interaction.some((i: any) => i.code === 'history-instance'));
-      assert.deepEqual(obs.operation.map((o: any) => o.name).sort(), ['lastn', 'stats', 'validate']);
+      assert.deepEqual(obs.operation.map((o: any) => o.name).sort(), ['lastn', 'stats', 'timeseries', 'validate']);
       assert.ok(obs.supportedProfile.includes('https://vigil.health/fhir/StructureDefinition/vigil-device-observation'));
       assert.ok(res.body.rest[0].resource.find((r: any) => r.type === 'Patient').operation.some((o: any) => o.name === 'everything'));
       assert.ok(res.body.rest[0].resource.length >= 145);

@@ -40,12 +40,15 @@ const CARE_DATES: Record<string, string> = {
 interface Branch { type: string; self?: boolean }
 
 let branchList: Branch[] | undefined;
-/** Self first, other Patients (linked ones), then the compartment's types: a branch's key is its index. */
+/**
+ * Self first, other Patients (linked ones), then the compartment's types: a branch's key is its
+ * index. AuditEvents are left out: they record who reached the record, and are not part of it.
+ */
 function branches(): Branch[] {
   branchList ??= [
     { type: 'Patient', self: true },
     { type: 'Patient' },
-    ...getResourceTypeList().filter((t) => t !== 'Patient' && getPatientCompartmentParams(t).length > 0).sort().map((type) => ({ type })),
+    ...getResourceTypeList().filter((t) => t !== 'Patient' && t !== 'AuditEvent' && getPatientCompartmentParams(t).length > 0).sort().map((type) => ({ type })),
   ];
   return branchList;
 }

@@ -1,5 +1,6 @@
 import type { Request, RequestHandler, Response, Router } from 'express';
 import type { FhirContext } from '../context.ts';
+import { evaluateRule } from './evaluate-rule.ts';
 import { everything } from './everything.ts';
 import { lastn } from './lastn.ts';
 import { stats } from './stats.ts';
@@ -21,6 +22,7 @@ export function operationRoutes(router: Router, ctx: FhirContext, wrap: Wrap): v
     ['/Observation/$timeseries', timeseries(ctx)],
     ['/Patient/$everything', everything(ctx, 'type')],
     ['/Patient/:id/$everything', everything(ctx, 'instance')],
+    ['/PlanDefinition/$evaluate-rule', evaluateRule(ctx)],
   ];
   for (const [route, handler] of routes) {
     for (const path of paths(route)) {

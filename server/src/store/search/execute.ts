@@ -28,57 +28,83 @@ const MAX_INCLUDES = 1000;
 interface OrderKey { expr: string; cast: string; descending: boolean }
 interface Cursor { k: unknown[]; d: 'n' | 'p' }
 
-export async function executeSearch(sql: Sql, query: SearchQuery, baseUrl: string, restrict?: Restriction): Promise<SearchResult> {
-  const type = query.resourceType;
-  const where = (params: Params): string => {
+export function executeSearch(sql: Sql, query: SearchQuery, baseUrl: string, restrict?: Restriction): Promise<SearchResult> {
+  return search(sql, [query], false, baseUrl, restrict);
+}
+
+/**
+ * A search across types (system level): one query per type, all with the same result parameters,
+ * run as one UNION ALL whose branches are each ordered and limited (from their own indexes), then
+ * merged in (sort keys, type, id) order, which the keyset cursor follows across types.
+ */
+export function executeSystemSearch(sql: Sql, queries: SearchQuery[], baseUrl: string, restrict?: Restriction): Promise<SearchResult> {
+  // types the token may not read at all are left out rather than queried for nothing
+  const readable = queries.filter((q) => restrict?.('t', q.resourceType, new Params()) !== 'false');
+  if (readable.length === 0) return Promise.resolve({ matches: [], included: [], total: queries[0]?.total === 'none' ? undefined : 0 });
+  return search(sql, readable, true, baseUrl, restrict);
+}
+
+/** `typed`: several types, so rows carry their type and order by it before the id. */
+async function search(sql: Sql, queries: SearchQuery[], typed: boolean, baseUrl: string, restrict?: Restriction): Promise<SearchResult> {
+  const where = (query: SearchQuery, params: Params): string => {
+    const type = query.resourceType;
     const ctx: SearchContext = { params, baseUrl };
     const parts = ['NOT t.deleted', ...query.filters.map((f) => filterSql(f, 't', type, ctx))];
     const extra = restrict?.('t', type, params);
     if (extra) parts.push(extra);
     return parts.join(' AND ');
   };
+  // the result parameters are the same in every query
+  const { count, total, summary } = queries[0];
 
   const result: SearchResult = { matches: [], included: [] };
   // _summary=count and _count=0 ask for the total alone
-  const countOnly = query.summary === 'count' || query.count === 0;
-  if (query.total === 'estimate') {
-    result.total = await estimate(sql, type, where);
-  } else if (query.total === 'accurate' || (countOnly && query.total !== 'none')) {
+  const countOnly = summary === 'count' || count === 0;
+  if (total === 'estimate') {
+    result.total = await estimate(sql, queries, where);
+  } else if (total === 'accurate' || (countOnly && total !== 'none')) {
     const params = new Params();
-    const rows = await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${quote(type)} t WHERE ${where(params)}`, params.values);
+    const counts = queries.map((q) => `(SELECT count(*) FROM ${quote(q.resourceType)} t WHERE ${where(q, params)})`);
+    const rows = await sql.query<{ n: number }>(`SELECT (${counts.join(' + ')})::int AS n`, params.values);
     result.total = rows[0].n;
   }
   if (countOnly) return result;
 
-  const keys = orderKeys(query.sort);
-  const cursor = query.cursor ? decodeCursor(query.cursor, keys.length) : undefined;
+  const keyLists = queries.map((q) => orderKeys(q.sort, typed ? q.resourceType : undefined));
+  const cursor = queries[0].cursor ? decodeCursor(queries[0].cursor, keyLists[0].length) : undefined;
   const backwards = cursor?.d === 'p';
+  const direction = (k: OrderKey): string => (k.descending !== backwards ? 'DESC' : 'ASC');
   const params = new Params();
-  const conditions = [where(params)];
-  if (cursor) conditions.push(afterSql(keys, cursor.k, backwards, params));
-  const order = keys.map((k) => `${k.expr} ${k.descending !== backwards ? 'DESC' : 'ASC'}`).join(', ');
-  const rows = await sql.query<{ id: string; content: string } & Record<string, unknown>>(
-    `SELECT t.id, t.content, ${keys.map((k, i) => `${k.expr} AS k${i}`).join(', ')} FROM ${quote(type)} t ` +
-      `WHERE ${conditions.join(' AND ')} ORDER BY ${order} LIMIT ${query.count + 1}`,
-    params.values,
-  );
-  const more = rows.length > query.count;
-  const page = rows.slice(0, query.count);
+  const branches = queries.map((q, b) => {
+    const keys = keyLists[b];
+    const conditions = [where(q, params)];
+    if (cursor) conditions.push(afterSql(keys, cursor.k, backwards, params));
+    return `SELECT ${typed ? `'${q.resourceType}' AS "resourceType", ` : ''}t.id, t.content, ${keys.map((k, i) => `${k.expr} AS k${i}`).join(', ')} FROM ${quote(q.resourceType)} t ` +
+      `WHERE ${conditions.join(' AND ')} ORDER BY ${keys.map((k) => `${k.expr} ${direction(k)}`).join(', ')} LIMIT ${count + 1}`;
+  });
+  const text = typed
+    ? `SELECT * FROM (${branches.map((b) => `(${b})`).join(' UNION ALL ')}) u ORDER BY ${keyLists[0].map((k, i) => `k${i} ${direction(k)}`).join(', ')} LIMIT ${count + 1}`
+    : branches[0];
+  const rows = await sql.query<{ resourceType?: string; id: string; content: string } & Record<string, unknown>>(text, params.values);
+  const more = rows.length > count;
+  const page = rows.slice(0, count);
   if (backwards) page.reverse();
-  const keyOf = (row: Record<string, unknown>): unknown[] => keys.map((_, i) => row[`k${i}`]);
+  const keyOf = (row: Record<string, unknown>): unknown[] => keyLists[0].map((_, i) => row[`k${i}`]);
   if (page.length > 0) {
     if (backwards ? true : more) result.next = encodeCursor({ k: keyOf(page[page.length - 1]), d: 'n' });
     if (cursor && (backwards ? more : true)) result.previous = encodeCursor({ k: keyOf(page[0]), d: 'p' });
   }
-  if (result.total === undefined && query.total !== 'none' && !cursor && !more) result.total = page.length;
-  result.matches = page.map((r) => ({ resourceType: type, id: r.id, content: r.content }));
-  result.included = await includes(sql, query, result.matches, restrict);
+  if (result.total === undefined && total !== 'none' && !cursor && !more) result.total = page.length;
+  result.matches = page.map((r) => ({ resourceType: r.resourceType ?? queries[0].resourceType, id: r.id, content: r.content }));
+  result.included = await includes(sql, includeSpecs(queries), result.matches, restrict);
   return result;
 }
 
-function orderKeys(sort: SortKey[]): OrderKey[] {
+/** The sort keys, then the type (when several types are searched; a known type name, safe as a literal) and the id as tie-breakers. */
+function orderKeys(sort: SortKey[], type?: string): OrderKey[] {
   const keys: OrderKey[] = sort.map((s) => ({ ...sortExpr(s), descending: s.descending }));
   if (sort.length === 0) keys.push({ expr: 't.last_updated', cast: 'timestamptz', descending: false });
+  if (type) keys.push({ expr: `'${type}'::text`, cast: 'text', descending: false });
   keys.push({ expr: 't.id', cast: 'text', descending: false });
   return keys;
 }
@@ -130,22 +156,31 @@ function decodeCursor(text: string, length: number): Cursor {
   throw badRequest('Invalid or expired _cursor', '_cursor');
 }
 
-async function estimate(sql: Sql, type: string, where: (p: Params) => string): Promise<number> {
+async function estimate(sql: Sql, queries: SearchQuery[], where: (q: SearchQuery, p: Params) => string): Promise<number> {
   const params = new Params();
-  const rows = await sql.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${quote(type)} t WHERE ${where(params)}`, params.values);
+  const selects = queries.map((q) => `SELECT 1 FROM ${quote(q.resourceType)} t WHERE ${where(q, params)}`);
+  const rows = await sql.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) ${selects.join(' UNION ALL ')}`, params.values);
   const plan = rows[0]['QUERY PLAN'];
   const parsed = (typeof plan === 'string' ? JSON.parse(plan) : plan) as { Plan: { 'Plan Rows': number } }[];
   return parsed[0].Plan['Plan Rows'];
 }
 
+/** The _include and _revinclude specs of the queries, each once (the types of a system search share most). */
+function includeSpecs(queries: SearchQuery[]): { include: IncludeSpec[]; revinclude: IncludeSpec[] } {
+  const unique = (specs: IncludeSpec[]): IncludeSpec[] => [
+    ...new Map(specs.map((s) => [`${s.sourceType}:${s.params.map((p) => p.code).join(',')}:${s.targetType ?? ''}:${s.iterate}`, s])).values(),
+  ];
+  return { include: unique(queries.flatMap((q) => q.include)), revinclude: unique(queries.flatMap((q) => q.revinclude)) };
+}
+
 /** _include and _revinclude, following :iterate specs until nothing new is found. */
-async function includes(sql: Sql, query: SearchQuery, matches: FoundResource[], restrict?: Restriction): Promise<FoundResource[]> {
-  if (matches.length === 0 || (query.include.length === 0 && query.revinclude.length === 0)) return [];
+async function includes(sql: Sql, specs: { include: IncludeSpec[]; revinclude: IncludeSpec[] }, matches: FoundResource[], restrict?: Restriction): Promise<FoundResource[]> {
+  if (matches.length === 0 || (specs.include.length === 0 && specs.revinclude.length === 0)) return [];
   const seen = new Set(matches.map((m) => `${m.resourceType}/${m.id}`));
   const found: FoundResource[] = [];
   let frontier = matches;
-  let include = query.include;
-  let revinclude = query.revinclude;
+  let include = specs.include;
+  let revinclude = specs.revinclude;
   while (frontier.length > 0 && found.length < MAX_INCLUDES && (include.length || revinclude.length)) {
     const next: FoundResource[] = [];
     const add = (rows: FoundResource[]): void => {

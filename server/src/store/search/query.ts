@@ -1,4 +1,4 @@
-import { getSearchParams, isKnownResourceType, type SearchParam } from '../../definitions.ts';
+import { getResourceTypeList, getSearchParams, isKnownResourceType, type SearchParam } from '../../definitions.ts';
 import { badRequest, notSupported } from '../../fhir/outcome.ts';
 import { parseDate, parseNumber, splitPrefix } from './values.ts';
 
@@ -54,6 +54,41 @@ export function parseSearch(resourceType: string, params: URLSearchParams, lenie
   }
   return query;
 }
+
+/**
+ * A search across types (system level): `_type` (all types when absent) and one query per type,
+ * sharing every other parameter. A parameter applies only if every searched type has it, so that
+ * lenient handling ignores it for all of them alike rather than filtering some types and not others.
+ */
+export function parseSystemSearch(params: URLSearchParams, lenient = false): SearchQuery[] {
+  const listed = params.getAll('_type').flatMap(splitValues).map((t) => t.trim()).filter(Boolean);
+  for (const t of listed) if (!isKnownResourceType(t)) throw badRequest(`Unknown resource type "${t}" in _type`, '_type');
+  const used = [...params.keys()].map((k) => k.split(/[.:]/)[0]).filter((code) => META_PARAMS.has(code));
+  const types = listed.length ? [...new Set(listed)] : getResourceTypeList().filter((t) => used.every((code) => getSearchParams(t).has(code)));
+  const shared = new URLSearchParams();
+  const ignored: string[] = [];
+  for (const [key, value] of params) {
+    if (key === '_type') continue;
+    try {
+      for (const type of types) parseSearch(type, new URLSearchParams([[key, value]]));
+      shared.append(key, value);
+    } catch (err) {
+      if (!lenient) throw err;
+      ignored.push(key);
+    }
+  }
+  const queries = types.map((type) => ({ ...parseSearch(type, shared), ignored }));
+  // the branches of one UNION must agree on each sort key's SQL type
+  queries[0].sort.forEach((key, i) => {
+    if (queries.some((q) => (q.sort[i].param?.type ?? q.sort[i].code) !== (key.param?.type ?? key.code))) {
+      throw badRequest(`_sort "${key.code}" is not of one type in every type searched`, '_sort');
+    }
+  });
+  return queries;
+}
+
+/** R4 defines these for every type; the store indexes them on all but Binary, which a search of all types then leaves out. */
+const META_PARAMS = new Set(['_tag', '_profile', '_security', '_source']);
 
 function parseResultParam(query: SearchQuery, key: string, value: string): void {
   const [base, modifier] = key.split(':');
