@@ -72,6 +72,9 @@ for (const driver of DRIVERS) {
     });
 
     it('$resend delivers recorded events again, in order, with their own numbers', async () => {
+      const cs = (await request('GET', `${server.fhir}/metadata`)).body;
+      const operations = cs.rest[0].resource.find((r: any) => r.type === 'Subscription').operation;
+      assert.ok(operations.some((o: any) => o.name === 'resend' && o.definition.endsWith('/backport-subscription-resend')));
       const sub = await subscribe(server.fhir, topicSubscription(receiver.url, 'Patient/r1'));
       receiver.received.length = 0;
       const ids: string[] = [];
