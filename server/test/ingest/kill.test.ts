@@ -57,7 +57,13 @@ describe('ingest survives SIGKILL mid-stream: every acknowledged reading stored 
 
   it('kills Vigil while HTTP batches and MQTT publishes are in flight, restarts it, and loses or doubles nothing', { timeout: 600_000 }, async (t) => {
     const { VIGIL_BOOTSTRAP_CLIENT_ID: clientId, VIGIL_BOOTSTRAP_CLIENT_SECRET: clientSecret } = credentials;
-    const token = await clientCredentialsToken(base, clientId, clientSecret);
+    // backend-service tokens live 5 minutes and this test can outlast one on a loaded machine:
+    // clients fetch a fresh token every minute, as a device gateway would
+    let issued = { token: await clientCredentialsToken(base, clientId, clientSecret), at: Date.now() };
+    const bearer = async (): Promise<string> => {
+      if (Date.now() - issued.at > 60_000) issued = { token: await clientCredentialsToken(base, clientId, clientSecret), at: Date.now() };
+      return `Bearer ${issued.token}`;
+    };
     const enrol = {
       resourceType: 'Bundle', type: 'transaction',
       entry: Array.from({ length: DEVICES }, (_, d) => [
@@ -68,7 +74,7 @@ describe('ingest survives SIGKILL mid-stream: every acknowledged reading stored 
         },
       ]).flat(),
     };
-    const enrolled = await fetch(`${base}/fhir/R4`, { method: 'POST', headers: { 'content-type': 'application/fhir+json', authorization: `Bearer ${token}` }, body: JSON.stringify(enrol) });
+    const enrolled = await fetch(`${base}/fhir/R4`, { method: 'POST', headers: { 'content-type': 'application/fhir+json', authorization: await bearer() }, body: JSON.stringify(enrol) });
     assert.equal(enrolled.status, 200);
 
     const acknowledged = new Map<string, Reading>();
@@ -86,7 +92,7 @@ describe('ingest survives SIGKILL mid-stream: every acknowledged reading stored 
         while (!abandoned) {
           httpInFlight++;
           try {
-            const res = await fetch(`${base}/ingest/vigil-generic`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(batch) });
+            const res = await fetch(`${base}/ingest/vigil-generic`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: await bearer() }, body: JSON.stringify(batch) });
             assert.equal(res.status, 200, await res.clone().text());
             const body = (await res.json()) as { results: { status: string }[] };
             body.results.forEach((r, i) => {
