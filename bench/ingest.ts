@@ -1,9 +1,6 @@
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import mqtt from 'mqtt';
 import pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
-import { CLIENT_ID, CLIENT_SECRET, fmt, http, percentiles, recreateDatabase, renewToken, startServer } from './support.ts';
+import { CLIENT_ID, CLIENT_SECRET, fmt, http, percentiles, rawCopyRate, recreateDatabase, renewToken, startServer } from './support.ts';
 
 /**
  * `npm run bench -- ingest [--devices N] [--seconds N] [--batch N] [--mqtt-seconds N]`: device
@@ -101,16 +98,12 @@ export async function main(args: string[]): Promise<void> {
     const stored = (JSON.parse(count.body) as { total: number }).total;
 
     // Ceiling: the resulting Observation rows copied raw.
-    const rows = (await client.query<{ id: string; content: string }>('SELECT id, content FROM "Observation" LIMIT 200000')).rows;
-    await client.query('CREATE UNLOGGED TABLE raw_copy (id text, content text)');
-    const c0 = performance.now();
-    await pipeline(Readable.from(rows.map((r) => `${r.id}\t${r.content.replaceAll('\\', '\\\\')}\n`)), client.query(copyFrom('COPY raw_copy (id, content) FROM STDIN')));
-    const copyRate = rows.length / ((performance.now() - c0) / 1000);
+    const { rows: copied, perSecond: copyRate } = await rawCopyRate(client);
 
     const l = percentiles(latencies);
     const m = percentiles(mqttLatencies);
     console.log('');
-    console.log(`raw PostgreSQL COPY (same Observation rows, ${fmt(rows.length)}): ${fmt(copyRate)} rows/s   <- ceiling`);
+    console.log(`raw PostgreSQL COPY (same Observation rows, ${fmt(copied)}): ${fmt(copyRate)} rows/s   <- ceiling`);
     console.log(`HTTP batches of ${batch}, 4 in flight:  ${fmt(httpRate)} readings/s committed (${fmt((httpRate / copyRate) * 100, 1)}% of COPY); batch round trip p50 ${fmt(l.p50)} ms p99 ${fmt(l.p99)} ms`);
     console.log(`MQTT QoS 1, 50 per publish, 16 in flight: ${fmt(mqttRate)} readings/s committed; publish→PUBACK p50 ${fmt(m.p50)} ms p99 ${fmt(m.p99)} ms`);
     console.log(`stored and searchable: ${fmt(stored)} Observations for ${fmt(httpReadings + mqttReadings)} acknowledged readings`);

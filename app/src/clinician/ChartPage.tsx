@@ -14,7 +14,7 @@ import { ago, localTime, useNow } from '../components/TimeAgo.tsx';
 import { news2Of } from '../fhir/alerts.ts';
 import { isKind } from '../fhir/care.ts';
 import { mergeObservation } from '../fhir/panel.ts';
-import { goalRange, loadPatientRecord, type PatientRecord } from '../fhir/patient.ts';
+import { goalRange, usePatientRecord } from '../fhir/patient.ts';
 import { loadSeries, type Point } from '../fhir/timeseries.ts';
 import { ageYears, NEWS2_CODE, NEWS2_SYSTEM, VITALS, type Vital } from '../fhir/vitals.ts';
 import { useLive, type LiveChange } from '../live/useLive.ts';
@@ -30,19 +30,14 @@ const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
 export default function ChartPage() {
   const { id = '' } = useParams();
   const { medplum } = useSession();
-  const [record, setRecord] = useState<PatientRecord>();
-  const [error, setError] = useState<unknown>();
+  const { record, setRecord, error: loadError, reload: load } = usePatientRecord(medplum, id);
+  const [chartError, setError] = useState<unknown>();
+  const error = loadError ?? chartError;
   const [range, setRange] = useState<Range>(() => rangeFor('24h'));
   const [series, setSeries] = useState<Map<string, Point[]>>();
   const [news2, setNews2] = useState<Point[]>([]);
   const now = useNow();
 
-  const load = useCallback(() => {
-    setError(undefined);
-    setRecord(undefined);
-    loadPatientRecord(medplum, id).then(setRecord, setError);
-  }, [medplum, id]);
-  useEffect(load, [load]);
 
   const loadCharts = useCallback(async (r: Range) => {
     const [s, scores] = await Promise.all([

@@ -1,4 +1,5 @@
 import type { MedplumClient } from '@medplum/core';
+import { useCallback, useEffect, useState, type Dispatch, type SetStateAction } from 'react';
 import type { CarePlan, CareTeam, Communication, Device, Flag, Goal, Observation, Patient } from '@medplum/fhirtypes';
 import { loadLatest } from './panel.ts';
 import { LOINC } from './vitals.ts';
@@ -41,4 +42,22 @@ export function goalRange(goals: Goal[], code: string): { low?: number; high?: n
     }
   }
   return undefined;
+}
+
+/** The record of a screen about one patient: loaded on mount and on `reload`, editable in place by live changes. */
+export function usePatientRecord(medplum: MedplumClient, id: string): {
+  record: PatientRecord | undefined;
+  setRecord: Dispatch<SetStateAction<PatientRecord | undefined>>;
+  error: unknown;
+  reload: () => void;
+} {
+  const [record, setRecord] = useState<PatientRecord>();
+  const [error, setError] = useState<unknown>();
+  const reload = useCallback(() => {
+    setError(undefined);
+    setRecord(undefined);
+    loadPatientRecord(medplum, id).then(setRecord, setError);
+  }, [medplum, id]);
+  useEffect(reload, [reload]);
+  return { record, setRecord, error, reload };
 }

@@ -3,7 +3,7 @@ import { notifications } from '@mantine/notifications';
 import type { Communication, Observation } from '@medplum/fhirtypes';
 import { ResourceName } from '@medplum/react';
 import { IconBellRinging, IconCalendarTime, IconDeviceWatch } from '@tabler/icons-react';
-import { useCallback, useEffect, useMemo, useState } from 'react';
+import { useCallback, useMemo, useState } from 'react';
 import { useParams } from 'react-router';
 import { useSession } from '../auth/session.tsx';
 import { LiveIndicator } from '../components/LiveIndicator.tsx';
@@ -12,7 +12,7 @@ import { ago, localTime, useNow } from '../components/TimeAgo.tsx';
 import { alertTitle } from '../fhir/alerts.ts';
 import { communicate, isKind } from '../fhir/care.ts';
 import { mergeObservation } from '../fhir/panel.ts';
-import { goalRange, loadPatientRecord, type PatientRecord } from '../fhir/patient.ts';
+import { goalRange, usePatientRecord } from '../fhir/patient.ts';
 import { monitoringPlan } from '../fhir/plan.ts';
 import { formatValue, latestReadings, VITALS, type Reading } from '../fhir/vitals.ts';
 import { useLive, type LiveChange } from '../live/useLive.ts';
@@ -31,18 +31,11 @@ export default function PortalPage() {
   const { id: asked } = useParams();
   const { medplum, session, fhirUser } = useSession();
   const id = asked ?? session.patient ?? '';
-  const [record, setRecord] = useState<PatientRecord>();
-  const [error, setError] = useState<unknown>();
+  const { record, setRecord, error, reload: load } = usePatientRecord(medplum, id);
   const [message, setMessage] = useState('');
   const [sending, setSending] = useState(false);
   const now = useNow();
 
-  const load = useCallback(() => {
-    setError(undefined);
-    setRecord(undefined);
-    loadPatientRecord(medplum, id).then(setRecord, setError);
-  }, [medplum, id]);
-  useEffect(load, [load]);
   const onChanges = useCallback((changes: LiveChange[]) => {
     const resources = changes.flatMap((c) => (c.resource ? [c.resource] : []));
     setRecord((r) => r && {
