@@ -1,6 +1,6 @@
 /** `npm run bench -- <name> [options]`: runs bench/<name>.ts. Benchmarks are run by hand, never in CI. */
 const [name, ...args] = process.argv.slice(2);
-const benches = ['rest', 'synthea', 'ingest', 'alerts', 'tokens', 'subscriptions', 'app'];
+const benches = ['rest', 'synthea', 'ingest', 'alerts', 'tokens', 'subscriptions', 'app', 'write-path'];
 if (!name || !benches.includes(name)) {
   console.error(`usage: npm run bench -- <${benches.join('|')}> [options]`);
   process.exit(2);
