@@ -13,15 +13,21 @@ import { parseSearch } from '../store/search/query.ts';
 import { ownerRestriction } from './access.ts';
 import type { SubscriptionConfig } from './config.ts';
 import type { Delivery } from './delivery.ts';
-import type { Change } from './outbox.ts';
+import type { Change, ChangeBatch } from './outbox.ts';
 import { parseSubscription } from './parse.ts';
 import type { Candidate, SubscriptionRegistry } from './registry.ts';
 import { setStatus } from './status.ts';
 
+/** Changes of a batch matched at once, and subscriptions whose deliveries are enqueued at once. */
+const CONCURRENCY = 8;
+
 /**
- * Handles one committed change from the outbox: activates `requested` subscriptions, and matches
- * the change against the active ones, enqueueing one delivery per matching subscription (grouped
- * by subscription, so each receives its notifications in order).
+ * Handles one batch of committed changes from the outbox, in commit order: activates `requested`
+ * subscriptions, and matches the other changes against the active ones, enqueueing one delivery
+ * per matching subscription and change (grouped by subscription, so each receives its
+ * notifications in order). The changes between two Subscription changes are matched concurrently,
+ * their versions read with one query per resource type; each subscription's deliveries are then
+ * enqueued in commit order, so its notifications, and the versions of one resource, keep that order.
  */
 export class Matcher {
   readonly #repo: Repository;
@@ -38,18 +44,58 @@ export class Matcher {
     this.#config = config;
   }
 
-  handle = async (job: JobContext<Change>): Promise<void> => {
-    const change = job.data;
-    if (change.resourceType === 'Subscription') {
+  handle = async (job: JobContext<ChangeBatch>): Promise<void> => {
+    let run: Change[] = [];
+    for (const change of job.data.changes) {
+      if (change.resourceType !== 'Subscription') {
+        run.push(change);
+        continue;
+      }
+      // what was committed before a subscription changed is matched against the subscriptions as they were
+      await this.#matchAll(run);
+      run = [];
       this.#registry.invalidate();
       if (change.interaction !== 'delete') await this.#activate(change);
-      return;
     }
+    await this.#matchAll(run);
+  };
+
+  async #matchAll(changes: Change[]): Promise<void> {
+    if (changes.length === 0) return;
     await this.#registry.refresh();
-    if (!this.#registry.hasType(change.resourceType)) return;
-    const current = change.interaction === 'delete' ? undefined : await this.#version(change, change.versionId);
-    if (change.interaction !== 'delete' && !current) return;
-    let previous: Resource | undefined | null = null;
+    const relevant = changes.filter((c) => this.#registry.hasType(c.resourceType));
+    if (relevant.length === 0) return;
+    const versions = await this.#versions(relevant);
+    const matched = await mapLimit(relevant, CONCURRENCY, (change) => this.#match(change, versions));
+    const bySubscription = new Map<string, Change[]>();
+    relevant.forEach((change, i) => {
+      for (const id of matched[i]) {
+        const focus = bySubscription.get(id);
+        if (focus) focus.push(change);
+        else bySubscription.set(id, [change]);
+      }
+    });
+    await mapLimit([...bySubscription], CONCURRENCY, async ([subscriptionId, focus]) => {
+      for (const change of focus) {
+        await this.#deliveries.enqueue(
+          { subscriptionId, kind: 'event', focus: change },
+          {
+            jobId: `${subscriptionId}/${change.resourceType}/${change.id}/${change.versionId}`,
+            groupKey: subscriptionId,
+            attempts: this.#config.attempts,
+            backoff: this.#config.backoff,
+          },
+        );
+      }
+    });
+  }
+
+  /** The subscriptions one change matches. */
+  async #match(change: Change, versions: Map<string, Resource>): Promise<Set<string>> {
+    const deleted = change.interaction === 'delete';
+    const current = deleted ? undefined : versions.get(versionKey(change.resourceType, change.id, change.versionId));
+    if (!deleted && !current) return new Set();
+    let previous: Resource | undefined | null = deleted ? versions.get(versionKey(change.resourceType, change.id, change.versionId - 1)) : null;
     const loadPrevious = async (): Promise<Resource | undefined> => {
       if (previous === null) previous = change.versionId > 1 ? await this.#version(change, change.versionId - 1) : undefined;
       return previous;
@@ -58,19 +104,31 @@ export class Matcher {
     const row = indexed ? extractIndex(indexed, this.#repo.baseUrl) : undefined;
     const candidates = this.#registry.candidates(change.resourceType, change.interaction, row);
     const matched = await Promise.all(candidates.map((c) => this.#matches(c, change, current, loadPrevious)));
-    const subscriptions = new Set(candidates.filter((_, i) => matched[i]).map((c) => c.sub.id));
-    for (const subscriptionId of subscriptions) {
-      await this.#deliveries.enqueue(
-        { subscriptionId, kind: 'event', focus: change },
-        {
-          jobId: `${subscriptionId}/${change.resourceType}/${change.id}/${change.versionId}`,
-          groupKey: subscriptionId,
-          attempts: this.#config.attempts,
-          backoff: this.#config.backoff,
-        },
-      );
+    return new Set(candidates.filter((_, i) => matched[i]).map((c) => c.sub.id));
+  }
+
+  /** The versions the changes name (a deletion: the version before it), one query per resource type. */
+  async #versions(changes: Change[]): Promise<Map<string, Resource>> {
+    const wanted = new Map<string, { ids: string[]; versions: number[] }>();
+    for (const change of changes) {
+      const version = change.interaction === 'delete' ? change.versionId - 1 : change.versionId;
+      if (version < 1) continue;
+      let type = wanted.get(change.resourceType);
+      if (!type) wanted.set(change.resourceType, (type = { ids: [], versions: [] }));
+      type.ids.push(change.id);
+      type.versions.push(version);
     }
-  };
+    const found = new Map<string, Resource>();
+    await Promise.all([...wanted].map(async ([type, { ids, versions }]) => {
+      const rows = await this.#repo.db.query<{ id: string; version_id: number; content: string | null }>(
+        `SELECT h.id, h.version_id, h.content FROM ${quote(historyTable(type))} h
+         JOIN unnest($1::text[], $2::int[]) AS w(id, version_id) ON h.id = w.id AND h.version_id = w.version_id`,
+        [ids, versions],
+      );
+      for (const row of rows) if (row.content) found.set(versionKey(type, row.id, Number(row.version_id)), JSON.parse(row.content) as Resource);
+    }));
+    return found;
+  }
 
   /**
    * The trigger's search, run against the database restricted to the changed resource (the REST
@@ -146,4 +204,20 @@ export class Matcher {
     );
     return rows[0]?.content ? (JSON.parse(rows[0].content) as Resource) : undefined;
   }
+}
+
+const versionKey = (type: string, id: string, version: number): string => `${type}/${id}/${version}`;
+
+/** `fn` over the items, at most `limit` at a time; results in the items' order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }

@@ -10,6 +10,17 @@ export interface Change {
   interaction: 'create' | 'update' | 'delete';
 }
 
+/** The changes one drain took from the outbox, in commit (seq) order. */
+export interface ChangeBatch {
+  changes: Change[];
+}
+
+/** A queue each drained batch goes to; batches sharing a group key are processed one at a time, in drain order. */
+export interface DrainTarget {
+  queue: JobQueue<ChangeBatch>;
+  groupKey?: string;
+}
+
 export interface OutboxOptions {
   /** Rows taken per transaction. */
   batch?: number;
@@ -17,21 +28,22 @@ export interface OutboxOptions {
   onError: (error: Error) => void;
 }
 
-const DRAIN_SQL = `DELETE FROM change_outbox WHERE seq IN (SELECT seq FROM change_outbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+/** Held for the drain's transaction: replicas drain one after the other, so batches reach the queues in seq order. */
+const DRAIN_LOCK = 0x76_69_67_69;
+const DRAIN_SQL = `DELETE FROM change_outbox WHERE seq IN (SELECT seq FROM change_outbox ORDER BY seq LIMIT $1)
   RETURNING seq, resource_type, id, version_id, interaction`;
 
-/** The job id of a change: a re-drain after a crash between enqueue and commit is absorbed by the queue. */
-export const changeJobId = (c: Change): string => `${c.resourceType}/${c.id}/${c.versionId}`;
-
 /**
- * Moves committed changes from `change_outbox` to the match queue, oldest first. Rows are deleted
- * in the transaction that enqueues them, so a failed enqueue leaves them for the next drain, and
- * SKIP LOCKED lets several worker replicas drain side by side. The in-process change feed only
- * wakes the drainer early; the poll picks up what other replicas wrote.
+ * Moves committed changes from `change_outbox` to the queues, oldest first, one job per batch and
+ * queue. Rows are deleted in the transaction that enqueues them, so a failed enqueue leaves them for
+ * the next drain. A crash between enqueue and commit drains them again: as the same batch, its job
+ * id (first and last seq) is absorbed while that job is pending; otherwise the job ids of the
+ * deliveries and bot runs absorb the repeats. The in-process change feed only wakes the drainer
+ * early; the poll picks up what other replicas wrote.
  */
 export class OutboxDrainer {
   readonly #db: Database;
-  readonly #queue: JobQueue<Change>;
+  readonly #targets: readonly DrainTarget[];
   readonly #batch: number;
   readonly #onError: (error: Error) => void;
   readonly #timer: NodeJS.Timeout;
@@ -40,9 +52,9 @@ export class OutboxDrainer {
   #again = false;
   #stopped = false;
 
-  constructor(db: Database, feed: ChangeFeed, queue: JobQueue<Change>, options: OutboxOptions) {
+  constructor(db: Database, feed: ChangeFeed, targets: readonly DrainTarget[], options: OutboxOptions) {
     this.#db = db;
-    this.#queue = queue;
+    this.#targets = targets;
     this.#batch = options.batch ?? 500;
     this.#onError = options.onError;
     this.#unsubscribe = feed.subscribe(() => this.wake());
@@ -66,16 +78,16 @@ export class OutboxDrainer {
   /** One transaction: takes up to `batch` rows and enqueues them; resolves to the number taken. */
   async drainOnce(): Promise<number> {
     return this.#db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [DRAIN_LOCK]);
       const rows = await tx.query<{ seq: string | number; resource_type: string; id: string; version_id: number; interaction: Change['interaction'] }>(
         DRAIN_SQL,
         [this.#batch],
       );
+      if (rows.length === 0) return 0;
       rows.sort((a, b) => Number(a.seq) - Number(b.seq));
-      for (const row of rows) {
-        const change: Change = { resourceType: row.resource_type, id: row.id, versionId: Number(row.version_id), interaction: row.interaction };
-        // grouped per resource: versions of one resource are matched, hence delivered, in order
-        await this.#queue.enqueue(change, { jobId: changeJobId(change), groupKey: `${change.resourceType}/${change.id}` });
-      }
+      const changes = rows.map((row): Change => ({ resourceType: row.resource_type, id: row.id, versionId: Number(row.version_id), interaction: row.interaction }));
+      const jobId = `${rows[0].seq}-${rows[rows.length - 1].seq}`;
+      await Promise.all(this.#targets.map(({ queue, groupKey }) => queue.enqueue({ changes }, { jobId, groupKey })));
       return rows.length;
     });
   }

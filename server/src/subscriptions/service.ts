@@ -10,7 +10,7 @@ import type { Repository } from '../store/repository.ts';
 import { Deliverer, type Delivery, type ResentEvent } from './delivery.ts';
 import { createHub, type Hub } from './hub.ts';
 import { Matcher } from './matcher.ts';
-import { OutboxDrainer, type Change } from './outbox.ts';
+import { OutboxDrainer, type Change, type ChangeBatch } from './outbox.ts';
 import { SubscriptionRegistry } from './registry.ts';
 import { setStatus } from './status.ts';
 import { getTopics } from './topics.ts';
@@ -59,16 +59,17 @@ export async function startSubscriptions({ config, repo, feed, queues, server, l
   if (config.role !== 'api') {
     await installTopics(repo);
     const deliverer = new Deliverer(repo, settings, hub, fhirBase, logger);
-    const changes = queues.queue<Change>('subscription-match');
+    const changes = queues.queue<ChangeBatch>('subscription-match');
     const matcher = new Matcher(repo, registry, deliveries, settings, new CareTeamPatients(repo.db, config.baseUrl));
+    // batches one at a time across all workers (one group), each matched concurrently: deliveries follow commit order
     // a change is handed on before it is matched: a retried match job hands it on again, and the
     // receivers' job ids absorb that
     changes.process(async (job) => {
-      await onChange?.(job.data);
+      for (const change of job.data.changes) await onChange?.(change);
       await matcher.handle(job);
-    }, { concurrency: 1 }); // one at a time: matches, hence deliveries, follow commit order
+    }, { concurrency: 1 });
     deliveries.process(deliverer.handle, { concurrency: settings.concurrency, onDeadLetter: deliverer.onDeadLetter });
-    drainer = new OutboxDrainer(repo.db, feed, changes, { pollMs: settings.pollMs, onError });
+    drainer = new OutboxDrainer(repo.db, feed, [{ queue: changes, groupKey: 'changes' }], { pollMs: settings.pollMs, onError });
     const ticker = setInterval(() => tick(repo, registry, deliveries, settings.attempts).catch(onError), TICK_MS);
     const d = drainer;
     stops.push(async () => {

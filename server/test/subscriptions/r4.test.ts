@@ -74,6 +74,32 @@ for (const { driver, queue, env } of SETUPS) {
       await request('PUT', `${server.fhir}/Subscription/${sub.id}`, { ...sub, status: 'off' });
     });
 
+    it('keeps commit order per subscription when many changes are matched at once', async () => {
+      const sub = await subscribe(server.fhir, {
+        criteria: 'Observation?subject=Patient/p7',
+        channel: { type: 'rest-hook', endpoint: receiver.url, payload: 'application/fhir+json' },
+      });
+      receiver.received.length = 0;
+      // one commit of 10 changes, then updates of one of them, drained while the first batch is matched
+      const bundle = await request('POST', server.fhir, {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: Array.from({ length: 10 }, (_, i) => ({ resource: observation('Patient/p7', '8867-4', 60 + i), request: { method: 'POST', url: 'Observation' } })),
+      });
+      assert.equal(bundle.status, 200);
+      const first = bundle.body.entry[0].response.location.split('/')[1];
+      for (let v = 0; v < 5; v++) {
+        const res = await request('PUT', `${server.fhir}/Observation/${first}`, { ...observation('Patient/p7', '8867-4', 100 + v), id: first });
+        assert.equal(res.status, 200);
+      }
+      await waitFor('15 notifications', () => receiver.received.length >= 15);
+      const got = receiver.received.map((r) => JSON.parse(r.body));
+      assert.equal(got.length, 15);
+      assert.deepEqual(got.slice(10).map((o) => o.meta.versionId), ['2', '3', '4', '5', '6'], 'versions of one resource in order, after the commit before them');
+      assert.equal(new Set(got.slice(0, 10).map((o) => o.id)).size, 10);
+      await request('PUT', `${server.fhir}/Subscription/${sub.id}`, { ...sub, status: 'off' });
+    });
+
     it('sends an empty body without payload; interaction filter and FHIRPath criteria select events', async () => {
       const sub = await subscribe(server.fhir, {
         criteria: 'Observation?subject=Patient/p3',
