@@ -25,6 +25,8 @@ import type { Logger } from './logger.ts';
  * the buffer is full new records are dropped and counted (`vigil_audit_dropped_total`). A crash
  * loses what was buffered: at most `flushMs` worth of requests, and never more than `maxBuffered`.
  *
+ * The server's own AuditEvents (each bot run's, bots/runtime/audit.ts) take the same path, whole.
+ *
  * AuditEvents are written to their table alone, beside the history and the change outbox: they
  * are never changed, so they have no history (system `_history` stays about the data), and they
  * notify no subscription and trigger no bot, so auditing can never feed on itself.
@@ -94,7 +96,7 @@ export class AuditTrail {
   readonly #timer: NodeJS.Timeout;
   readonly #written: Counter;
   readonly #dropped: Counter;
-  #buffer: Finished[] = [];
+  #buffer: (Finished | AuditEvent)[] = [];
   #flushing?: Promise<void>;
   #failing = false;
 
@@ -156,7 +158,12 @@ export class AuditTrail {
     if (this.#buffer.length) await this.flush();
   }
 
-  #record(finished: Finished): void {
+  /** An AuditEvent the server built itself, written with the next batch (it gets its id then). */
+  recordEvent(event: AuditEvent): void {
+    this.#record(event);
+  }
+
+  #record(finished: Finished | AuditEvent): void {
     if (this.#buffer.length >= this.#options.maxBuffered) {
       this.#dropped.inc();
       return;
@@ -185,14 +192,20 @@ export class AuditTrail {
     }
   }
 
-  async #write(batch: Finished[]): Promise<void> {
-    const described = batch.map((f) => ({ f, d: f.base === '/fhir/R4' ? describeFhir(f) : describeOther(f) }));
+  async #write(batch: (Finished | AuditEvent)[]): Promise<void> {
+    const requests = batch.filter((r): r is Finished => !('resourceType' in r));
+    const described = requests.map((f) => ({ f, d: f.base === '/fhir/R4' ? describeFhir(f) : describeOther(f) }));
     const compartments = await this.#compartments(described);
     const fhirBase = `${this.#baseUrl}/fhir/R4`;
     const rows = described.map(({ f, d }) => {
       const event = auditEvent(f, d, fhirBase, compartments);
       return rowParams(event, JSON.stringify(event), this.#baseUrl, auditIndex(event, this.#baseUrl));
     });
+    for (const built of batch.filter((r): r is AuditEvent => 'resourceType' in r)) {
+      // of another shape than the requests': indexed by the generic indexer
+      const event: AuditEvent = { ...built, id: randomUUID(), meta: { versionId: '1', lastUpdated: built.recorded } };
+      rows.push(rowParams(event, JSON.stringify(event), this.#baseUrl));
+    }
     await this.#db.query(insertRowsSql('AuditEvent', rows.length, false), rows.flat());
   }
 
