@@ -4,10 +4,10 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AuditEvent, Device, Observation, Resource } from '@medplum/fhirtypes';
 import { createQueueFactory } from '../../server/src/jobs/queue.ts';
-import { BotHost, type BotJob } from './host.ts';
+import { BotHost, type BotJob, type BotQueue } from './host.ts';
 import type { Bot, FhirClient } from './manifest.ts';
 
-/** Enough of a FHIR server for the runtime: reads, creates, and conditional creates keyed by criteria. */
+/** Enough of a FHIR server for the runtime: reads, searches by `_id`, creates, and conditional creates keyed by criteria. */
 function memoryFhir(): FhirClient & { all: Resource[] } {
   const all: Resource[] = [];
   const keyed = new Map<string, Resource>();
@@ -23,7 +23,10 @@ function memoryFhir(): FhirClient & { all: Resource[] } {
       if (!found) throw Object.assign(new Error('not found'), { status: 404 });
       return found as never;
     },
-    search: async () => [],
+    search: async <T extends Resource>(type: T['resourceType'], params: Record<string, string | string[]>) => {
+      const ids = String(params._id ?? '').split(',');
+      return all.filter((r): r is T => r.resourceType === type && ids.includes(r.id as string));
+    },
     async *searchPages<T extends Resource>(type: T['resourceType']) {
       // two pages, as a server with a small page size would give them
       const matches = all.filter((r): r is T => r.resourceType === type);
@@ -57,9 +60,11 @@ describe('BotHost', () => {
     const fhir = memoryFhir();
     const queues = createQueueFactory();
     const dead: string[] = [];
+    const audits: AuditEvent[] = [];
     const host = new BotHost({
       fhir,
       queue: queues.queue<BotJob>('bots'),
+      audit: (event) => audits.push(event),
       onError: (_err, context) => dead.push(String(context.deadLetter)),
       bots: [
         bot('slow', (event) => new Promise((_, reject) => event.signal.addEventListener('abort', () => reject(event.signal.reason))), 50),
@@ -71,10 +76,9 @@ describe('BotHost', () => {
     });
     host.start();
     const trigger = await fhir.create<Observation>({ resourceType: 'Observation', status: 'final', code: { text: 'in' }, subject: { reference: 'Patient/p' } });
-    await host.handleChange({ interaction: 'create', resourceType: 'Observation', id: trigger.id as string, versionId: '1' });
-    const audits = (): AuditEvent[] => fhir.all.filter((r): r is AuditEvent => r.resourceType === 'AuditEvent');
-    for (let i = 0; i < 100 && audits().length < 2; i++) await sleep(10);
-    const byBot = new Map(audits().map((a) => [a.subtype?.[0].code, a]));
+    await host.handleChanges([{ interaction: 'create', resourceType: 'Observation', id: trigger.id as string, versionId: '1' }]);
+    for (let i = 0; i < 100 && audits.length < 2; i++) await sleep(10);
+    const byBot = new Map(audits.map((a) => [a.subtype?.[0].code, a]));
     assert.equal(byBot.get('slow')?.outcome, '8');
     assert.match(byBot.get('slow')?.outcomeDesc ?? '', /TimeoutError/);
     assert.equal(byBot.get('fast')?.outcome, '0');
@@ -100,19 +104,19 @@ describe('BotHost', () => {
       trigger: undefined,
       schedule: { everyMs: 60_000, search: 'Device?status=active' },
     };
-    const host = new BotHost({ fhir, queue: queues.queue<BotJob>('bots'), bots: [sweeper] });
+    const audits: AuditEvent[] = [];
+    const host = new BotHost({ fhir, queue: queues.queue<BotJob>('bots'), audit: (event) => audits.push(event), bots: [sweeper] });
     host.start();
     for (let i = 0; i < 100 && visited.length < 2; i++) await sleep(10);
     await sleep(50);
     assert.deepEqual(visited.sort(), [`sweep ${quiet.id}`, `sweep ${busy.id}`].sort());
-    const audits = fhir.all.filter((r): r is AuditEvent => r.resourceType === 'AuditEvent');
     assert.deepEqual(audits.map((a) => a.entity?.[0].what?.reference), [`Device/${busy.id}`]);
     assert.equal(audits[0].entity?.[0].detail?.find((d) => d.type === 'interaction')?.valueString, 'sweep');
     await assert.rejects(host.sweep('nobody'), /no scheduled bot named nobody/);
     await queues.close({ timeoutMs: 100 });
   });
 
-  it('does not run a bot whose accepts() refuses the resource, and leaves no AuditEvent', async () => {
+  it('makes no job for a resource that accepts() refuses, and leaves no AuditEvent', async () => {
     const fhir = memoryFhir();
     const queues = createQueueFactory();
     const ran: string[] = [];
@@ -120,15 +124,20 @@ describe('BotHost', () => {
       ...bot('picky', async (event) => (ran.push(event.resource.id as string), { outcome: 'success' })),
       trigger: { resourceType: 'Observation', accepts: async (resource) => (resource as Observation).code.text === 'wanted' },
     };
-    const host = new BotHost({ fhir, queue: queues.queue<BotJob>('bots'), bots: [picky] });
+    const audits: AuditEvent[] = [];
+    const enqueued: string[] = [];
+    const jobs = queues.queue<BotJob>('bots');
+    const queue: BotQueue = { enqueue: (data, options) => (enqueued.push(options.jobId), jobs.enqueue(data, options)), schedule: jobs.schedule.bind(jobs), process: jobs.process.bind(jobs) };
+    const host = new BotHost({ fhir, queue, audit: (event) => audits.push(event), bots: [picky] });
     host.start();
     const unwanted = await fhir.create<Observation>({ resourceType: 'Observation', status: 'final', code: { text: 'other' } });
     const wanted = await fhir.create<Observation>({ resourceType: 'Observation', status: 'final', code: { text: 'wanted' } });
-    for (const o of [unwanted, wanted]) await host.handleChange({ interaction: 'create', resourceType: 'Observation', id: o.id as string, versionId: '1' });
+    await host.handleChanges([unwanted, wanted].map((o) => ({ interaction: 'create' as const, resourceType: 'Observation', id: o.id as string, versionId: '1' })));
+    assert.deepEqual(enqueued, [`picky/Observation/${wanted.id}/1`], 'a refused resource makes no job');
     for (let i = 0; i < 100 && ran.length < 1; i++) await sleep(10);
     await sleep(50);
     assert.deepEqual(ran, [wanted.id]);
-    assert.equal(fhir.all.filter((r) => r.resourceType === 'AuditEvent').length, 1);
+    assert.equal(audits.length, 1);
     await queues.close({ timeoutMs: 100 });
   });
 });

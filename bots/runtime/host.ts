@@ -1,7 +1,7 @@
-import type { Device, Reference, Resource } from '@medplum/fhirtypes';
+import type { AuditEvent, Device, Reference, Resource } from '@medplum/fhirtypes';
 import { runAuditEvent, type RunRecord } from './audit.ts';
 import { BOT_SYSTEM, botDevice } from './identity.ts';
-import type { Bot, BotResult, Change, FhirClient, SearchParams } from './manifest.ts';
+import type { Bot, BotResult, BotTrigger, Change, FhirClient, SearchParams } from './manifest.ts';
 import { recordingClient } from './recording.ts';
 import { resolveSettings } from './settings.ts';
 
@@ -24,6 +24,8 @@ export interface BotHostOptions {
   bots: readonly Bot[];
   fhir: FhirClient;
   queue: BotQueue;
+  /** Takes each run's AuditEvent (Vigil: its batched audit trail, so that recording a run is no write that notifies). */
+  audit: (event: AuditEvent) => void;
   concurrency?: number;
   onError?: (error: unknown, context: Record<string, unknown>) => void;
 }
@@ -32,17 +34,20 @@ const DEFAULT_ATTEMPTS = 3;
 const BACKOFF = { baseMs: 500, capMs: 60_000 };
 /** Resources a sweep reads per query. */
 const SWEEP_PAGE = '500';
+/** Changed resources read per query when changes are checked against the triggers. */
+const CHANGE_PAGE = 100;
 
 /**
- * Runs bots on committed changes: `handleChange` enqueues one job per interested bot, keyed by bot
- * and resource version so a redelivered change is absorbed while its job is pending; and on
- * schedules: a sweep enqueues one job per resource it visits. `start` consumes the jobs. Each bot is
- * its own job, so one failing or slow bot never holds up another.
+ * Runs bots on committed changes: `handleChanges` enqueues one job per bot whose trigger a change
+ * meets, keyed by bot and resource version so a redelivered change is absorbed while its job is
+ * pending; and on schedules: a sweep enqueues one job per resource it visits. `start` consumes the
+ * jobs. Each bot is its own job, so one failing or slow bot never holds up another.
  */
 export class BotHost {
   readonly #bots: ReadonlyMap<string, Bot>;
   readonly #fhir: FhirClient;
   readonly #queue: BotQueue;
+  readonly #audit: (event: AuditEvent) => void;
   readonly #concurrency: number;
   readonly #onError: NonNullable<BotHostOptions['onError']>;
   readonly #agents = new Map<string, Promise<Reference<Device>>>();
@@ -51,17 +56,47 @@ export class BotHost {
     this.#bots = new Map(options.bots.map((b) => [b.name, b]));
     this.#fhir = options.fhir;
     this.#queue = options.queue;
+    this.#audit = options.audit;
     this.#concurrency = options.concurrency ?? 8;
     this.#onError = options.onError ?? ((error, context) => console.error(context, error));
   }
 
-  async handleChange(change: Change): Promise<void> {
-    for (const bot of this.#bots.values()) {
-      if (!bot.trigger) continue;
-      const { resourceType, interactions = ['create', 'update'] } = bot.trigger;
-      if (resourceType !== change.resourceType || change.interaction === 'sweep' || !interactions.includes(change.interaction)) continue;
-      const jobId = `${bot.name}/${change.resourceType}/${change.id}/${change.versionId}`;
-      await this.#queue.enqueue({ bot: bot.name, change }, { jobId, attempts: bot.attempts ?? DEFAULT_ATTEMPTS, backoff: BACKOFF });
+  /**
+   * Checks committed changes against the triggers before any job is made, a batch at a time: the
+   * changed resources are read together (a change whose version is no longer current has a newer
+   * change of its own; a deleted resource has nothing to act on), each bot's `criteria` is one
+   * search `criteria&_id=…` (the server's own semantics), then its `accepts`.
+   */
+  async handleChanges(changes: readonly Change[]): Promise<void> {
+    const bots = [...this.#bots.values()].filter((b) => b.trigger);
+    const byType = new Map<string, Change[]>();
+    for (const change of changes) {
+      if (!bots.some((b) => wants(b, change))) continue;
+      const list = byType.get(change.resourceType);
+      if (list) list.push(change);
+      else byType.set(change.resourceType, [change]);
+    }
+    for (const [type, list] of byType) {
+      for (let i = 0; i < list.length; i += CHANGE_PAGE) await this.#handleChanges(type, list.slice(i, i + CHANGE_PAGE), bots);
+    }
+  }
+
+  async #handleChanges(type: string, changes: Change[], bots: Bot[]): Promise<void> {
+    const ids = [...new Set(changes.map((c) => c.id))];
+    const found = await this.#fhir.search(type as Resource['resourceType'], { _id: ids.join(','), _count: String(ids.length) });
+    const current = new Map(found.map((r) => [r.id as string, r]));
+    const live = changes.filter((c) => current.get(c.id)?.meta?.versionId === c.versionId);
+    for (const bot of bots) {
+      const trigger = bot.trigger as BotTrigger;
+      const mine = live.filter((c) => wants(bot, c));
+      if (mine.length === 0) continue;
+      const matching = trigger.criteria ? await this.#matching(trigger.criteria, type, mine) : undefined;
+      for (const change of mine) {
+        if (matching && !matching.has(change.id)) continue;
+        if (trigger.accepts && !(await trigger.accepts(current.get(change.id) as Resource, this.#fhir))) continue;
+        const jobId = `${bot.name}/${change.resourceType}/${change.id}/${change.versionId}`;
+        await this.#queue.enqueue({ bot: bot.name, change }, { jobId, attempts: bot.attempts ?? DEFAULT_ATTEMPTS, backoff: BACKOFF });
+      }
     }
   }
 
@@ -109,32 +144,27 @@ export class BotHost {
   async #run({ bot: name, change }: { bot: string; change: Change }, attempt: number, jobSignal: AbortSignal): Promise<void> {
     const bot = this.#bots.get(name);
     if (!bot) throw new Error(`no bot named ${name}`);
+    // the trigger was checked when the job was made
     const resource = await this.#version(change);
     if (!resource) return;
-    const { trigger } = bot;
-    if (change.interaction !== 'sweep') {
-      if (trigger?.criteria && !(await this.#matches(trigger.criteria, change))) return;
-      if (trigger?.accepts && !(await trigger.accepts(resource, this.#fhir))) return;
-    }
     const patientId = patientOf(resource);
     const settings = await resolveSettings(this.#fhir, bot, patientId);
     if (!settings.enabled) return;
     const agent = await this.#agent(bot);
     const signal = AbortSignal.any([jobSignal, AbortSignal.timeout(bot.timeoutMs)]);
     const { client, written } = recordingClient(this.#fhir, signal);
-    const record = (result: RunRecord['result']): Promise<unknown> =>
-      this.#fhir.create(runAuditEvent({ bot, agent, change, patientId, result, written, attempt }));
+    const record = (result: RunRecord['result']): void => this.#audit(runAuditEvent({ bot, agent, change, patientId, result, written, attempt }));
     let result: BotResult;
     try {
       result = await abortable(bot.handler({ interaction: change.interaction, resource, agent, parameters: settings.parameters, signal }, client), signal);
     } catch (error) {
       const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-      await record({ error: message }).catch((err: unknown) => this.#onError(err, { bot: name, change, audit: true }));
+      record({ error: message });
       throw error;
     }
     // A sweep visits every resource each period: a visit that found nothing to do is not recorded.
     if (change.interaction === 'sweep' && result.outcome !== 'rejected' && written.length === 0) return;
-    await record(result);
+    record(result);
   }
 
   /**
@@ -150,13 +180,14 @@ export class BotHost {
     return change.interaction === 'sweep' || resource?.meta?.versionId === change.versionId ? resource : undefined;
   }
 
-  /** The criteria evaluated by the store itself, restricted to the trigger: exactly the server's search semantics. */
-  async #matches(criteria: string, change: Change): Promise<boolean> {
-    const [type, query = ''] = criteria.split('?');
-    if (type !== change.resourceType) return false;
-    const params: Record<string, string[]> = { _id: [change.id], _count: ['1'] };
+  /** Which of the changed resources match the criteria, evaluated by the server itself: exactly its search semantics. */
+  async #matching(criteria: string, type: string, changes: Change[]): Promise<Set<string>> {
+    const [criteriaType, query = ''] = criteria.split('?');
+    if (criteriaType !== type) return new Set();
+    const ids = [...new Set(changes.map((c) => c.id))];
+    const params: Record<string, string[]> = { _id: [ids.join(',')], _count: [String(ids.length)] };
     for (const [k, v] of new URLSearchParams(query)) (params[k] ??= []).push(v);
-    return (await this.#fhir.search(change.resourceType as Resource['resourceType'], params as SearchParams)).length > 0;
+    return new Set((await this.#fhir.search(type as Resource['resourceType'], params as SearchParams)).map((r) => r.id as string));
   }
 
   /** The bot's Device, created on first use; concurrent and later runs find the same one. */
@@ -171,6 +202,13 @@ export class BotHost {
     }
     return agent;
   }
+}
+
+/** Whether the bot's trigger names the change's resource type and interaction. */
+function wants(bot: Bot, change: Change): boolean {
+  if (!bot.trigger || change.interaction === 'sweep') return false;
+  const { resourceType, interactions = ['create', 'update'] } = bot.trigger;
+  return resourceType === change.resourceType && interactions.includes(change.interaction);
 }
 
 /** The Patient a resource is about: itself, or its subject/patient when that is a Patient. */

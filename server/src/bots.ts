@@ -7,12 +7,14 @@ import { BotHost, type BotJob } from '../../bots/runtime/host.ts';
 import type { Bot, FhirClient } from '../../bots/runtime/manifest.ts';
 import { silentDeviceBot } from '../../bots/silent-device/bot.ts';
 import { thresholdsBot } from '../../bots/thresholds/bot.ts';
-import type { QueueFactory } from './jobs/queue.ts';
+import type { JobQueue, QueueFactory } from './jobs/queue.ts';
+import type { AuditTrail } from './ops/audit.ts';
 import type { Logger } from './ops/logger.ts';
 import { conditionalCreate } from './store/conditional.ts';
 import type { Repository } from './store/repository.ts';
 import { executeSearch } from './store/search/execute.ts';
 import { parseSearch } from './store/search/query.ts';
+import type { ChangeBatch } from './subscriptions/outbox.ts';
 
 export const BUILT_IN_BOTS: readonly Bot[] = [news2Bot, thresholdsBot, rulesBot, baselineBot, remindersBot, silentDeviceBot];
 
@@ -53,26 +55,40 @@ function toQuery(params: Record<string, string | string[]>): URLSearchParams {
 
 export interface BotService {
   host: BotHost;
+  /** Where the outbox drain puts every batch of committed changes, for the bots' triggers. */
+  changes: JobQueue<ChangeBatch>;
 }
 
 export interface BotParts {
   repo: Repository;
   queues: QueueFactory;
+  audit: AuditTrail;
   logger: Logger;
 }
 
+/** Batches of changes checked against the triggers at once; they need no order (each run is its own job). */
+const FEED_CONCURRENCY = 2;
+
 /**
- * Starts the bot workers. They are fed every committed change from the subscription engine's
- * outbox drain (`BotHost.handleChange`), so a change committed before a crash still reaches them;
- * scheduled bots sweep on the job queue's schedules (one run per period across workers).
+ * Starts the bot workers. The outbox drain hands them every committed change on their own queue,
+ * beside (not behind) subscription matching, so a change committed before a crash still reaches
+ * them; scheduled bots sweep on the job queue's schedules (one run per period across workers).
+ * Each run's AuditEvent goes to the batched audit trail, like the requests': it is no FHIR write,
+ * so it notifies no subscription and triggers no bot.
  */
-export function startBots({ repo, queues, logger }: BotParts, bots: readonly Bot[] = BUILT_IN_BOTS): BotService {
+export function startBots({ repo, queues, audit, logger }: BotParts, bots: readonly Bot[] = BUILT_IN_BOTS): BotService {
   const host = new BotHost({
     bots,
     fhir: storeClient(repo),
     queue: queues.queue<BotJob>('bots'),
+    audit: (event) => audit.recordEvent(event),
     onError: (err, context) => logger.error({ err, ...context }, 'bot failure'),
   });
   host.start();
-  return { host };
+  const changes = queues.queue<ChangeBatch>('bot-changes');
+  changes.process(
+    (job) => host.handleChanges(job.data.changes.map(({ versionId, ...change }) => ({ ...change, versionId: String(versionId) }))),
+    { concurrency: FEED_CONCURRENCY },
+  );
+  return { host, changes };
 }

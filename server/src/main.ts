@@ -23,7 +23,6 @@ import { ChangeFeed } from './store/events.ts';
 import { migrate } from './store/migrate.ts';
 import { Repository } from './store/repository.ts';
 import { subscriptionRoutes } from './subscriptions/routes.ts';
-import type { Change } from './subscriptions/outbox.ts';
 import { startSubscriptions, type SubscriptionService } from './subscriptions/service.ts';
 
 export interface Vigil {
@@ -77,9 +76,8 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   await registerAppClient(db, config.baseUrl);
   const queues = createQueueFactory({ redisUrl: config.redisUrl, prefix: config.subscriptions.queuePrefix, onError: (err) => logger.error({ err }, 'job queue error') });
   // Bots run on the job queue workers, fed by the outbox drain; scheduled bots sweep on its schedules.
-  const bots = config.role === 'api' ? undefined : startBots({ repo, queues, logger });
-  const onChange = bots && (({ versionId, ...change }: Change) => bots.host.handleChange({ ...change, versionId: String(versionId) }));
-  const subscriptions = await startSubscriptions({ config, repo, feed, queues, server, logger, onChange });
+  const bots = config.role === 'api' ? undefined : startBots({ repo, queues, audit, logger });
+  const subscriptions = await startSubscriptions({ config, repo, feed, queues, server, logger, feeds: bots ? [bots.changes] : [] });
   const fhirRoutes = (router: Parameters<typeof subscriptionRoutes>[0], wrap: Parameters<typeof subscriptionRoutes>[2]) =>
     subscriptionRoutes(router, { repo, baseUrl: config.baseUrl }, wrap, config.subscriptions.allowPrivateEndpoints, subscriptions.resend);
   server.on('request', createApp({ config, fhir: { repo, baseUrl: config.baseUrl }, logger, version, metrics, routers, auth, fhirRoutes, audit }));

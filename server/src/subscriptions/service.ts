@@ -10,7 +10,7 @@ import type { Repository } from '../store/repository.ts';
 import { Deliverer, type Delivery, type ResentEvent } from './delivery.ts';
 import { createHub, type Hub } from './hub.ts';
 import { Matcher } from './matcher.ts';
-import { OutboxDrainer, type Change, type ChangeBatch } from './outbox.ts';
+import { OutboxDrainer, type ChangeBatch } from './outbox.ts';
 import { SubscriptionRegistry } from './registry.ts';
 import { setStatus } from './status.ts';
 import { getTopics } from './topics.ts';
@@ -32,8 +32,8 @@ export interface SubscriptionParts {
   queues: QueueFactory;
   server: Server;
   logger: Logger;
-  /** Called for every committed change the workers take from the outbox (the bots' trigger). */
-  onChange?: (change: Change) => Promise<void>;
+  /** Further queues that get every batch of committed changes the workers take from the outbox (the bots'). */
+  feeds?: readonly JobQueue<ChangeBatch>[];
 }
 
 const TICK_MS = 1_000;
@@ -42,7 +42,7 @@ const TICK_MS = 1_000;
  * Starts the subscription engine. Workers (roles all, worker) drain the outbox, match, deliver,
  * send heartbeats and end expired subscriptions; API replicas (roles all, api) hold websockets.
  */
-export async function startSubscriptions({ config, repo, feed, queues, server, logger, onChange }: SubscriptionParts): Promise<SubscriptionService> {
+export async function startSubscriptions({ config, repo, feed, queues, server, logger, feeds = [] }: SubscriptionParts): Promise<SubscriptionService> {
   const settings = config.subscriptions;
   const onError = (err: Error) => logger.error({ err }, 'subscription engine error');
   const hub: Hub = createHub(config.redisUrl, settings.queuePrefix, onError);
@@ -62,14 +62,10 @@ export async function startSubscriptions({ config, repo, feed, queues, server, l
     const changes = queues.queue<ChangeBatch>('subscription-match');
     const matcher = new Matcher(repo, registry, deliveries, settings, new CareTeamPatients(repo.db, config.baseUrl));
     // batches one at a time across all workers (one group), each matched concurrently: deliveries follow commit order
-    // a change is handed on before it is matched: a retried match job hands it on again, and the
-    // receivers' job ids absorb that
-    changes.process(async (job) => {
-      for (const change of job.data.changes) await onChange?.(change);
-      await matcher.handle(job);
-    }, { concurrency: 1 });
+    changes.process(matcher.handle, { concurrency: 1 });
     deliveries.process(deliverer.handle, { concurrency: settings.concurrency, onDeadLetter: deliverer.onDeadLetter });
-    drainer = new OutboxDrainer(repo.db, feed, [{ queue: changes, groupKey: 'changes' }], { pollMs: settings.pollMs, onError });
+    const targets = [{ queue: changes, groupKey: 'changes' }, ...feeds.map((queue) => ({ queue }))];
+    drainer = new OutboxDrainer(repo.db, feed, targets, { pollMs: settings.pollMs, onError });
     const ticker = setInterval(() => tick(repo, registry, deliveries, settings.attempts).catch(onError), TICK_MS);
     const d = drainer;
     stops.push(async () => {

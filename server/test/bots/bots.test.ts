@@ -90,7 +90,7 @@ for (const driver of DRIVERS) {
         const change = { interaction: 'create' as const, resourceType: 'Observation', id: worse.id as string, versionId: '1' };
         const host = server.vigil.bots?.host;
         assert.ok(host);
-        await Promise.all([host.handleChange(change), host.handleChange(change)]);
+        await Promise.all([host.handleChanges([change]), host.handleChanges([change])]);
         // the job ran again (both bots audit it) but found everything already done
         await eventually(async () => ((await audits(server, worse.id as string)).length >= runs + 2 ? true : undefined), 'the redelivered runs');
         await sleep(300);
@@ -104,6 +104,9 @@ for (const driver of DRIVERS) {
           const found = await audits(server, bad.id as string);
           return found.length === 2 ? found : undefined;
         }, 'the AuditEvents of the rejected reading');
+        // recorded by the audit trail, not written through the store: no history, no outbox, nothing notified
+        const [history] = await server.vigil.db.query<{ n: number }>('SELECT count(*)::int AS n FROM "AuditEvent_History" WHERE id = ANY($1)', [records.map((r) => r.id)]);
+        assert.equal(history.n, 0);
         for (const r of records) {
           assert.equal(r.outcome, '4');
           assert.match(r.outcomeDesc ?? '', /SpO2/);
