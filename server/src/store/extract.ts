@@ -1,9 +1,10 @@
-import { parseFhirPath, toTypedValue, type TypedValue } from '@medplum/core';
+import { parseFhirPath, toTypedValue, type Atom, type AtomContext, type TypedValue } from '@medplum/core';
 import type {
   Address, CodeableConcept, Coding, ContactPoint, HumanName, Identifier, Period, Quantity, Reference, Resource, Timing,
 } from '@medplum/fhirtypes';
 import { getPatientCompartmentParams, getSearchParams, type SearchParam } from '../definitions.ts';
-import { COMPARTMENTS, REFERENCE_IDENTIFIER, STRING_EXACT, TOKEN_TEXT } from './columns.ts';
+import { COMPARTMENTS, REFERENCE_IDENTIFIER, STRING_EXACT, TOKEN_TEXT, paramColumns } from './columns.ts';
+import { evaluate } from './compiled-path.ts';
 import { dateRange } from './dates.ts';
 import { normalizeString } from './strings.ts';
 import { canonicalQuantity } from './ucum.ts';
@@ -14,45 +15,65 @@ export type IndexRow = Record<string, unknown>;
 export interface QuantityValue { v: number; u: string[] }
 export interface DateValue { s: string; e: string }
 
+type Evaluate = (atom: Atom, context: AtomContext, input: TypedValue[]) => TypedValue[];
+
 /**
- * Evaluates every search parameter of the resource's type with FHIRPath and turns the results into
- * the typed column values that the search SQL queries.
+ * Evaluates every search parameter of the resource's type with FHIRPath (compiled where it is a
+ * plain path, see compiled-path.ts) and turns the results into the typed column values that the
+ * search SQL queries. `content`, the resource's JSON when the caller has it, saves serialising it again.
  */
-export function extractIndex(resource: Resource, baseUrl: string): IndexRow {
-  const root = toTypedValue(withRelativeReferences(resource, baseUrl));
+export function extractIndex(resource: Resource, baseUrl: string, content?: string): IndexRow {
+  return indexWith(evaluate, resource, baseUrl, content);
+}
+
+/** The same row with every expression run by medplum's FHIRPath evaluator: what compiled paths must reproduce. */
+export function extractIndexByFhirPath(resource: Resource, baseUrl: string): IndexRow {
+  return indexWith((atom, context, input) => atom.eval(context, input), resource, baseUrl);
+}
+
+function indexWith(evaluate: Evaluate, resource: Resource, baseUrl: string, content?: string): IndexRow {
+  const root = toTypedValue(withRelativeReferences(resource, baseUrl, content));
   const context = { variables: { '%resource': root, '%rootResource': root } };
   const row: IndexRow = {};
   const tokenText: string[] = [];
   const stringExact: string[] = [];
   const refIdentifiers: string[] = [];
   const refsByParam = new Map<string, string[]>();
+  let parts: PartCache | undefined;
 
   for (const param of getSearchParams(resource.resourceType).values()) {
-    const items = hasAnyRoot(resource, param.roots) ? param.expression.flatMap((atom) => atom.eval(context, [root])) : [];
-    if (param.self) items.unshift(root);
+    const items: TypedValue[] = param.self ? [root] : [];
+    if (hasAnyRoot(resource, param.roots)) {
+      for (const atom of param.expression) for (const item of evaluate(atom, context, [root])) items.push(item);
+    }
+    if (items.length === 0) {
+      // most parameters of a resource are empty: their columns are null, with nothing to compute
+      for (const name of columnNames(param)) row[name] = null;
+      continue;
+    }
     switch (param.type) {
       case 'token': {
-        const values = items.flatMap((item) => tokens(item, tokenText, param.code));
+        const values = collect(items, (item) => tokens(item, tokenText, param.code));
         row[param.code] = nonEmpty(unique(values));
         break;
       }
       case 'string': {
-        const raw = items.flatMap(strings);
+        const raw = collect(items, strings);
         for (const s of raw) stringExact.push(`${param.code}|${s}`);
         row[param.code] = nonEmpty(unique(raw.map(normalizeString)));
         break;
       }
       case 'uri':
-        row[param.code] = nonEmpty(unique(items.flatMap(uris)));
+        row[param.code] = nonEmpty(unique(collect(items, uris)));
         break;
       case 'reference': {
-        const refs = unique(items.flatMap((item) => references(item, baseUrl, refIdentifiers, param.code)));
+        const refs = unique(collect(items, (item) => references(item, baseUrl, refIdentifiers, param.code)));
         refsByParam.set(param.code, refs);
         row[param.code] = param.array ? nonEmpty(refs) : (refs[0] ?? null);
         break;
       }
       case 'date': {
-        const ranges = items.flatMap(dates);
+        const ranges = collect(items, dates);
         row[`${param.code}_start`] = ranges.length ? ranges.reduce((a, r) => (r.s < a ? r.s : a), ranges[0].s) : null;
         row[`${param.code}_end`] = ranges.length ? ranges.reduce((a, r) => (r.e > a ? r.e : a), ranges[0].e) : null;
         break;
@@ -61,13 +82,13 @@ export function extractIndex(resource: Resource, baseUrl: string): IndexRow {
         row[param.code] = nonEmpty(items.map((i) => Number(i.value)).filter(Number.isFinite));
         break;
       case 'quantity': {
-        const qs = items.flatMap(quantities);
-        row[param.code] = nonEmpty(qs.flatMap((q) => q.u.map(() => q.v)));
-        row[`${param.code}_unit`] = nonEmpty(qs.flatMap((q) => q.u));
+        const qs = collect(items, quantities);
+        row[param.code] = nonEmpty(collect(qs, (q) => q.u.map(() => q.v)));
+        row[`${param.code}_unit`] = nonEmpty(collect(qs, (q) => q.u));
         break;
       }
       case 'composite':
-        row[param.code] = composite(param, items, context, baseUrl);
+        row[param.code] = composite(param, items, context, baseUrl, evaluate, (parts ??= new Map()));
         break;
     }
   }
@@ -78,12 +99,22 @@ export function extractIndex(resource: Resource, baseUrl: string): IndexRow {
   return row;
 }
 
+const namesByParam = new WeakMap<SearchParam, string[]>();
+function columnNames(param: SearchParam): string[] {
+  let names = namesByParam.get(param);
+  if (!names) {
+    names = paramColumns(param).map((c) => c.name);
+    namesByParam.set(param, names);
+  }
+  return names;
+}
+
 /**
  * FHIRPath's resolve() reads only `Type/id`, so `patient` (`subject.where(resolve() is Patient)`)
  * would miss a reference written as this server's absolute URL: those are made relative first.
  */
-function withRelativeReferences(resource: Resource, baseUrl: string): Resource {
-  const json = JSON.stringify(resource);
+function withRelativeReferences(resource: Resource, baseUrl: string, content?: string): Resource {
+  const json = content ?? JSON.stringify(resource);
   const absolute = `"reference":${JSON.stringify(`${baseUrl}/fhir/R4/`).slice(0, -1)}`;
   return json.includes(absolute) ? (JSON.parse(json.replaceAll(absolute, '"reference":"')) as Resource) : resource;
 }
@@ -99,35 +130,58 @@ function patientCompartments(resource: Resource, refsByParam: Map<string, string
   return [...result];
 }
 
-function composite(param: SearchParam, items: TypedValue[], context: { variables: Record<string, TypedValue> }, baseUrl: string): string | null {
+/**
+ * Component values by item (its JSON value) and component: Observation's eight composites read
+ * `code` of the same items again and again.
+ */
+type PartCache = Map<unknown, Map<string, unknown[]>>;
+
+function composite(param: SearchParam, items: TypedValue[], context: AtomContext, baseUrl: string, evaluate: Evaluate, cache: PartCache): string | null {
   const tuples: unknown[][] = [];
   for (const item of items) {
-    const tuple = (param.components ?? []).map(({ param: part, expression }) => {
-      const values = evalRelative(expression, item, context);
-      switch (part.type) {
-        case 'token': return unique(values.flatMap((v) => tokens(v, [], part.code)));
-        case 'string': return unique(values.flatMap(strings).map(normalizeString));
-        case 'uri': return unique(values.flatMap(uris));
-        case 'reference': return unique(values.flatMap((v) => references(v, baseUrl, [], part.code)));
-        case 'date': return values.flatMap(dates);
-        case 'number': return values.map((v) => Number(v.value)).filter(Number.isFinite);
-        case 'quantity': return values.flatMap(quantities);
-        case 'composite': return [];
+    // keyed by the JSON object; a primitive (a damaged resource's) is not worth keeping
+    let byPart = typeof item.value === 'object' ? cache.get(item.value) : undefined;
+    if (!byPart) {
+      byPart = new Map();
+      if (typeof item.value === 'object') cache.set(item.value, byPart);
+    }
+    const tuple: unknown[][] = [];
+    for (const { param: part, expression } of param.components ?? []) {
+      const key = `${part.type}|${expression}`;
+      let values = byPart.get(key);
+      if (!values) {
+        values = componentValues(part, evaluate(relativeAtom(expression), context, [item]), baseUrl);
+        byPart.set(key, values);
       }
-    });
+      tuple.push(values);
+    }
+    // a tuple needs a value for every component
     if (tuple.every((values) => values.length > 0)) tuples.push(tuple);
   }
   return tuples.length ? JSON.stringify(tuples) : null;
 }
 
-const relativeAtoms = new Map<string, ReturnType<typeof parseFhirPath>>();
-function evalRelative(expression: string, item: TypedValue, context: { variables: Record<string, TypedValue> }): TypedValue[] {
+function componentValues(part: SearchParam, values: TypedValue[], baseUrl: string): unknown[] {
+  switch (part.type) {
+    case 'token': return unique(collect(values, (v) => tokens(v, [], part.code)));
+    case 'string': return unique(collect(values, strings).map(normalizeString));
+    case 'uri': return unique(collect(values, uris));
+    case 'reference': return unique(collect(values, (v) => references(v, baseUrl, [], part.code)));
+    case 'date': return collect(values, dates);
+    case 'number': return values.map((v) => Number(v.value)).filter(Number.isFinite);
+    case 'quantity': return collect(values, quantities);
+    case 'composite': return [];
+  }
+}
+
+const relativeAtoms = new Map<string, Atom>();
+function relativeAtom(expression: string): Atom {
   let atom = relativeAtoms.get(expression);
   if (!atom) {
     atom = parseFhirPath(expression);
     relativeAtoms.set(expression, atom);
   }
-  return atom.eval(context, [item]);
+  return atom;
 }
 
 function tokens(item: TypedValue, text: string[], code: string): string[] {
@@ -137,7 +191,7 @@ function tokens(item: TypedValue, text: string[], code: string): string[] {
     case 'CodeableConcept': {
       const cc = v as CodeableConcept;
       if (cc.text) text.push(`${code}|${normalizeString(cc.text)}`);
-      return (cc.coding ?? []).flatMap((c) => coding(c, text, code));
+      return collect(cc.coding ?? [], (c) => coding(c, text, code));
     }
     case 'Coding':
       return coding(v as Coding, text, code);
@@ -286,5 +340,12 @@ function choiceValue(r: Record<string, unknown>, name: string): unknown {
 }
 
 const isString = (s: unknown): s is string => typeof s === 'string' && s.length > 0;
-const unique = <T>(values: T[]): T[] => [...new Set(values)];
+const unique = <T>(values: T[]): T[] => (values.length < 2 ? values : [...new Set(values)]);
+/** `items.flatMap(fn)` (throwing alike on what is no array), without flatMap's cost on the hot path. */
+function collect<T, U>(items: readonly T[], fn: (item: T) => readonly U[]): U[] {
+  if (!Array.isArray(items)) throw new TypeError(`${typeof items} is not an array`);
+  const out: U[] = [];
+  for (const item of items) for (const value of fn(item)) out.push(value);
+  return out;
+}
 const nonEmpty = <T>(values: T[]): T[] | null => (values.length ? values : null);

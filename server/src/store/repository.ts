@@ -264,8 +264,11 @@ function updateSql(type: string): string {
   return sql;
 }
 
-/** The values of a resource table row, in `tableColumns` order (also used by bulk loaders and the audit trail, which indexes its own AuditEvents). */
-export function rowParams(resource: Resource, content: string, baseUrl: string, index: IndexRow = extractIndex(resource, baseUrl)): unknown[] {
+/**
+ * The values of a resource table row, in `tableColumns` order (also used by bulk loaders and the
+ * audit trail, which indexes its own AuditEvents). `content` is `JSON.stringify(resource)`.
+ */
+export function rowParams(resource: Resource, content: string, baseUrl: string, index: IndexRow = extractIndex(resource, baseUrl, content)): unknown[] {
   const meta = resource.meta as { versionId: string; lastUpdated: string };
   return tableColumns(resource.resourceType).map((c) => {
     switch (c.name) {
