@@ -34,23 +34,21 @@ export function extractIndexByFhirPath(resource: Resource, baseUrl: string): Ind
 function indexWith(evaluate: Evaluate, resource: Resource, baseUrl: string, content?: string): IndexRow {
   const root = toTypedValue(withRelativeReferences(resource, baseUrl, content));
   const context = { variables: { '%resource': root, '%rootResource': root } };
-  const row: IndexRow = {};
+  const params = getSearchParams(resource.resourceType);
+  const row: IndexRow = { ...emptyRow(params) };
   const tokenText: string[] = [];
   const stringExact: string[] = [];
   const refIdentifiers: string[] = [];
   const refsByParam = new Map<string, string[]>();
   let parts: PartCache | undefined;
 
-  for (const param of getSearchParams(resource.resourceType).values()) {
+  for (const param of params.values()) {
     const items: TypedValue[] = param.self ? [root] : [];
     if (hasAnyRoot(resource, param.roots)) {
       for (const atom of param.expression) for (const item of evaluate(atom, context, [root])) items.push(item);
     }
-    if (items.length === 0) {
-      // most parameters of a resource are empty: their columns are null, with nothing to compute
-      for (const name of columnNames(param)) row[name] = null;
-      continue;
-    }
+    // most parameters of a resource are empty: their columns stay null, with nothing to compute
+    if (items.length === 0) continue;
     switch (param.type) {
       case 'token': {
         const values = collect(items, (item) => tokens(item, tokenText, param.code));
@@ -99,14 +97,15 @@ function indexWith(evaluate: Evaluate, resource: Resource, baseUrl: string, cont
   return row;
 }
 
-const namesByParam = new WeakMap<SearchParam, string[]>();
-function columnNames(param: SearchParam): string[] {
-  let names = namesByParam.get(param);
-  if (!names) {
-    names = paramColumns(param).map((c) => c.name);
-    namesByParam.set(param, names);
+const emptyRows = new WeakMap<ReadonlyMap<string, SearchParam>, IndexRow>();
+/** Every column of the parameters null: the row each extraction starts from. */
+function emptyRow(params: ReadonlyMap<string, SearchParam>): IndexRow {
+  let row = emptyRows.get(params);
+  if (!row) {
+    row = Object.fromEntries([...params.values()].flatMap(paramColumns).map((c) => [c.name, null]));
+    emptyRows.set(params, row);
   }
-  return names;
+  return row;
 }
 
 /**
@@ -340,7 +339,14 @@ function choiceValue(r: Record<string, unknown>, name: string): unknown {
 }
 
 const isString = (s: unknown): s is string => typeof s === 'string' && s.length > 0;
-const unique = <T>(values: T[]): T[] => (values.length < 2 ? values : [...new Set(values)]);
+function unique<T>(values: T[]): T[] {
+  if (values.length < 2) return values;
+  if (values.length > 16) return [...new Set(values)];
+  // a few values (the common case): a scan beats building a Set
+  const out: T[] = [];
+  for (const v of values) if (!out.includes(v)) out.push(v);
+  return out;
+}
 /** `items.flatMap(fn)` (throwing alike on what is no array), without flatMap's cost on the hot path. */
 function collect<T, U>(items: readonly T[], fn: (item: T) => readonly U[]): U[] {
   if (!Array.isArray(items)) throw new TypeError(`${typeof items} is not an array`);
