@@ -1,4 +1,4 @@
-import { parseFhirPath, toTypedValue, type Atom, type AtomContext, type TypedValue } from '@medplum/core';
+import { parseFhirPath, toTypedValue, tryGetDataType, type Atom, type AtomContext, type TypedValue } from '@medplum/core';
 import type {
   Address, CodeableConcept, Coding, ContactPoint, HumanName, Identifier, Period, Quantity, Reference, Resource, Timing,
 } from '@medplum/fhirtypes';
@@ -44,7 +44,7 @@ function indexWith(evaluate: Evaluate, resource: Resource, baseUrl: string, cont
 
   for (const param of params.values()) {
     const items: TypedValue[] = param.self ? [root] : [];
-    if (hasAnyRoot(resource, param.roots)) {
+    if (hasAnyRoot(resource, param)) {
       for (const atom of param.expression) for (const item of evaluate(atom, context, [root])) items.push(item);
     }
     // most parameters of a resource are empty: their columns stay null, with nothing to compute
@@ -145,8 +145,9 @@ function composite(param: SearchParam, items: TypedValue[], context: AtomContext
       if (typeof item.value === 'object') cache.set(item.value, byPart);
     }
     const tuple: unknown[][] = [];
-    for (const { param: part, expression } of param.components ?? []) {
-      const key = `${part.type}|${expression}`;
+    const keys = componentKeys(param);
+    for (const [i, { param: part, expression }] of (param.components ?? []).entries()) {
+      const key = keys[i];
       let values = byPart.get(key);
       if (!values) {
         values = componentValues(part, evaluate(relativeAtom(expression), context, [item]), baseUrl);
@@ -158,6 +159,17 @@ function composite(param: SearchParam, items: TypedValue[], context: AtomContext
     if (tuple.every((values) => values.length > 0)) tuples.push(tuple);
   }
   return tuples.length ? JSON.stringify(tuples) : null;
+}
+
+const keysByParam = new WeakMap<SearchParam, string[]>();
+/** What a component's values depend on: its type and expression. */
+function componentKeys(param: SearchParam): string[] {
+  let keys = keysByParam.get(param);
+  if (!keys) {
+    keys = (param.components ?? []).map(({ param: part, expression }) => `${part.type}|${expression}`);
+    keysByParam.set(param, keys);
+  }
+  return keys;
 }
 
 function componentValues(part: SearchParam, values: TypedValue[], baseUrl: string): unknown[] {
@@ -316,12 +328,24 @@ function quantities(item: TypedValue): QuantityValue[] {
   return out;
 }
 
-/** Whether the resource has one of the element paths (choice types by prefix: value → valueQuantity). */
-function hasAnyRoot(resource: Resource, roots: readonly (readonly string[])[]): boolean {
-  if (roots.length === 0) return true;
+interface Root { first: string; second?: string; choice: boolean }
+const rootsByParam = new WeakMap<SearchParam, Root[]>();
+
+/**
+ * Whether the resource has one of the element paths (choice types by prefix: value → valueQuantity).
+ * Only a first step that is no plain element of the type can be a choice: the others skip the scan.
+ */
+function hasAnyRoot(resource: Resource, param: SearchParam): boolean {
+  if (param.roots.length === 0) return true;
+  let roots = rootsByParam.get(param);
+  if (!roots) {
+    const elements = tryGetDataType(resource.resourceType)?.elements ?? {};
+    roots = param.roots.map(([first, second]) => ({ first, second, choice: !elements[first] }));
+    rootsByParam.set(param, roots);
+  }
   const r = resource as unknown as Record<string, unknown>;
-  return roots.some(([first, second]) => {
-    const value = r[first] ?? choiceValue(r, first);
+  return roots.some(({ first, second, choice }) => {
+    const value = r[first] ?? (choice ? choiceValue(r, first) : undefined);
     if (value === undefined) return false;
     if (second === undefined) return true;
     return (Array.isArray(value) ? value : [value]).some((v) => {

@@ -8,7 +8,7 @@ export const UCUM = 'http://unitsofmeasure.org';
 
 interface Canonical { code: string; factor: number; offset?: number }
 
-const PREFIXES: Record<string, number> = { k: 1e3, h: 1e2, da: 1e1, d: 1e-1, c: 1e-2, m: 1e-3, u: 1e-6, n: 1e-9, p: 1e-12 };
+const PREFIXES: readonly [string, number][] = Object.entries({ k: 1e3, h: 1e2, da: 1e1, d: 1e-1, c: 1e-2, m: 1e-3, u: 1e-6, n: 1e-9, p: 1e-12 });
 const BASE: Record<string, Canonical> = {
   g: { code: 'g', factor: 1 },
   L: { code: 'L', factor: 1 },
@@ -35,7 +35,7 @@ const SPECIAL: Record<string, Canonical> = {
 function lookup(code: string): Canonical | undefined {
   if (SPECIAL[code]) return SPECIAL[code];
   if (BASE[code]) return BASE[code];
-  for (const [prefix, factor] of Object.entries(PREFIXES)) {
+  for (const [prefix, factor] of PREFIXES) {
     const base = code.startsWith(prefix) ? BASE[code.slice(prefix.length)] : undefined;
     if (base) return { code: base.code, factor: base.factor * factor };
   }
