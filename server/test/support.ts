@@ -6,6 +6,7 @@ import { after, before } from 'node:test';
 import pg from 'pg';
 import { loadConfig } from '../src/config.ts';
 import { startVigil, type Vigil } from '../src/main.ts';
+import { pgliteSnapshot, postgresTemplate } from './templates.ts';
 
 /** Every database-backed suite runs against both engines: embedded PGlite and a real PostgreSQL. */
 export const DRIVERS = ['pglite', 'postgres'] as const;
@@ -13,13 +14,20 @@ export type Driver = (typeof DRIVERS)[number];
 
 const ADMIN_URL = process.env.VIGIL_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
-/** A fresh, empty PostgreSQL database for one suite; dropped by the returned function. */
-export async function freshPostgresDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+/**
+ * A fresh PostgreSQL database for one suite, already migrated (a copy of the template) unless
+ * `empty`; dropped by the returned function.
+ */
+export async function freshPostgresDatabase({ empty = false } = {}): Promise<{ url: string; drop: () => Promise<void> }> {
   const name = `vigil_test_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: ADMIN_URL });
   await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
+  try {
+    const template = empty ? undefined : await postgresTemplate(admin, ADMIN_URL);
+    await admin.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`);
+  } finally {
+    await admin.end();
+  }
   const url = new URL(ADMIN_URL);
   url.pathname = `/${name}`;
   return {
@@ -113,6 +121,7 @@ export function useServer(driver: Driver, env: Record<string, string> = {}): Tes
       ...env,
     });
     config.dataDir = 'memory://';
+    if (driver === 'pglite') config.dataSnapshot = await pgliteSnapshot();
     const vigil = await startVigil(config);
     const base = vigil.config.baseUrl;
     const token = await bootstrapToken(vigil);

@@ -12,13 +12,13 @@ export interface Database extends Sql {
   close(): Promise<void>;
 }
 
-export async function openDatabase(options: { databaseUrl?: string; dataDir: string }): Promise<Database> {
+export async function openDatabase(options: { databaseUrl?: string; dataDir: string; dataSnapshot?: Blob }): Promise<Database> {
   if (options.databaseUrl) {
     const { openPostgres } = await import('./postgres.ts');
     return openPostgres(options.databaseUrl);
   }
   const { openPGlite } = await import('./pglite.ts');
-  return openPGlite(options.dataDir);
+  return openPGlite(options.dataDir, options.dataSnapshot);
 }
 
 /** PostgreSQL's timestamptz text (`2024-01-01 10:00:00.123+00`) as an ISO instant, from both drivers. */

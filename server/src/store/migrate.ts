@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Database, Sql } from './database.ts';
 import { schemaDdl } from './schema.ts';
 
@@ -109,4 +110,15 @@ export async function migrate(db: Database): Promise<number[]> {
     }
     return applied;
   });
+}
+
+/**
+ * Identifies the schema the migrations build (their code and the generated DDL): databases migrated
+ * from the same fingerprint are interchangeable, so a migrated copy can stand in for a migration.
+ */
+export function schemaFingerprint(): string {
+  const hash = createHash('sha256');
+  for (const m of MIGRATIONS) hash.update(`${m.version}\0${m.name}\0${m.up.toString()}\0`);
+  for (const statement of schemaDdl()) hash.update(`${statement}\0`);
+  return hash.digest('hex').slice(0, 16);
 }

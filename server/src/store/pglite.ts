@@ -7,10 +7,13 @@ const parsers = {
   [types.INT8]: (v: string) => Number(v),
 };
 
-/** Embedded PostgreSQL (WASM) keeping its data under dataDir; `memory://` keeps nothing. */
-export async function openPGlite(dataDir: string): Promise<Database> {
+/**
+ * Embedded PostgreSQL (WASM) keeping its data under dataDir; `memory://` keeps nothing. A snapshot
+ * (a `dumpDataDir()` tarball) seeds an empty data directory instead of a fresh initdb.
+ */
+export async function openPGlite(dataDir: string, snapshot?: Blob): Promise<Database & { dump(): Promise<Blob> }> {
   if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
-  const db = await PGlite.create(dataDir, { parsers });
+  const db = await PGlite.create(dataDir, { parsers, loadDataDir: snapshot });
   const run = (q: Pick<PGlite, 'query'>): Sql => ({
     async query<T>(text: string, params?: unknown[]) {
       return (await q.query<T>(text, params)).rows;
@@ -22,5 +25,6 @@ export async function openPGlite(dataDir: string): Promise<Database> {
     transaction: (fn) => db.transaction((tx) => fn(run(tx))),
     poolStats: () => ({ total: 1, idle: 1, waiting: 0 }),
     close: () => db.close(),
+    dump: () => db.dumpDataDir('none'),
   };
 }

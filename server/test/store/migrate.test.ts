@@ -13,7 +13,7 @@ import { bootstrapEnv, bootstrapToken, freshPostgresDatabase, request } from '..
 describe('schema migrations', () => {
   it('serialises concurrent starts on PostgreSQL: each version applied once, nothing corrupted', async () => {
     loadDefinitions();
-    const { url, drop } = await freshPostgresDatabase();
+    const { url, drop } = await freshPostgresDatabase({ empty: true });
     const replicas = await Promise.all([openPostgres(url, 2), openPostgres(url, 2), openPostgres(url, 2)]);
     try {
       const applied = await Promise.all(replicas.map((db) => migrate(db)));
