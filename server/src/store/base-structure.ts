@@ -1,5 +1,4 @@
 import {
-  evalFhirPathTyped,
   fhirTypeToJsType,
   isResourceType,
   parseFhirPath,
@@ -11,6 +10,7 @@ import {
   type TypedValue,
 } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
+import { evaluate } from './compiled-path.ts';
 
 /**
  * A quick yes to "would @medplum/core's `validateResource` find no error in this resource?".
@@ -19,8 +19,8 @@ import type { Resource } from '@medplum/fhirtypes';
  * Observation, fifty value[x] types per Extension), which makes it the costliest step of a write.
  * This walks only the keys the resource has and applies the same error rules: known element, array
  * or single value, cardinality, required elements, primitive JSON types and formats, and the
- * error-severity invariants on the resource and on each present element (FHIRPath, as medplum
- * evaluates them). Anything it does not model (primitive extensions, empty or null values, two values of one choice element, slicing, fixed and pattern
+ * error-severity invariants on the resource and on each present element (FHIRPath, compiled as
+ * search parameters are: same values as medplum's evaluation). Anything it does not model (primitive extensions, empty or null values, two values of one choice element, slicing, fixed and pattern
  * values) answers false, and the caller runs the full validator, which also words the errors. So
  * `true` is only ever given where the full validator would report no error; false proves nothing.
  */
@@ -117,8 +117,8 @@ function invariantsHold(invariants: readonly Invariant[], value: TypedValue & { 
   const scoped = { ...variables, '%context': value };
   for (const { expression } of invariants) {
     try {
-      const result = evalFhirPathTyped(expression, [value], scoped);
-      if (result.length !== 1 || result[0].value !== true) return false;
+      const result = evaluate(expression, { variables: scoped }, [value]);
+      if (result.length !== 1 || (result[0].value as { valueOf(): unknown } | undefined)?.valueOf() !== true) return false;
     } catch {
       return false;
     }

@@ -1,4 +1,6 @@
 import {
+  AndAtom,
+  booleanToTypedValue,
   capitalize,
   DotAtom,
   fhirPathIs,
@@ -7,7 +9,9 @@ import {
   getTypedPropertyValueWithoutSchema,
   getTypedPropertyValueWithSchema,
   isEmpty,
+  OrAtom,
   removeDuplicates,
+  singleton,
   SymbolAtom,
   toJsBoolean,
   tryGetDataType,
@@ -20,12 +24,13 @@ import {
 } from '@medplum/core';
 
 /**
- * The FHIRPath of search parameters, run as direct property reads. Nearly every R4 expression is a
- * path of element names with `ofType(T)`, `where(…)` and `|`; evaluated through @medplum/core's
- * atoms each step costs a schema lookup, a choice-type scan and a copy of every value with its
- * path. Compiled here, each step reads the property the element's schema names, and `ofType`,
- * `where` criteria and `|` reuse medplum's own functions, so the values (and their FHIRPath
- * types) are exactly those medplum's evaluation returns. Anything else is evaluated by medplum.
+ * FHIRPath (search parameters, invariants) run as direct property reads. Nearly every R4 expression
+ * is a path of element names with `ofType(T)`, `where(…)`, `|`, `and`, `or`; evaluated through
+ * @medplum/core's atoms each step costs a schema lookup, a choice-type scan and a copy of every
+ * value with its path. Compiled here, each step reads the property the element's schema names, and
+ * the rest reuses medplum's own functions, so the values (and their FHIRPath types) are exactly
+ * those medplum's evaluation returns. Any other atom (functions, variables, operators) is
+ * evaluated by medplum itself, on the input its compiled neighbours produce.
  */
 export type Path = (context: AtomContext, input: TypedValue[]) => TypedValue[];
 
@@ -41,40 +46,56 @@ const paths = new WeakMap<Atom, Path>();
 export function evaluate(atom: Atom, context: AtomContext, input: TypedValue[]): TypedValue[] {
   let path = paths.get(atom);
   if (!path) {
-    path = compile(atom) ?? ((c, i) => atom.eval(c, i));
+    path = compile(atom);
     paths.set(atom, path);
   }
   return path(context, input);
 }
 
-function compile(atom: Atom): Path | undefined {
+function compile(atom: Atom): Path {
   if ('inner' in atom && 'prefix' in atom) {
     const { inner, prefix } = atom as ReferenceFilter;
     const values = compile(inner);
-    return values && ((c, i) => values(c, i).filter((v) => typeof (v.value as { reference?: unknown })?.reference === 'string' && (v.value as { reference: string }).reference.startsWith(prefix)));
+    return (c, i) => values(c, i).filter((v) => typeof (v.value as { reference?: unknown })?.reference === 'string' && (v.value as { reference: string }).reference.startsWith(prefix));
   }
   if (atom instanceof FhirPathAtom) {
     const child = compile(atom.child);
     // as FhirPathAtom.eval: each input item is evaluated on its own, as $this
-    return child && ((c, input) => {
+    return (c, input) => {
       if (input.length === 1) return child({ parent: c, variables: { $this: input[0] } }, input);
       return input.length === 0 ? child(c, []) : input.flatMap((e) => child({ parent: c, variables: { $this: e } }, [e]));
-    });
+    };
   }
   if (atom instanceof DotAtom) {
     const left = compile(atom.left);
     const right = compile(atom.right);
-    return left && right && ((c, input) => right(c, left(c, input)));
+    return (c, input) => right(c, left(c, input));
   }
   if (atom instanceof UnionAtom) {
     const left = compile(atom.left);
     const right = compile(atom.right);
-    return left && right && ((c, input) => removeDuplicates([...left(c, input), ...right(c, input)]));
+    return (c, input) => removeDuplicates([...left(c, input), ...right(c, input)]);
+  }
+  if (atom instanceof AndAtom || atom instanceof OrAtom) {
+    const left = compile(atom.left);
+    const right = compile(atom.right);
+    const and = atom instanceof AndAtom;
+    // FHIRPath's three-valued logic, as medplum's AndAtom and OrAtom apply it
+    return (c, input) => {
+      const l = singleton(left(c, input), 'boolean')?.value;
+      const r = singleton(right(c, input), 'boolean')?.value;
+      if (and) {
+        if (l === true && r === true) return booleanToTypedValue(true);
+        return l === false || r === false ? booleanToTypedValue(false) : [];
+      }
+      if (l === false && r === false) return booleanToTypedValue(false);
+      return l || r ? booleanToTypedValue(true) : [];
+    };
   }
   if (atom instanceof SymbolAtom) {
     const name = atom.name;
     // variables ($this, %resource…) are looked up, not read
-    if (name.startsWith('$') || name.startsWith('%')) return undefined;
+    if (name.startsWith('$') || name.startsWith('%')) return (c, i) => atom.eval(c, i);
     // one symbol nearly always reads values of one type: its last schema and element are kept at hand
     let lastSchema: InternalTypeSchema | undefined;
     let lastElement: Element | undefined;
@@ -105,7 +126,7 @@ function compile(atom: Atom): Path | undefined {
     }
     if (atom.name === 'where') return (c, input) => input.filter((e) => toJsBoolean(arg.eval(c, [e])));
   }
-  return undefined;
+  return (c, i) => atom.eval(c, i);
 }
 
 /** Keeps the values that are defined, as medplum's SymbolAtom navigation does. */
