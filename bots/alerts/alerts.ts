@@ -22,16 +22,14 @@ type AlertEvent = Pick<BotEvent, 'agent' | 'parameters'>;
  * and priority.
  */
 export async function raiseAlert(fhir: FhirClient, event: AlertEvent, spec: AlertSpec): Promise<AlertOutcome> {
-  const { flag: current, created } = await activeFlag(fhir, event, spec);
-  let flag = current;
-  let action: AlertAction = created ? 'raised' : 'unchanged';
-  if (!created) {
+  const { flag, action } = await onConflictRetry(async () => {
+    const { flag: current, created } = await activeFlag(fhir, event, spec);
+    if (created) return { flag: current, action: 'raised' as AlertAction };
     const next = withEvidence(current, spec);
-    if (JSON.stringify(next) !== JSON.stringify(current)) {
-      flag = await fhir.update(next, { ifMatch: current.meta?.versionId });
-      action = flagPriority(flag) !== flagPriority(current) ? 'escalated' : 'updated';
-    }
-  }
+    if (JSON.stringify(next) === JSON.stringify(current)) return { flag: current, action: 'unchanged' as AlertAction };
+    const updated = await fhir.update(next, { ifMatch: current.meta?.versionId });
+    return { flag: updated, action: (flagPriority(updated) !== flagPriority(current) ? 'escalated' : 'updated') as AlertAction };
+  });
   if (action !== 'escalated' && isSnoozed(flag)) return { flag, action, notice: 'snoozed' };
   return { flag, action, notice: await notify(fhir, event, flag, spec) };
 }
@@ -41,13 +39,15 @@ export async function raiseAlert(fhir: FhirClient, event: AlertEvent, spec: Aler
  * Flag ends when the condition has stayed clear for `clearAfterMinutes`.
  */
 export async function clearAlert(fhir: FhirClient, event: AlertEvent, patientId: string, rule: string, at: string): Promise<Flag | undefined> {
-  const flag = (await flagsByKey(fhir, patientId, rule)).find((f) => f.status === 'active');
-  if (!flag) return undefined;
-  const since = clearedSince(flag);
   const clearAfterMs = numberParameter(event.parameters, 'clearAfterMinutes') * 60_000;
-  if (since === undefined && clearAfterMs > 0) return fhir.update(markCleared(flag, at), { ifMatch: flag.meta?.versionId });
-  if (Date.parse(at) - Date.parse(since ?? at) < clearAfterMs) return undefined;
-  return fhir.update(endFlag(flag, 'inactive', at), { ifMatch: flag.meta?.versionId });
+  return onConflictRetry(async () => {
+    const flag = (await flagsByKey(fhir, patientId, rule)).find((f) => f.status === 'active');
+    if (!flag) return undefined;
+    const since = clearedSince(flag);
+    if (since === undefined && clearAfterMs > 0) return fhir.update(markCleared(flag, at), { ifMatch: flag.meta?.versionId });
+    if (Date.parse(at) - Date.parse(since ?? at) < clearAfterMs) return undefined;
+    return fhir.update(endFlag(flag, 'inactive', at), { ifMatch: flag.meta?.versionId });
+  });
 }
 
 /**
@@ -71,6 +71,24 @@ export async function retractAlerts(fhir: FhirClient, event: AlertEvent, patient
   return retracted;
 }
 
+const CONFLICT_ATTEMPTS = 8;
+
+/**
+ * Runs a read-modify-write of a patient's Flag again when another run changed the Flag first (412):
+ * readings of one patient arrive in bursts (a monitor's panel, a device catching up), and their
+ * runs contend for the same Flag. Each attempt reads afresh, so nothing is overwritten.
+ */
+async function onConflictRetry<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if ((err as { status?: number }).status !== 412 || n >= CONFLICT_ATTEMPTS) throw err;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * n));
+    }
+  }
+}
+
 /** All Flags holding the rule's key: normally none or the one active (Flag has no status search parameter). */
 function flagsByKey(fhir: FhirClient, patientId: string, rule: string): Promise<Flag[]> {
   return fhir.search<Flag>('Flag', { identifier: `${ALERT_KEY}|${alertKey(patientId, rule)}`, _count: '10' });
@@ -87,8 +105,8 @@ async function activeFlag(fhir: FhirClient, event: AlertEvent, spec: AlertSpec):
   for (const stale of found) await fhir.update(endFlag(stale, stale.status, stale.period?.end ?? spec.at), { ifMatch: stale.meta?.versionId });
   const key = `${ALERT_KEY}|${alertKey(spec.patientId, spec.rule)}`;
   const { resource, created } = await fhir.createIfNoneExist(newFlag(spec, event.agent), `identifier=${encodeURIComponent(key)}`);
-  // a concurrent run raised it first (active) or a clinician ended it meanwhile: the job's retry sorts it out
-  if (resource.status !== 'active') throw new Error(`Flag/${resource.id} changed while raising ${spec.rule}`);
+  // a clinician ended it between the search and the create: look again
+  if (resource.status !== 'active') throw Object.assign(new Error(`Flag/${resource.id} changed while raising ${spec.rule}`), { status: 412 });
   return { flag: resource, created };
 }
 

@@ -24,9 +24,12 @@ export function versionHeaders(res: Response, version: { versionId: string; last
   res.setHeader('Last-Modified', new Date(version.lastUpdated).toUTCString());
 }
 
-/** `Prefer: return=minimal | representation | OperationOutcome` for create and update. */
+/** `Prefer: return=minimal | representation | OperationOutcome`. */
+export const preferredReturn = (req: Request): string | undefined => /return=([A-Za-z]+)/.exec(req.get('Prefer') ?? '')?.[1];
+
+/** Answers a create or update as the client prefers. */
 export function sendWriteResult(req: Request, res: Response, status: number, content: string, outcome: OperationOutcome): void {
-  const prefer = /return=([A-Za-z]+)/.exec(req.get('Prefer') ?? '')?.[1];
+  const prefer = preferredReturn(req);
   if (prefer === 'minimal') {
     res.status(status).end();
   } else if (prefer === 'OperationOutcome') {

@@ -13,7 +13,7 @@ import { type EntryRequest, ORDER, readBundle } from './bundle-reader.ts';
 import { type FhirContext, fhirBase } from './context.ts';
 import { FhirError, badRequest, notFound, preconditionFailed } from './outcome.ts';
 import { type PatchBody, patchBody, patchResource } from './patch.ts';
-import { sendJson } from './respond.ts';
+import { preferredReturn, sendJson } from './respond.ts';
 
 /**
  * batch and transaction: POST [base] with a Bundle. A transaction is one database transaction,
@@ -26,6 +26,8 @@ interface EntryResult {
   etag?: string;
   lastModified?: string;
   resource?: string;
+  /** A written resource: in the answer when the client prefers `return=representation`. */
+  written?: string;
   outcome?: OperationOutcome;
 }
 
@@ -54,7 +56,8 @@ export const batchOrTransaction = (ctx: FhirContext, maxBodyBytes: number) => as
     }
   }
   auditEntries(res, bundle.type, requests.map((r) => ({ method: r.method, url: r.entry.request?.url ?? '', status: results[r.index].status, location: results[r.index].location })));
-  const entries = results.map((r) => `{${r.resource ? `"resource":${r.resource},` : ''}"response":${JSON.stringify({
+  const representation = preferredReturn(req) === 'representation';
+  const entries = results.map((r) => `{${r.resource || (representation && r.written) ? `"resource":${r.resource ?? r.written},` : ''}"response":${JSON.stringify({
     status: r.status, location: r.location, etag: r.etag, lastModified: r.lastModified, outcome: r.outcome,
   })}}`);
   sendJson(req, res, 200, `{"resourceType":"Bundle","type":"${bundle.type}-response","entry":[${entries.join(',')}]}`);
@@ -238,6 +241,7 @@ function writeResult(result: WriteResult, created = result.created): EntryResult
     location: `${result.resource.resourceType}/${result.resource.id}/_history/${meta.versionId}`,
     etag: `W/"${meta.versionId}"`,
     lastModified: meta.lastUpdated,
+    written: result.content,
   };
 }
 

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { CareTeam, Communication, Flag, Patient, Practitioner } from '@medplum/fhirtypes';
 import { DRIVERS, useServer } from '../support.ts';
 import { enrol, eventually, post, search } from './helpers.ts';
-import { put, ranOn, reading } from './fixtures.ts';
+import { botRuns, createAll, put, ranOn, reading } from './fixtures.ts';
 
 const PRIORITY = 'https://vigil.health/fhir/StructureDefinition/alert-priority';
 const SNOOZE = 'https://vigil.health/fhir/StructureDefinition/alert-snoozed-until';
@@ -22,6 +22,18 @@ for (const driver of DRIVERS) {
       const [run] = await ranOn(server, `Observation/${o.id}`, 'thresholds');
       return { observation: o, run };
     };
+
+    it('a burst of readings for one patient: every run succeeds on its first attempt, into one Flag', async () => {
+      const { patient } = await enrol(server, 'Burst');
+      // one transaction, so the runs start together and contend for the patient's Flag
+      const burst = await createAll(server, Array.from({ length: 12 }, (_, i) => reading(patient, '8867-4', 135 + i, Date.now() - (12 - i) * MIN)));
+      for (const o of burst) await ranOn(server, `Observation/${o.id}`, 'thresholds');
+      const runs = (await Promise.all(burst.map((o) => botRuns(server, `Observation/${o.id}`, 'thresholds')))).flat();
+      assert.deepEqual(runs.map((r) => r.outcome), burst.map(() => '0'), runs.map((r) => r.outcomeDesc).join('; '));
+      const active = (await flags(patient)).filter((f) => f.status === 'active');
+      assert.equal(active.length, 1);
+      assert.equal((await notices(patient)).length, 1);
+    });
 
     it('a new episode after acknowledgement opens a new Flag, re-alerting only on escalation', async () => {
       const { patient } = await enrol(server, 'Acknowledged');

@@ -38,7 +38,18 @@ for (const driver of DRIVERS) {
       assert.equal(obs.extension[0].valueReference.reference, patientRef);
       assert.equal(obs.contained[0].agent[0].who.reference, patientRef);
       assert.equal(res.body.entry[2].resource.entry.length, 1, 'GET runs after the POSTs');
+      assert.equal(res.body.entry[0].resource, undefined, 'written resources only on request');
       assert.equal((await request('GET', `${s.fhir}/Observation?subject=${patientRef}`)).body.entry.length, 1);
+    });
+
+    it('answers written resources with Prefer: return=representation', async () => {
+      const entry = (family: string) => ({ resource: { resourceType: 'Patient', name: [{ family }] }, request: { method: 'POST', url: 'Patient' } });
+      for (const type of ['transaction', 'batch']) {
+        const res = await request('POST', s.fhir, { resourceType: 'Bundle', type, entry: [entry('One'), entry('Two')] }, { prefer: 'return=representation' });
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        assert.deepEqual(res.body.entry.map((e: any) => e.resource.name[0].family), ['One', 'Two'], type);
+        assert.deepEqual(res.body.entry.map((e: any) => `Patient/${e.resource.id}/_history/${e.resource.meta.versionId}`), res.body.entry.map((e: any) => e.response.location));
+      }
     });
 
     it('is atomic: an invalid entry names its index and leaves the store unchanged', async () => {
