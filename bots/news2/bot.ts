@@ -8,6 +8,7 @@ import { numberParameter, type Bot, type BotResult, type FhirClient } from '../r
 import { LOINC } from '../vitals/codes.ts';
 import { isScale2 } from '../vitals/goals.ts';
 import { normaliseObservation } from '../vitals/normalise.ts';
+import { isMonitored } from '../vitals/recency.ts';
 import { assessNews2, DEFAULT_WINDOW_MINUTES, type News2Result } from './assess.ts';
 import { NEWS2_TOTAL } from './codes.ts';
 import { news2Observation, news2RiskAssessment } from './resources.ts';
@@ -24,7 +25,7 @@ const BAND_PRIORITY: Record<Exclude<News2Band, 'low'>, Priority> = { 'low-medium
 export const news2Bot: Bot = {
   name: 'news2',
   title: 'Vigil NEWS2',
-  trigger: { resourceType: 'Observation', criteria: `Observation?code=${NEWS2_INPUT_CODES.map((c) => `${LOINC}|${c}`).join(',')}` },
+  trigger: { resourceType: 'Observation', criteria: `Observation?code=${NEWS2_INPUT_CODES.map((c) => `${LOINC}|${c}`).join(',')}`, accepts: async (resource) => isMonitored(resource) },
   timeoutMs: 10_000,
   defaults: { windowMinutes: DEFAULT_WINDOW_MINUTES, ...ALERT_DEFAULTS },
 

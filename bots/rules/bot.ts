@@ -4,6 +4,7 @@ import { ALERT_DEFAULTS } from '../alerts/codes.ts';
 import { patientOf } from '../runtime/host.ts';
 import { numberParameter, type Bot, type BotResult, type FhirClient } from '../runtime/manifest.ts';
 import { effectiveTime } from '../vitals/normalise.ts';
+import { isMonitored } from '../vitals/recency.ts';
 import { activeRules, inScope, ruleContext, unusable } from './context.ts';
 import { evaluateRule } from './evaluate.ts';
 import { ruleWatches, type AlertRule } from './rule.ts';
@@ -31,6 +32,7 @@ export const rulesBot: Bot = {
   trigger: {
     resourceType: 'Observation',
     async accepts(resource, fhir) {
+      if (!isMonitored(resource)) return false;
       const rules = await rulesInForce(fhir);
       return rules.some((r) => ruleWatches(r, (resource as Observation).code?.coding));
     },

@@ -6,6 +6,7 @@ import { patientOf } from '../runtime/host.ts';
 import type { Bot, BotResult } from '../runtime/manifest.ts';
 import { codesOf, LOINC } from '../vitals/codes.ts';
 import { normaliseObservation } from '../vitals/normalise.ts';
+import { isMonitored } from '../vitals/recency.ts';
 import type { QuantityMeasure, QuantityReading } from '../vitals/reading.ts';
 import { evaluateThresholds } from './evaluate.ts';
 import { DEFAULT_LIMITS, type Breach } from './rules.ts';
@@ -22,7 +23,7 @@ function lookbackMs(measure: QuantityMeasure): number {
 export const thresholdsBot: Bot = {
   name: 'thresholds',
   title: 'Vigil thresholds',
-  trigger: { resourceType: 'Observation', criteria: `Observation?code=${[...MEASURES].flatMap(codesOf).filter((c, i, all) => all.indexOf(c) === i).map((c) => `${LOINC}|${c}`).join(',')}` },
+  trigger: { resourceType: 'Observation', criteria: `Observation?code=${[...MEASURES].flatMap(codesOf).filter((c, i, all) => all.indexOf(c) === i).map((c) => `${LOINC}|${c}`).join(',')}`, accepts: async (resource) => isMonitored(resource) },
   timeoutMs: 10_000,
   defaults: { ...ALERT_DEFAULTS },
 

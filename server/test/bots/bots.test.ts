@@ -161,6 +161,15 @@ for (const driver of DRIVERS) {
         assert.equal(priorityOf(flag), 'routine');
         assert.equal(flag.extension?.filter((e) => e.valueReference).length, 2);
       });
+
+      it('leaves readings from the past alone (an imported history), monitoring the recent ones', async () => {
+        const { patient } = await enrol(server, 'Imported');
+        const old = await post(server, vital(patient, '2708-6', 84, 8 * 24 * 60));
+        const recent = await post(server, vital(patient, '2708-6', 97, 1));
+        await eventually(async () => ((await audits(server, recent.id as string)).length === 2 ? true : undefined), 'the recent reading\'s runs');
+        assert.deepEqual(await audits(server, old.id as string), []);
+        assert.deepEqual(await search<Flag>(server, `Flag?patient=Patient/${patient}`), []);
+      });
     });
 
     describe('settings from FHIR resources', () => {
