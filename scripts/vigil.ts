@@ -4,7 +4,6 @@ import { parseArgs } from 'node:util';
 import { listClients, putClient, type ClientRegistration } from '../server/src/auth/clients.ts';
 import { UserStore } from '../server/src/auth/users.ts';
 import { loadConfig } from '../server/src/config.ts';
-import { loadDefinitions } from '../server/src/definitions.ts';
 import { openDatabase, type Database } from '../server/src/store/database.ts';
 import { migrate } from '../server/src/store/migrate.ts';
 
@@ -85,7 +84,6 @@ const command = commands[positionals.slice(0, 2).join(' ')];
 if (!command || positionals.length > 2) fail(`unknown command "${positionals.join(' ')}"`);
 const db = await openDatabase(loadConfig());
 try {
-  loadDefinitions(); // the schema is generated from them, should this be the database's first use
   await migrate(db);
   await command(db);
 } catch (err) {

@@ -2,7 +2,6 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { loadDefinitions } from '../src/definitions.ts';
 import { migrate, schemaFingerprint } from '../src/store/migrate.ts';
 import { openPGlite } from '../src/store/pglite.ts';
 import { openPostgres } from '../src/store/postgres.ts';
@@ -16,7 +15,6 @@ import { openPostgres } from '../src/store/postgres.ts';
 
 let fingerprint: string | undefined;
 function currentFingerprint(): string {
-  loadDefinitions();
   fingerprint ??= schemaFingerprint();
   return fingerprint;
 }

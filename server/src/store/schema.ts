@@ -1,4 +1,4 @@
-import { getResourceTypeList, getSearchParams } from '../definitions.ts';
+import { getResourceTypeList, getSearchParams, loadDefinitions } from '../definitions.ts';
 import { COMPARTMENTS, REFERENCE_IDENTIFIER, STRING_EXACT, TOKEN_TEXT, paramColumns, quote, type Column } from './columns.ts';
 
 /**
@@ -61,5 +61,6 @@ export function resourceTableDdl(type: string): string[] {
 }
 
 export function schemaDdl(): string[] {
+  loadDefinitions(); // here, not up front: a tool opening a migrated database never needs them
   return getResourceTypeList().flatMap(resourceTableDdl);
 }

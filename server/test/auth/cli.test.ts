@@ -7,7 +7,9 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { loadConfig } from '../../src/config.ts';
 import { startVigil, type Vigil } from '../../src/main.ts';
+import { openPGlite } from '../../src/store/pglite.ts';
 import { bootstrapEnv, bootstrapToken, DRIVERS, freshPostgresDatabase, request } from '../support.ts';
+import { pgliteSnapshot } from '../templates.ts';
 import { authorizationCodeFlow } from './smart-flow.ts';
 
 const REDIRECT = 'http://localhost:9/cli-callback';
@@ -33,6 +35,7 @@ for (const driver of DRIVERS) {
         cleanup = db.drop;
       } else {
         const dir = await mkdtemp(join(tmpdir(), 'vigil-cli-'));
+        await (await openPGlite(dir, await pgliteSnapshot())).close(); // a migrated data directory
         database.VIGIL_DATA_DIR = dir;
         cleanup = () => rm(dir, { recursive: true, force: true });
       }
