@@ -7,12 +7,14 @@ import { BotHost, type BotJob } from '../../bots/runtime/host.ts';
 import type { Bot, FhirClient } from '../../bots/runtime/manifest.ts';
 import { silentDeviceBot } from '../../bots/silent-device/bot.ts';
 import { thresholdsBot } from '../../bots/thresholds/bot.ts';
+import { visible } from './auth/fhir-guard.ts';
+import { notFound } from './fhir/outcome.ts';
 import type { JobQueue, QueueFactory } from './jobs/queue.ts';
 import type { AuditTrail } from './ops/audit.ts';
 import type { Logger } from './ops/logger.ts';
 import { conditionalCreate } from './store/conditional.ts';
 import type { Repository } from './store/repository.ts';
-import { executeSearch } from './store/search/execute.ts';
+import { executeSearch, type Restriction } from './store/search/execute.ts';
 import { parseSearch } from './store/search/query.ts';
 import type { ChangeBatch } from './subscriptions/outbox.ts';
 
@@ -20,19 +22,23 @@ export const BUILT_IN_BOTS: readonly Bot[] = [news2Bot, thresholdsBot, rulesBot,
 
 /**
  * The bots' FHIR client on Vigil's own store: the REST layer's write path (validation, profiles,
- * outbox and change events) and search, as the system: bots act for the organisation.
+ * outbox and change events) and search, as the system: bots act for the organisation. With
+ * `restrict`, reads and searches see only what a caller's token does (an operation answering a user).
  */
-export function storeClient(repo: Repository): FhirClient {
+export function storeClient(repo: Repository, restrict?: Restriction): FhirClient {
   return {
-    read: (type, id) => repo.read(type, id),
+    async read<T extends Resource>(type: T['resourceType'], id: string): Promise<T> {
+      if (restrict && !(await visible(repo.db, restrict, type, id))) throw notFound(`${type}/${id} not found`);
+      return repo.read<T>(type, id);
+    },
     async search<T extends Resource>(type: T['resourceType'], params: Record<string, string | string[]>): Promise<T[]> {
-      const result = await executeSearch(repo.db, parseSearch(type, toQuery(params)), repo.baseUrl);
+      const result = await executeSearch(repo.db, parseSearch(type, toQuery(params)), repo.baseUrl, restrict);
       return result.matches.map((m) => JSON.parse(m.content) as T);
     },
     async *searchPages<T extends Resource>(type: T['resourceType'], params: Record<string, string | string[]>): AsyncIterable<T[]> {
       const query = toQuery(params);
       for (;;) {
-        const result = await executeSearch(repo.db, parseSearch(type, query), repo.baseUrl);
+        const result = await executeSearch(repo.db, parseSearch(type, query), repo.baseUrl, restrict);
         yield result.matches.map((m) => JSON.parse(m.content) as T);
         if (!result.next) return;
         query.set('_cursor', result.next);

@@ -16,7 +16,7 @@ import type { Permission } from './smart-scopes.ts';
 const ID = /^[A-Za-z0-9\-.]{1,64}$/;
 const ALL: Permission[] = ['c', 'r', 'u', 'd', 's'];
 /** Operations that read through the caller's restriction, like search. */
-const RESTRICTED_OPERATIONS = new Set(['$lastn', '$stats', '$timeseries', '$everything']);
+const RESTRICTED_OPERATIONS = new Set(['$lastn', '$stats', '$timeseries', '$everything', '$evaluate-rule']);
 
 /**
  * Access control for the FHIR REST API, per interaction of the spec's table, before the handler

@@ -8,6 +8,28 @@ const REDIRECT = 'http://localhost:9/callback';
 const LOINC_HR = 'http://loinc.org|8867-4';
 const ids = (bundle: any): string[] => (bundle.entry ?? []).map((e: any) => `${e.resource.resourceType}/${e.resource.id}`).sort();
 const claims = (jwt: string): Record<string, any> => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
+/** $evaluate-rule of a draft pulse rule on one patient. */
+const tryRule = (patient: string) => ({
+  resourceType: 'Parameters',
+  parameter: [
+    {
+      name: 'rule',
+      resource: {
+        resourceType: 'PlanDefinition', status: 'draft', title: 'Pulse above 60',
+        meta: { profile: ['https://vigil.health/fhir/StructureDefinition/vigil-alert-rule'] },
+        type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/plan-definition-type', code: 'eca-rule' }] },
+        action: [{
+          description: 'Pulse above 60', priority: 'routine',
+          trigger: [{ type: 'data-added', data: [{ type: 'Observation', codeFilter: [{ path: 'code', code: [{ system: 'http://loinc.org', code: '8867-4' }] }] }] }],
+          condition: [{ kind: 'applicability', expression: { language: 'text/fhirpath', expression: 'value.value > 60' } }],
+        }],
+      },
+    },
+    { name: 'patient', valueString: patient },
+  ],
+});
+const verdict = (res: { status: number; body: any }) =>
+  res.status === 200 ? `fires=${res.body.parameter.find((p: any) => p.name === 'fires').valueBoolean}` : `${res.status} ${res.body.issue?.[0]?.diagnostics}`;
 
 for (const driver of DRIVERS) {
   describe(`SMART authorization and access control (${driver})`, () => {
@@ -99,6 +121,10 @@ for (const driver of DRIVERS) {
       assert.equal(await count(`Observation/$stats?patient=ac-b&coding=${encodeURIComponent(LOINC_HR)}&statistic=count`), 0);
       assert.equal(await count(`Observation/$stats?patient=ac-a&coding=${encodeURIComponent(LOINC_HR)}&statistic=count`), 1);
       assert.deepEqual((await get(`Observation/$timeseries?patient=ac-b&coding=${encodeURIComponent(LOINC_HR)}&duration=87600`)).body.parameter, []);
+      // a patient may try a rule on themself only; another patient looks absent
+      const evaluate = async (patient: string) => verdict(await request('POST', `${s.fhir}/PlanDefinition/$evaluate-rule`, tryRule(patient), t));
+      assert.equal(await evaluate('ac-a'), 'fires=true');
+      assert.equal(await evaluate('ac-b'), '400 Patient/ac-b does not exist');
     });
 
     it('refuses writes outside the token: read-only scopes, another patient\'s compartment', async () => {
@@ -124,6 +150,12 @@ for (const driver of DRIVERS) {
       assert.equal((await get('Observation/ac-obs-b')).status, 404);
       assert.equal((await get('Observation/ac-obs-a')).status, 200);
       assert.equal((await get('Practitioner/ac-doc')).status, 200);
+      // rules are tried on the care teams' patients; one whose team is no longer active looks absent
+      const evaluate = async (patient: string) => verdict(await request('POST', `${s.fhir}/PlanDefinition/$evaluate-rule`, tryRule(patient), as(user.body.access_token)));
+      assert.equal(await evaluate('ac-a'), 'fires=true');
+      assert.equal(await evaluate('ac-b'), '400 Patient/ac-b does not exist');
+      assert.equal(await evaluate('ac-nobody'), '400 Patient/ac-nobody does not exist');
+      assert.equal(verdict(await request('POST', `${s.fhir}/PlanDefinition/$evaluate-rule`, tryRule('ac-b'))), 'fires=true', 'the same request with a system token');
 
       const picked = await flow('doc@test', 'launch/patient patient/*.rs', 'ac-a');
       assert.equal(picked.status, 200, JSON.stringify(picked.body));

@@ -4,10 +4,11 @@ import { inScope, ruleContext, unusable, USABLE } from '../../../../bots/rules/c
 import { evaluateRule as evaluate, type RuleOutcome } from '../../../../bots/rules/evaluate.ts';
 import { readRule, RULE_PROFILE } from '../../../../bots/rules/rule.ts';
 import { rulesBot } from '../../../../bots/rules/bot.ts';
-import { numberParameter } from '../../../../bots/runtime/manifest.ts';
+import { type FhirClient, numberParameter } from '../../../../bots/runtime/manifest.ts';
 import { resolveSettings } from '../../../../bots/runtime/settings.ts';
 import { effectiveTime } from '../../../../bots/vitals/normalise.ts';
 import { storeClient } from '../../bots.ts';
+import type { Restriction } from '../../store/search/execute.ts';
 import { validationIssues } from '../../store/validation.ts';
 import { type FhirContext, searchParams } from '../context.ts';
 import { FhirError, badRequest } from '../outcome.ts';
@@ -23,17 +24,20 @@ const MAX_READINGS = 50;
  * stored one) and `patient` (a reference, or an id); GET takes both as references in the query.
  * The rule is validated as a save would (400 naming what is wrong), then tried on each of the
  * patient's newest readings it watches within the rules bot's `recentMinutes`, as if each had just
- * arrived. Nothing is written.
+ * arrived. Nothing is written. A user's token reads the rule and the patient's data through its
+ * restriction, so a clinician tries rules on their care teams' patients only.
  */
 export const evaluateRule = (ctx: FhirContext) => async (req: Request, res: Response): Promise<void> => {
   const input = req.method === 'POST' ? fromBody(req) : fromQuery(req);
-  const plan = input.rule.resource ?? (await stored(ctx, input.rule.reference as string, input.rule.at));
+  // the patient's data as the caller may see it; the rules bot's settings and the rule's scope as the bot sees them
+  const fhir = storeClient(ctx.repo, res.locals.restriction as Restriction | undefined);
+  const system = storeClient(ctx.repo);
+  const plan = input.rule.resource ?? (await stored(fhir, input.rule.reference as string, input.rule.at));
   const issues = validationIssues(plan, [RULE_PROFILE]);
   if (issues.base.length || issues.profile.length) throw new FhirError(400, [...issues.base, ...issues.profile]);
-  const fhir = storeClient(ctx.repo);
-  const patientId = await patientOf(ctx, input.patient);
+  const patientId = await patientOf(fhir, input.patient);
   const rule = readRule(plan);
-  const recentMinutes = numberParameter((await resolveSettings(fhir, rulesBot, patientId)).parameters, 'recentMinutes');
+  const recentMinutes = numberParameter((await resolveSettings(system, rulesBot, patientId)).parameters, 'recentMinutes');
   const since = new Date(Date.now() - recentMinutes * 60_000).toISOString();
   const readings = await fhir.search<Observation>('Observation', {
     subject: `Patient/${patientId}`,
@@ -48,7 +52,7 @@ export const evaluateRule = (ctx: FhirContext) => async (req: Request, res: Resp
     const skipped = unusable(reading);
     results.push(skipped ? { reading, skipped } : { reading, outcome: evaluate(rule, await ruleContext(fhir, reading, patientId, recentMinutes)) });
   }
-  const scoped = await inScope(fhir, rule, patientId);
+  const scoped = await inScope(system, rule, patientId);
   const firing = results.filter((r) => r.outcome?.fires);
   const summary = [
     readings.length === 0
@@ -119,23 +123,26 @@ function patientInput(p: ParametersParameter, at: string): string {
   return value;
 }
 
-async function stored(ctx: FhirContext, reference: string, at: string): Promise<PlanDefinition> {
+async function stored(fhir: FhirClient, reference: string, at: string): Promise<PlanDefinition> {
   const id = /^PlanDefinition\/([A-Za-z0-9\-.]{1,64})$/.exec(reference)?.[1];
   if (!id) throw badRequest(`"rule" must reference a PlanDefinition (PlanDefinition/123), not "${reference}"`, at);
-  return readOr400<PlanDefinition>(ctx, 'PlanDefinition', id, at);
+  return readOr400<PlanDefinition>(fhir, 'PlanDefinition', id, at);
 }
 
-async function patientOf(ctx: FhirContext, patient: Input['patient']): Promise<string> {
+async function patientOf(fhir: FhirClient, patient: Input['patient']): Promise<string> {
   const id = /^(?:Patient\/)?([A-Za-z0-9\-.]{1,64})$/.exec(patient.reference)?.[1];
   if (!id) throw badRequest(`"patient" must be Patient/<id> or an id, not "${patient.reference}"`, patient.at);
-  await readOr400<Patient>(ctx, 'Patient', id, patient.at);
+  await readOr400<Patient>(fhir, 'Patient', id, patient.at);
   return id;
 }
 
-/** An input naming a resource that is not there is a bad request, not a missing operation. */
-async function readOr400<T extends Resource>(ctx: FhirContext, type: T['resourceType'], id: string, at: string): Promise<T> {
+/**
+ * An input naming a resource that is not there is a bad request, not a missing operation; one the
+ * caller may not see answers the same, so that absent and forbidden look alike.
+ */
+async function readOr400<T extends Resource>(fhir: FhirClient, type: T['resourceType'], id: string, at: string): Promise<T> {
   try {
-    return await ctx.repo.read<T>(type, id);
+    return await fhir.read<T>(type, id);
   } catch (err) {
     if (err instanceof FhirError && (err.status === 404 || err.status === 410)) throw badRequest(`${type}/${id} does not exist`, at);
     throw err;
