@@ -36,7 +36,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   const { ingest, logger, port, host, authenticate } = options;
   const broker = await Aedes.createBroker();
   const devices = new WeakMap<Client, DeviceIdentity>();
-  const queues = new WeakMap<Client, Promise<void>>();
+  const acks = new WeakMap<Client, Promise<void>>();
   let closing = false;
 
   broker.authenticate = (client, username, password, done) => {
@@ -65,18 +65,20 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     if (closing) return callback(new Error('Vigil is shutting down'));
     // Readings are health data: never kept as retained messages in broker memory.
     packet.retain = false;
-    const run = async () => ingest.handle(mapping, packet.payload, await device.policy());
-    // One client's publishes are ingested in order, so its PUBACKs go out in order (MQTT 4.6).
-    const previous = queues.get(client);
-    const work = previous ? previous.then(run, run) : run();
-    queues.set(client, work.catch(() => undefined));
-    work.then(
-      () => callback(null),
-      (err: unknown) => {
-        logger.warn({ err, mapping, clientId: client.id }, 'MQTT publish not ingested; closing the connection unacknowledged so the device re-sends');
-        callback(err as Error);
-      },
+    // Publishes are ingested as they come, several at once (their writes share commits), but
+    // acknowledged in the order they were received, as MQTT 4.6 requires of PUBACKs.
+    const outcome = device.policy().then((policy) => ingest.handle(mapping, packet.payload, policy)).then(
+      () => undefined,
+      (err: unknown) => err as Error,
     );
+    const acked = (acks.get(client) ?? Promise.resolve())
+      .then(() => outcome)
+      .then((err) => {
+        if (!err) return callback(null);
+        logger.warn({ err, mapping, clientId: client.id }, 'MQTT publish not ingested; closing the connection unacknowledged so the device re-sends');
+        callback(err);
+      });
+    acks.set(client, acked);
   };
   broker.authorizeSubscribe = (_client, _subscription, callback) => callback(null, null);
   broker.authorizeForward = () => null;

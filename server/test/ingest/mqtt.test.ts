@@ -88,6 +88,23 @@ for (const driver of DRIVERS) {
       assert.deepEqual(await heartRates(s, patientId), [71, 72, 73]);
     });
 
+    it('ingests a device\'s publishes in flight together, acknowledging them in the order sent', async () => {
+      const { topic, patientId, reading } = await setUp(s);
+      const device = await connectAsync(url, asClient(s));
+      try {
+        const acked: number[] = [];
+        // the first carries the most work, so acknowledging as each commit lands would reorder them
+        const values = Array.from({ length: 12 }, (_, i) => 60 + i);
+        const payloads = values.map((v, i) => (i === 0 ? Array.from({ length: 40 }, () => reading(v)) : [reading(v)]));
+        await Promise.all(payloads.map((p, i) => device.publishAsync(topic, JSON.stringify(p), { qos: 1 }).then(() => acked.push(i))));
+        assert.deepEqual(acked, values.map((_, i) => i));
+      } finally {
+        await device.endAsync();
+      }
+      const stored = await request('GET', `${s.fhir}/Observation?patient=Patient/${patientId}&_summary=count`);
+      assert.equal(stored.body.total, 40 + 11);
+    });
+
     it('dead-letters a non-JSON payload, and drops publishes to an unknown mapping, logging that once', async () => {
       const { mapping, topic } = await setUp(s);
       await publish(url, topic, 'HR=71;not json', asClient(s));
