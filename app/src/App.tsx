@@ -18,6 +18,7 @@ const PanelPage = lazy(() => import('./clinician/PanelPage.tsx'));
 const AlertsPage = lazy(() => import('./clinician/AlertsPage.tsx'));
 const ChartPage = lazy(() => import('./clinician/ChartPage.tsx'));
 const PlanPage = lazy(() => import('./clinician/PlanPage.tsx'));
+const RulesPage = lazy(() => import('./clinician/RulesPage.tsx'));
 const PortalPage = lazy(() => import('./patient/PortalPage.tsx'));
 
 export function App() {
@@ -44,6 +45,7 @@ function SignedIn({ context }: { context: SessionContext }) {
       <Route path="/alerts" element={<AlertsPage />} />
       <Route path="/patients/:id" element={<ChartPage />} />
       <Route path="/patients/:id/plan" element={<PlanPage />} />
+      <Route path="/rules" element={<RulesPage />} />
       <Route path="*" element={<NotFoundPage />} />
     </Routes>
   ) : (

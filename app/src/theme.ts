@@ -1,4 +1,4 @@
-import { createTheme, type CSSVariablesResolver } from '@mantine/core';
+import { createTheme, Notification, type CSSVariablesResolver } from '@mantine/core';
 
 /** Calm by default: colour is kept for what needs attention (alert and NEWS2 bands). */
 export const theme = createTheme({
@@ -8,6 +8,10 @@ export const theme = createTheme({
   defaultRadius: 'md',
   fontFamily: 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif',
   headings: { fontWeight: '650' },
+  components: {
+    // Mantine's close button is an icon alone: without a name, screen readers announce "button"
+    Notification: Notification.extend({ defaultProps: { closeButtonProps: { 'aria-label': 'Dismiss' } } }),
+  },
 });
 
 /** Text colours with WCAG AA contrast (4.5:1) on both schemes; Mantine's dimmed default is lighter. */

@@ -95,6 +95,42 @@ describe('Vigil app in a real browser (demo data, PostgreSQL)', () => {
     await screenshot(page, 'clinician-plan');
     assert.deepEqual(await accessibilityViolations(page), [], 'plan accessibility');
     assert.deepEqual(errors, []);
+
+    // a custom rule: a bad condition is refused inline, the fixed one is tried on the demo patient, then saved as a draft
+    await page.getByRole('link', { name: 'Rules' }).click();
+    await page.getByRole('heading', { name: 'Alert rules' }).waitFor();
+    await page.getByRole('button', { name: 'New rule' }).click();
+    const editor = page.locator('section[aria-labelledby="rule-editor-heading"]');
+    await editor.getByRole('textbox', { name: /^Name/ }).fill('Oxygen below 90');
+    await editor.getByRole('textbox', { name: /^Alert text/ }).fill('SpO₂ below 90 %');
+    await editor.getByRole('checkbox', { name: 'SpO₂' }).check();
+    const condition = editor.getByRole('textbox', { name: /^Condition/ });
+    await condition.fill('value.value <');
+    await editor.getByLabel('Patient to test on').selectOption({ label: 'Pat Demo' });
+    await editor.getByRole('button', { name: 'Test on patient' }).click();
+    await editor.getByText(/^Invalid FHIRPath "value\.value <"/).waitFor();
+    assert.equal(await condition.getAttribute('aria-invalid'), 'true');
+    const refusals = errors.splice(0).filter((e) => !/status of 400/.test(e));
+    assert.deepEqual(refusals, [], 'only the refusal of the bad condition');
+    await condition.fill('value.value < 90');
+    await editor.getByRole('button', { name: 'Test on patient' }).click();
+    await editor.getByText(/^Would fire on \d+ of the \d+ newest readings/).waitFor();
+    await editor.getByRole('row', { name: /84 % Fires met: \[true\]/ }).waitFor();
+    assert.notEqual(await condition.getAttribute('aria-invalid'), 'true');
+    await editor.getByRole('button', { name: 'Activate' }).waitFor({ state: 'visible' });
+    assert.equal(await editor.getByRole('button', { name: 'Activate' }).isEnabled(), true, 'tested: it may be activated');
+    await editor.getByRole('button', { name: 'Save as draft' }).click();
+    await page.getByText('Rule saved as draft').waitFor();
+    const row = page.getByRole('row', { name: /Oxygen below 90/ });
+    await row.getByText('draft').waitFor();
+    // saving kept the test: the draft may be activated, then retired
+    await editor.getByRole('button', { name: 'Activate' }).click();
+    await row.getByText('active').waitFor();
+    await editor.getByRole('button', { name: 'Retire' }).click();
+    await row.getByText('retired').waitFor();
+    await screenshot(page, 'clinician-rules');
+    assert.deepEqual(await accessibilityViolations(page), [], 'rules accessibility');
+    assert.deepEqual(errors, []);
     await context.close();
   });
 

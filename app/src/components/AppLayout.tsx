@@ -25,6 +25,7 @@ export function AppLayout({ children }: { children: ReactNode }) {
                 <Group gap="xs" wrap="nowrap">
                   <NavLink to="/" end className={classes.link}>Patients</NavLink>
                   <NavLink to="/alerts" className={classes.link}>Alerts</NavLink>
+                  <NavLink to="/rules" className={classes.link}>Rules</NavLink>
                 </Group>
               </nav>
             )}
