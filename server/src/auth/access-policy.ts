@@ -94,6 +94,18 @@ function compartmentSql(t: string, type: string, patients: string[], params: Par
 }
 
 /**
+ * Outside their compartment a patient reads the shared resources their records point to
+ * (Practitioner, Organization, Medication, …) but writes only their own Subscriptions (owner-bound):
+ * not the clinic's directory, alert rules or settings.
+ */
+const PATIENT_WRITABLE: ReadonlySet<string> = new Set(['Subscription']);
+
+/** A `patient/` scope, or a `user/` scope of a patient user. */
+function actsForPatient(policy: AccessPolicy, g: ResourceGrant): boolean {
+  return g.context === 'patient' || (g.context === 'user' && !!policy.fhirUser?.startsWith('Patient/'));
+}
+
+/**
  * Whether a write of `permission` on a resource whose patient compartments are `compartments`
  * is allowed. Granular (query) scopes never authorise writes.
  */
@@ -101,7 +113,7 @@ export function writeAllowed(policy: AccessPolicy, type: string, permission: Per
   return policy.grants.some((g) => {
     if (!covers(g, type, permission) || g.query) return false;
     const r = reach(policy, g, type);
-    if (r === 'all') return true;
+    if (r === 'all') return !actsForPatient(policy, g) || isCompartmentType(type) || PATIENT_WRITABLE.has(type);
     return compartments.some((c) => r.includes(c.replace(/^Patient\//, '')));
   });
 }

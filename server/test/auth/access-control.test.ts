@@ -139,6 +139,15 @@ for (const driver of DRIVERS) {
       assert.equal((await request('DELETE', `${s.fhir}/Patient/ac-b`, undefined, w)).status, 404);
       assert.equal((await request('PUT', `${s.fhir}/Patient/ac-new`, { resourceType: 'Patient', id: 'ac-new' }, w)).status, 403);
       assert.equal((await request('GET', `${s.fhir}/Patient/ac-b`)).status, 200, 'still there');
+      // outside the compartment: the clinic's directory and alert rules are read-only to a patient
+      for (const t of [w, as((await flow('alpha@test', 'user/*.cruds')).body.access_token)]) {
+        assert.equal((await request('GET', `${s.fhir}/Practitioner/ac-doc`, undefined, t)).status, 200);
+        assert.equal((await request('PUT', `${s.fhir}/Practitioner/ac-doc`, { resourceType: 'Practitioner', id: 'ac-doc', name: [{ family: 'Mallory' }] }, t)).status, 403);
+        assert.equal((await request('POST', `${s.fhir}/PlanDefinition`, { resourceType: 'PlanDefinition', status: 'active' }, t)).status, 403);
+        const sub = { resourceType: 'Subscription', status: 'requested', reason: 'portal', criteria: 'Observation?patient=Patient/ac-a', channel: { type: 'websocket' } };
+        assert.equal((await request('POST', `${s.fhir}/Subscription`, sub, t)).status, 201, 'a patient subscribes to their own data');
+      }
+      assert.equal((await request('GET', `${s.fhir}/Practitioner/ac-doc`)).body.name[0].family, 'Doc');
     });
 
     it('lets a practitioner see only the patients of their active care teams, and pick one of them', async () => {
