@@ -1,6 +1,6 @@
 import compression from 'compression';
-import express, { type NextFunction, type Request, type Response } from 'express';
-import type { Auth } from './auth/index.ts';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import { SMART_CONFIGURATION, type Auth } from './auth/index.ts';
 import type { Config } from './config.ts';
 import type { FhirContext } from './fhir/context.ts';
 import { BearerError } from './auth/bearer.ts';
@@ -37,12 +37,10 @@ export function createApp({ config, fhir, logger, version, metrics, routers, aut
   app.set('query parser', 'simple');
   app.use(auth.edge);
   app.use(metrics.middleware);
-  app.use(compression({ threshold: 1024 }));
-  app.use(healthRouter(fhir.repo.db));
-  app.get('/metrics', auth.metricsAccess, async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
-  auth.mount(app);
+  app.use(negotiatedCompression());
+  // The API first: every layer ahead of it is tried on every request. Only SMART discovery, under
+  // the FHIR base but open, must come before it.
+  app.get(SMART_CONFIGURATION, auth.smartConfiguration);
   app.use(
     '/fhir/R4',
     audit.middleware,
@@ -53,9 +51,24 @@ export function createApp({ config, fhir, logger, version, metrics, routers, aut
     fhirRouter(fhir, { version, maxBodyBytes: config.maxBodyBytes }, fhirRoutes),
   );
   for (const [path, router] of Object.entries(routers)) app.use(path, audit.middleware, ...auth.ingestAccess, router);
+  app.use(healthRouter(fhir.repo.db));
+  app.get('/metrics', auth.metricsAccess, async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  auth.mount(app);
   app.use(webAppRouter());
   app.use(errorHandler(logger));
   return app;
+}
+
+/**
+ * gzip/deflate/br for bodies of 4 KiB and more (searches, history, $everything): below that, on a
+ * LAN, compressing costs the server more time than it saves on the wire. A request that accepts no
+ * encoding skips the middleware altogether, which otherwise wraps every response.
+ */
+function negotiatedCompression(): RequestHandler {
+  const compress = compression({ threshold: 4096 });
+  return (req, res, next) => (req.headers['accept-encoding'] ? compress(req, res, next) : next());
 }
 
 interface HttpError { type?: string; status?: number; code?: string; message?: string }

@@ -31,7 +31,9 @@ import { UserStore } from './users.ts';
 export interface Auth {
   /** First in the chain: security headers and CORS on every response. */
   edge: RequestHandler;
-  /** Mounts discovery, the authorization server, its pages, EHR launch and the admin API on the app. */
+  /** GET SMART_CONFIGURATION: SMART discovery, mounted ahead of the FHIR API it sits under. */
+  smartConfiguration: RequestHandler;
+  /** Mounts the authorization server, its pages, EHR launch and the admin API on the app. */
   mount(app: Express): void;
   /** For /fhir/R4: a valid token (except metadata and discovery), then per-interaction access control. */
   fhirAccess: RequestHandler;
@@ -44,6 +46,7 @@ export interface Auth {
   stop(): void;
 }
 
+export const SMART_CONFIGURATION = '/fhir/R4/.well-known/smart-configuration';
 const OPEN_FHIR_PATHS = /^\/(metadata|\.well-known\/.*)$/;
 const SMART_STYLE = { color_background: '#f8f9fa', color_error: '#c92a2a', color_highlight: '#1971c2', color_modal_backdrop: '', color_success: '#2f9e44', color_text: '#212529', dim_border_radius: '4px', dim_font_size: '16px', dim_spacing_size: '16px', font_family_body: 'system-ui, sans-serif', font_family_heading: 'system-ui, sans-serif' };
 
@@ -104,11 +107,11 @@ export async function createAuth(config: Config, repo: Repository, logger: Logge
       keys.stop();
       revocations.stop();
     },
+    smartConfiguration(_req, res) {
+      // application/json whatever the Accept header (SMART App Launch 2.2)
+      res.set('Cache-Control', 'public, max-age=3600').type('application/json').send(JSON.stringify(smartConfiguration(issuer)));
+    },
     mount(app) {
-      app.get('/fhir/R4/.well-known/smart-configuration', (_req, res) => {
-        // application/json whatever the Accept header (SMART App Launch 2.2)
-        res.set('Cache-Control', 'public, max-age=3600').type('application/json').send(JSON.stringify(smartConfiguration(issuer)));
-      });
       app.get('/smart-style.json', (_req, res) => void res.json(SMART_STYLE));
       app.post(ROUTES.token, tokenLimit);
       app.post(`${OAUTH_PREFIX}/interaction/:uid/login`, loginLimit);

@@ -17,7 +17,7 @@ import { validate } from './operations/validate.ts';
 import { operationRoutes } from './operations/index.ts';
 
 type Handler = (req: Request, res: Response) => Promise<void>;
-/** Routes of other parts (subscriptions), registered before the generic `/:type/:id` ones. */
+/** Routes of other parts (subscriptions), registered before the generic `/:type` and `/:type/:id` ones. */
 export type ExtraRoutes = (router: Router, wrap: (handler: Handler) => RequestHandler) => void;
 
 /** A body parser for every FHIR request except batch/transaction, whose Bundle is read as it streams in. */
@@ -40,20 +40,21 @@ export function fhirRouter(ctx: FhirContext, options: { version: string; maxBody
   };
   const metadata = capabilityStatement(ctx.baseUrl, options.version);
   router.get('/metadata', wrap(async (req, res) => sendJson(req, res, 200, metadata)));
-  router.post('/:type/$validate', wrap(validate(ctx)));
-  router.post('/:type/:id/$validate', wrap(validate(ctx)));
-  operationRoutes(router, ctx, wrap);
   extraRoutes?.(router, wrap);
   router.post('/', wrap(batchOrTransaction(ctx, options.maxBodyBytes)));
   router.get('/', wrap(searchSystem(ctx)));
   router.post('/_search', wrap(searchSystem(ctx)));
   router.get('/_history', wrap(history(ctx, 'system')));
+  // The type-level interactions (the busiest: create, search) ahead of the operations, none of which has a one-segment path.
   router.get('/:type', wrap(searchType(ctx)));
-  router.post('/:type/_search', wrap(searchType(ctx)));
   router.post('/:type', wrap(create(ctx)));
   router.put('/:type', wrap(update(ctx)));
   router.patch('/:type', wrap(patch(ctx)));
   router.delete('/:type', wrap(remove(ctx)));
+  router.post('/:type/$validate', wrap(validate(ctx)));
+  router.post('/:type/:id/$validate', wrap(validate(ctx)));
+  operationRoutes(router, ctx, wrap);
+  router.post('/:type/_search', wrap(searchType(ctx)));
   router.get('/:type/_history', wrap(history(ctx, 'type')));
   router.get('/:type/:id', wrap(read(ctx)));
   router.put('/:type/:id', wrap(update(ctx)));
