@@ -82,12 +82,21 @@ export class IngestGateway {
     for (const [, reason] of dead) this.#metrics.rejected.inc({ mapping: mappingName, reason: reasonClass(reason) });
     if (forbidden.size) this.#metrics.rejected.inc({ mapping: mappingName, reason: 'forbidden' }, forbidden.size);
     const deadById = new Map(dead.map(([i], k) => [i, deadIds[k]]));
+    // each message's Observations, in the order they were placed: one pass, not one per message
+    const written = new Map<number, { id: string; outcome: Outcome }[]>();
+    for (const p of pending.values()) {
+      const outcome = outcomes.get(p.key) as { id: string; outcome: Outcome };
+      for (const i of p.messages) {
+        const list = written.get(i);
+        if (list) list.push(outcome);
+        else written.set(i, [outcome]);
+      }
+    }
     return messages.map((_, i) => {
       if (forbidden.has(i)) return { status: 'forbidden', reason: forbidden.get(i) as string };
       const reason = rejected.get(i);
       if (reason !== undefined) return { status: 'rejected', reason, deadLetterId: deadById.get(i) as string };
-      const observations = [...pending.values()].filter((p) => p.messages.has(i)).map((p) => outcomes.get(p.key) as { id: string; outcome: Outcome });
-      return { status: 'ok', observations, ...(warnings.has(i) ? { warnings: warnings.get(i) } : {}) };
+      return { status: 'ok', observations: written.get(i) ?? [], ...(warnings.has(i) ? { warnings: warnings.get(i) } : {}) };
     });
   }
 

@@ -38,9 +38,11 @@ function children(node: unknown): unknown[] {
   return [];
 }
 
-function* descendantsAndSelf(node: unknown): Generator<unknown> {
-  yield node;
-  for (const child of children(node)) yield* descendantsAndSelf(child);
+/** The node and every node below it, in document order (a plain walk: a generator costs more than the matching). */
+function descendantsAndSelf(node: unknown, out: unknown[] = []): unknown[] {
+  out.push(node);
+  for (const child of children(node)) descendantsAndSelf(child, out);
+  return out;
 }
 
 /** `..name` / `..*`: matching members at any depth, each yielded before its own subtree. */

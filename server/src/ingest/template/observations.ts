@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Observation, ObservationComponent } from '@medplum/fhirtypes';
 import type { FhirTemplate, ValueTemplate } from './fhir-templates.ts';
-import { defined } from './json.ts';
+import { cloneJson, defined } from './json.ts';
 import { encodeGrid, type Sample } from './sampled-data.ts';
 import type { Measurement, ObservationContext, ObservationsResult, Rejection } from './types.ts';
 import { applyVitalSigns } from './vital-signs.ts';
@@ -97,20 +97,20 @@ function buildObservation(group: Group, context: ObservationContext): Observatio
   const samples = (valueName: string): Sample[] =>
     sorted.flatMap((m) => m.properties.filter((p) => p.name === valueName).map((p) => ({ time: m.occurrenceTime.getTime(), value: p.value })));
 
-  const tooLarge = `the SampledData grid from ${new Date(start).toISOString()} to ${new Date(end).toISOString()} would exceed its size limit`;
+  const tooLarge = (): string => `the SampledData grid from ${new Date(start).toISOString()} to ${new Date(end).toISOString()} would exceed its size limit`;
   let value: ValueElement | undefined;
   const found = template.value ? samples(template.value.valueName) : [];
   if (template.value && found.length > 0) {
     value = valueElement(template.value, found, start, end);
-    if (!value) return tooLarge;
+    if (!value) return tooLarge();
   }
   const component: ObservationComponent[] = [];
   for (const c of template.components) {
     const componentSamples = samples(c.value.valueName);
     if (componentSamples.length === 0) continue;
     const element = valueElement(c.value, componentSamples, start, end);
-    if (!element) return tooLarge;
-    component.push({ code: structuredClone(c.code), ...element });
+    if (!element) return tooLarge();
+    component.push({ code: cloneJson(c.code), ...element });
   }
   if (!value && component.length === 0) return "none of the template's values is present in the measurements";
 
@@ -119,8 +119,8 @@ function buildObservation(group: Group, context: ObservationContext): Observatio
     resourceType: 'Observation',
     identifier: [{ system: IDENTIFIER_SYSTEM, value: group.identifier }],
     status: 'final',
-    category: template.category.length > 0 ? structuredClone([...template.category]) : undefined,
-    code: structuredClone(template.code),
+    category: template.category.length > 0 ? cloneJson([...template.category]) : undefined,
+    code: cloneJson(template.code),
     subject: context.subject,
     encounter: context.encounter,
     effectiveDateTime: instant ? new Date(start).toISOString() : undefined,
@@ -145,7 +145,7 @@ function valueElement(template: ValueTemplate, samples: readonly Sample[], start
     case 'String':
       return { valueString: latest };
     case 'CodeableConcept':
-      return { valueCodeableConcept: structuredClone(template.concept) };
+      return { valueCodeableConcept: cloneJson(template.concept) };
     case 'SampledData': {
       const data = encodeGrid(samples, start, end, template.defaultPeriod);
       if (data === undefined) return undefined;

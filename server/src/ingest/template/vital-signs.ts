@@ -1,4 +1,5 @@
 import type { CodeableConcept, Observation, Quantity } from '@medplum/fhirtypes';
+import { cloneJson } from './json.ts';
 
 /**
  * FHIR R4 vital-signs conformance. Vital-sign codes get the vital-signs category; a specific
@@ -74,5 +75,5 @@ export function applyVitalSigns(obs: Observation): void {
   }
   if (!vital) return;
   const hasCategory = (obs.category ?? []).some((c) => c.coding?.some((k) => k.system === CATEGORY_SYSTEM && k.code === 'vital-signs'));
-  if (!hasCategory) obs.category = [structuredClone(VITAL_SIGNS_CATEGORY), ...(obs.category ?? [])];
+  if (!hasCategory) obs.category = [cloneJson(VITAL_SIGNS_CATEGORY), ...(obs.category ?? [])];
 }
