@@ -46,12 +46,20 @@ export interface Vigil {
 
 const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-/** Wires the parts together and starts listening. */
-export async function startVigil(config: Config = loadConfig()): Promise<Vigil> {
-  const logger = createLogger(config.logLevel);
+/**
+ * The FHIR model every part works from: the R4 definitions, their required bindings and Vigil's
+ * profiles, loaded in one synchronous pass so that they share one parse of the R4 bundles.
+ */
+export function loadModel(): void {
   loadDefinitions();
   loadRequiredBindings();
   loadProfiles();
+}
+
+/** Wires the parts together and starts listening. */
+export async function startVigil(config: Config = loadConfig()): Promise<Vigil> {
+  const logger = createLogger(config.logLevel);
+  loadModel();
   const db = await openDatabase(config);
   const applied = await migrate(db);
   if (applied.length) logger.info({ applied }, 'database migrated');

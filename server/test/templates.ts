@@ -2,6 +2,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { loadModel } from '../src/main.ts';
 import { migrate, schemaFingerprint } from '../src/store/migrate.ts';
 import { openPGlite } from '../src/store/pglite.ts';
 import { openPostgres } from '../src/store/postgres.ts';
@@ -15,6 +16,7 @@ import { openPostgres } from '../src/store/postgres.ts';
 
 let fingerprint: string | undefined;
 function currentFingerprint(): string {
+  loadModel(); // all of it, as start-up would: the loaders share one parse of the R4 bundles
   fingerprint ??= schemaFingerprint();
   return fingerprint;
 }
@@ -28,7 +30,7 @@ export function pgliteSnapshot(): Promise<Blob> {
 }
 
 async function loadSnapshot(): Promise<Blob> {
-  const file = join(tmpdir(), `vigil-test-pglite-${currentFingerprint()}.tar`);
+  const file = join(tmpdir(), `vigil-test-pglite-${currentFingerprint()}.tar.gz`);
   if (!existsSync(file)) {
     const db = await openPGlite('memory://');
     await migrate(db);
