@@ -11,6 +11,8 @@ export interface Config {
   dataSnapshot?: Blob;
   databaseUrl?: string;
   redisUrl?: string;
+  /** How long a BullMQ job stays claimed by a worker that stopped renewing it (crashed) before another runs it. */
+  jobLockMs: number;
   /** External MQTT broker; when unset, the embedded broker listens on `mqttPort` (0: none). */
   mqttUrl?: string;
   mqttPort: number;
@@ -42,6 +44,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: resolve(env.VIGIL_DATA_DIR ?? '.vigil/data'),
     databaseUrl,
     redisUrl: env.REDIS_URL || undefined,
+    jobLockMs: jobLockSeconds(env.VIGIL_JOB_LOCK_SECONDS) * 1000,
     mqttUrl: env.MQTT_URL || undefined,
     mqttPort: integer(env.MQTT_PORT, 1883, 'MQTT_PORT'),
     mqttHost: env.MQTT_HOST || '127.0.0.1',
@@ -56,6 +59,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     subscriptions: loadSubscriptionConfig(env),
     auth: loadAuthConfig(env),
   };
+}
+
+/** Shorter locks lapse while a busy worker (a long synchronous stretch, a GC pause) still runs the job. */
+function jobLockSeconds(value: string | undefined): number {
+  const seconds = integer(value, 30, 'VIGIL_JOB_LOCK_SECONDS');
+  if (seconds < 10) throw new Error(`VIGIL_JOB_LOCK_SECONDS must be at least 10, not "${value}"`);
+  return seconds;
 }
 
 function integer(value: string | undefined, fallback: number, name: string): number {

@@ -82,7 +82,7 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   const routers = { '/ingest': ingestRouter(gateway, mappings, config.maxBodyBytes) };
   const auth = await createAuth(config, repo, logger);
   await registerAppClient(db, config.baseUrl);
-  const queues = createQueueFactory({ redisUrl: config.redisUrl, prefix: config.subscriptions.queuePrefix, onError: (err) => logger.error({ err }, 'job queue error') });
+  const queues = createQueueFactory({ redisUrl: config.redisUrl, prefix: config.subscriptions.queuePrefix, lockMs: config.jobLockMs, onError: (err) => logger.error({ err }, 'job queue error') });
   // Bots run on the job queue workers, fed by the outbox drain; scheduled bots sweep on its schedules.
   const bots = config.role === 'api' ? undefined : startBots({ repo, queues, audit, logger });
   const subscriptions = await startSubscriptions({ config, repo, feed, queues, server, logger, feeds: bots ? [bots.changes] : [] });

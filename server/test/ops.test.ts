@@ -40,5 +40,8 @@ describe('configuration', () => {
     assert.equal(loadConfig({ VIGIL_DEMO: 'off' }).demo, false);
     assert.throws(() => loadConfig({ PORT: 'abc' }), /PORT/);
     assert.throws(() => loadConfig({ VIGIL_ROLE: 'boss' }), /VIGIL_ROLE/);
+    assert.equal(loadConfig({}).jobLockMs, 30_000);
+    assert.equal(loadConfig({ VIGIL_JOB_LOCK_SECONDS: '10' }).jobLockMs, 10_000);
+    assert.throws(() => loadConfig({ VIGIL_JOB_LOCK_SECONDS: '5' }), /at least 10/);
   });
 });

@@ -29,6 +29,8 @@ export interface BullMqQueueOptions {
   prefix: string;
   onError: (error: Error) => void;
   groupTiming?: GroupTiming;
+  /** A running job's lock, renewed while it runs: a job whose worker died runs again once it lapses. */
+  lockMs?: number;
 }
 
 interface Envelope<T> {
@@ -84,6 +86,7 @@ export class BullMqQueue<T> implements JobQueue<T> {
   readonly #prefix: string;
   readonly #onError: (error: Error) => void;
   readonly #timing: GroupTiming;
+  readonly #lockMs: number;
   readonly #queue: Queue<Envelope<T>>;
   readonly #running = new Map<string, Running<T>>();
   #worker?: Worker<Envelope<T>>;
@@ -95,6 +98,7 @@ export class BullMqQueue<T> implements JobQueue<T> {
     this.#prefix = options.prefix;
     this.#onError = options.onError;
     this.#timing = options.groupTiming ?? { parkMs: 5 * 60_000, staleMs: 60_000 };
+    this.#lockMs = options.lockMs ?? 30_000;
     this.#queue = new Queue<Envelope<T>>(name, {
       connection: options.redis,
       prefix: options.prefix,
@@ -151,6 +155,8 @@ export class BullMqQueue<T> implements JobQueue<T> {
       connection: this.#redis,
       prefix: this.#prefix,
       concurrency: options.concurrency ?? 1,
+      lockDuration: this.#lockMs,
+      stalledInterval: this.#lockMs,
       settings: { backoffStrategy: (attemptsMade, _type, _error, job) => backoffDelay(attemptsMade, job!.data.backoff) },
     });
     worker.on('error', this.#onError);

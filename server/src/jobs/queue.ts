@@ -84,6 +84,8 @@ export interface QueueFactory {
 export interface QueueFactoryConfig {
   redisUrl?: string;
   prefix?: string;
+  /** BullMQ: how long a crashed worker's jobs stay claimed before another worker runs them (default 30 s). */
+  lockMs?: number;
   /** Infrastructure errors (Redis connection, onDeadLetter throwing); job failures go to retries instead. */
   onError?: (error: Error) => void;
 }
@@ -105,7 +107,7 @@ export function createQueueFactory(config: QueueFactoryConfig = {}): QueueFactor
       if (!name || name.includes(':')) throw new Error(`queue name must be non-empty without ':', not "${name}"`);
       let queue = queues.get(name);
       if (!queue) {
-        queue = redis ? new BullMqQueue(name, { redis, prefix, onError }) : new MemoryQueue(name, { onError });
+        queue = redis ? new BullMqQueue(name, { redis, prefix, onError, lockMs: config.lockMs }) : new MemoryQueue(name, { onError });
         queues.set(name, queue);
       }
       return queue as JobQueue<T>;

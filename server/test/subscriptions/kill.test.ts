@@ -79,6 +79,8 @@ describe('subscriptions survive a SIGKILLed worker: no notification lost (postgr
     // a held notification stays in flight until the kill
     VIGIL_SUBSCRIPTION_TIMEOUT_MS: '600000',
     REDIS_URL: 'redis://127.0.0.1:6379',
+    // the killed worker's jobs are taken over after 10 s instead of 30
+    VIGIL_JOB_LOCK_SECONDS: '10',
     VIGIL_QUEUE_PREFIX: `vigil-test-${randomUUID()}`,
   };
   let worker: VigilProcess | undefined;
