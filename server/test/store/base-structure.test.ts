@@ -4,6 +4,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import { loadDefinitions } from '../../src/definitions.ts';
 import { passesBaseStructure } from '../../src/store/base-structure.ts';
 import { structureErrors } from '../../src/store/validation.ts';
+import { randomSlot, seeded } from './mutation.ts';
 import { deviceObservations, syntheaSample } from './write-path-samples.ts';
 
 /**
@@ -42,23 +43,10 @@ describe('quick R4 structure check', () => {
   });
 });
 
-type Json = Record<string, unknown>;
 
 /** One random change somewhere in the resource: wrong types, bad formats, empties, unknown or missing keys… */
 function mutate(resource: Resource, random: () => number): Resource {
-  const holders: { obj: Json; key: string }[] = [];
-  const walk = (node: unknown): void => {
-    if (Array.isArray(node)) {
-      node.forEach(walk);
-    } else if (node && typeof node === 'object') {
-      for (const [key, value] of Object.entries(node)) {
-        holders.push({ obj: node as Json, key });
-        walk(value);
-      }
-    }
-  };
-  walk(resource);
-  const { obj, key } = holders[Math.floor(random() * holders.length)];
+  const { obj, key } = randomSlot(resource, random);
   const value = obj[key];
   const pick = <T>(options: T[]): T => options[Math.floor(random() * options.length)];
   switch (Math.floor(random() * 14)) {
@@ -78,12 +66,4 @@ function mutate(resource: Resource, random: () => number): Resource {
     default: obj[key] = typeof value === 'string' ? `${value}\t ` : typeof value === 'number' ? -value - 0.5 : { id: 'x' }; break;
   }
   return resource;
-}
-
-function seeded(seed: number): () => number {
-  let s = seed;
-  return () => {
-    s = (s * 1103515245 + 12345) % 2 ** 31;
-    return s / 2 ** 31;
-  };
 }

@@ -4,6 +4,7 @@ import { parseFhirPath, toTypedValue, tryGetDataType, type TypedValue } from '@m
 import type { Resource } from '@medplum/fhirtypes';
 import { loadDefinitions } from '../../src/definitions.ts';
 import { evaluate } from '../../src/store/compiled-path.ts';
+import { randomSlot, seeded } from './mutation.ts';
 import { deviceObservations, syntheaSample } from './write-path-samples.ts';
 
 /**
@@ -19,8 +20,7 @@ describe('compiled FHIRPath on R4 invariants', () => {
   });
 
   it('matches medplum on real resources and on damaged variants', () => {
-    let s = 3;
-    const random = (): number => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const random = seeded(3);
     const variants = resources.filter((_, i) => i % 3 === 0).map((r) => damage(structuredClone(r), random));
     let compared = 0;
     for (const resource of [...resources, ...variants]) {
@@ -58,18 +58,7 @@ function outcome(fn: () => TypedValue[]): unknown {
 }
 
 function damage(resource: Resource, random: () => number): Resource {
-  const holders: { obj: Record<string, unknown>; key: string }[] = [];
-  const walk = (node: unknown): void => {
-    if (Array.isArray(node)) node.forEach(walk);
-    else if (node && typeof node === 'object') {
-      for (const [key, value] of Object.entries(node)) {
-        holders.push({ obj: node as Record<string, unknown>, key });
-        walk(value);
-      }
-    }
-  };
-  walk(resource);
-  const { obj, key } = holders[Math.floor(random() * holders.length)];
+  const { obj, key } = randomSlot(resource, random);
   const options: unknown[] = [null, '', 0, true, false, 'text', {}, [], [obj[key], obj[key]], { reference: '#x' }, { coding: [{ code: 'z' }] }, [{ resourceType: 'Basic', id: 'x' }]];
   const choice = Math.floor(random() * (options.length + 2));
   if (choice === options.length) obj[`_${key}`] = { extension: [{ url: 'u', valueString: 'v' }] };

@@ -3,6 +3,7 @@ import { before, describe, it } from 'node:test';
 import type { Resource } from '@medplum/fhirtypes';
 import { loadDefinitions } from '../../src/definitions.ts';
 import { extractIndex, extractIndexByFhirPath } from '../../src/store/extract.ts';
+import { randomSlot, seeded } from './mutation.ts';
 import { deviceObservations, syntheaSample } from './write-path-samples.ts';
 
 const BASE = 'http://localhost:8103';
@@ -46,8 +47,7 @@ describe('search columns from compiled paths', () => {
   });
 
   it('on damaged variants (wrong types, nulls, odd keys), where both evaluations must agree too', () => {
-    let s = 7;
-    const random = (): number => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const random = seeded(7);
     const originals = [...deviceObservations(), ...synthea.filter((_, i) => i % 7 === 0)];
     for (let n = 0; n < 3000; n++) same(damage(structuredClone(originals[n % originals.length]), random));
   });
@@ -63,18 +63,7 @@ function outcome(fn: () => unknown): unknown {
 }
 
 function damage(resource: Resource, random: () => number): Resource {
-  const holders: { obj: Record<string, unknown>; key: string }[] = [];
-  const walk = (node: unknown): void => {
-    if (Array.isArray(node)) node.forEach(walk);
-    else if (node && typeof node === 'object') {
-      for (const [key, value] of Object.entries(node)) {
-        holders.push({ obj: node as Record<string, unknown>, key });
-        walk(value);
-      }
-    }
-  };
-  walk(resource);
-  const { obj, key } = holders[Math.floor(random() * holders.length)];
+  const { obj, key } = randomSlot(resource, random);
   const options: unknown[] = [null, '', 0, 12.5, false, 'text', {}, [], [obj[key], obj[key]], { reference: 'Patient/z' }, { coding: [{ code: 'z' }] }, '2024-05'];
   const choice = Math.floor(random() * (options.length + 2));
   if (choice === options.length) obj[`_${key}`] = { extension: [{ url: 'u', valueString: 'v' }] };
