@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createAuth } from './auth/index.ts';
 import { startBots, type BotService } from './bots.ts';
 import { loadConfig, type Config } from './config.ts';
@@ -56,6 +56,11 @@ export function loadModel(): void {
   loadProfiles();
 }
 
+function startingUp(_req: IncomingMessage, res: ServerResponse): void {
+  res.writeHead(503, { 'content-type': 'application/fhir+json', 'retry-after': '1' });
+  res.end(JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'transient', diagnostics: 'Vigil is starting; retry shortly' }] }));
+}
+
 /** Wires the parts together and starts listening. */
 export async function startVigil(config: Config = loadConfig()): Promise<Vigil> {
   const logger = createLogger(config.logLevel);
@@ -63,7 +68,9 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   const db = await openDatabase(config);
   const applied = await migrate(db);
   if (applied.length) logger.info({ applied }, 'database migrated');
-  const server = createServer();
+  // listening comes first (PORT=0 must pick the port the base URL names); until every part is
+  // wired, requests are refused as transient rather than left unanswered
+  const server = createServer(startingUp);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, () => resolve());
@@ -88,6 +95,7 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   const subscriptions = await startSubscriptions({ config, repo, feed, queues, server, logger, feeds: bots ? [bots.changes] : [] });
   const fhirRoutes = (router: Parameters<typeof subscriptionRoutes>[0], wrap: Parameters<typeof subscriptionRoutes>[2]) =>
     subscriptionRoutes(router, { repo, baseUrl: config.baseUrl }, wrap, config.subscriptions.allowPrivateEndpoints, subscriptions.resend);
+  server.off('request', startingUp);
   server.on('request', createApp({ config, fhir: { repo, baseUrl: config.baseUrl }, logger, version, metrics, routers, auth, fhirRoutes, audit }));
   // Last, so that devices are acknowledged only by a fully started Vigil.
   const mqtt = await startMqtt({ gateway, logger, url: config.mqttUrl, port: config.mqttPort, host: config.mqttHost, authenticate: oauthDevices(db, auth.verify) });

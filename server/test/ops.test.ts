@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../src/config.ts';
-import { DRIVERS, request, useServer } from './support.ts';
+import { startVigil } from '../src/main.ts';
+import { DRIVERS, freePort, request, useServer } from './support.ts';
+import { pgliteSnapshot } from './templates.ts';
 
 for (const driver of DRIVERS) {
   describe(`health and metrics (${driver})`, () => {
@@ -24,6 +26,38 @@ for (const driver of DRIVERS) {
     });
   });
 }
+
+describe('start-up', () => {
+  it('answers requests that arrive while it starts with 503 and Retry-After, never leaving one unanswered', async () => {
+    const port = await freePort();
+    const config = loadConfig({ PORT: String(port), LOG_LEVEL: 'warn', VIGIL_DEMO: 'off', MQTT_PORT: '0' });
+    config.dataDir = 'memory://';
+    config.dataSnapshot = await pgliteSnapshot();
+    const starting = startVigil(config);
+    let started = false;
+    void starting.then(() => (started = true));
+    const statuses: number[] = [];
+    try {
+      while (!started) {
+        // a request left hanging would end in this timeout, failing the test
+        const res = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(5_000) }).catch((err: Error) => {
+          if (err.name === 'TimeoutError') throw err;
+          return undefined; // not listening yet
+        });
+        if (!res) continue;
+        statuses.push(res.status);
+        if (res.status === 503) {
+          assert.equal(res.headers.get('retry-after'), '1');
+          assert.equal(((await res.json()) as { issue: { code: string }[] }).issue[0].code, 'transient');
+        } else await res.body?.cancel();
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    } finally {
+      await (await starting).stop();
+    }
+    assert.ok(statuses.every((s) => s === 503 || s === 200), statuses.join());
+  });
+});
 
 describe('configuration', () => {
   it('has embedded defaults and reads every documented variable', () => {

@@ -93,6 +93,7 @@ describe('ingest survives SIGKILL mid-stream: every acknowledged reading stored 
           httpInFlight++;
           try {
             const res = await fetch(`${base}/ingest/vigil-generic`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: await bearer() }, body: JSON.stringify(batch) });
+            if (res.status === 503) throw new Error('Vigil is starting'); // transient: re-sent, as a gateway would
             assert.equal(res.status, 200, await res.clone().text());
             const body = (await res.json()) as { results: { status: string }[] };
             body.results.forEach((r, i) => {
