@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import type { AuditEvent, Basic, Communication, Extension, Flag, Goal, Observation, RiskAssessment } from '@medplum/fhirtypes';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DRIVERS, request, useServer } from '../support.ts';
-import { enrol, eventually, post, search, vital } from './helpers.ts';
+import { vital } from './fixtures.ts';
+import { enrol, eventually, post, search } from './helpers.ts';
 
 const NEWS2 = 'http://snomed.info/sct|1104051000000101';
 const PRIORITY = 'https://vigil.health/fhir/StructureDefinition/alert-priority';

@@ -32,6 +32,9 @@ export function reading(patient: string, code: string, value: number, at: number
   };
 }
 
+/** A vital-sign Observation taken `minutesAgo` minutes before now. */
+export const vital = (patient: string, code: string, value: number, minutesAgo: number): Observation => reading(patient, code, value, Date.now() - minutesAgo * 60_000);
+
 /** Creates the resources in one transaction; returns them as stored. */
 export async function createAll<T extends Resource>(server: TestServer, resources: T[]): Promise<T[]> {
   const res = await request<Bundle>('POST', server.fhir, {

@@ -1,4 +1,4 @@
-import type { Bundle, Observation, Patient, Practitioner, Resource } from '@medplum/fhirtypes';
+import type { Bundle, Patient, Practitioner, Resource } from '@medplum/fhirtypes';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request, type TestServer } from '../support.ts';
 
@@ -39,19 +39,4 @@ export async function enrol(server: TestServer, name: string): Promise<{ patient
     participant: [{ member: { reference: `Practitioner/${practitioner.id}` } }],
   });
   return { patient: patient.id as string, practitioner: practitioner.id as string };
-}
-
-const UNITS: Record<string, string> = { '9279-1': '/min', '2708-6': '%', '8480-6': 'mm[Hg]', '8867-4': '/min', '8310-5': 'Cel' };
-
-/** A vital-sign Observation taken `minutesAgo` minutes before now. */
-export function vital(patient: string, code: string, value: number, minutesAgo: number): Observation {
-  return {
-    resourceType: 'Observation',
-    status: 'final',
-    category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'vital-signs' }] }],
-    code: { coding: [{ system: LOINC, code }] },
-    subject: { reference: `Patient/${patient}` },
-    effectiveDateTime: new Date(Date.now() - minutesAgo * 60_000).toISOString(),
-    valueQuantity: { value, unit: UNITS[code], system: UCUM, code: UNITS[code] },
-  };
 }
