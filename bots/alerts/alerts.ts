@@ -35,18 +35,21 @@ export async function raiseAlert(fhir: FhirClient, event: AlertEvent, spec: Aler
 }
 
 /**
- * The rule's condition is not met at `at`: the first clear reading starts the clearance, and the
- * Flag ends when the condition has stayed clear for `clearAfterMinutes`.
+ * The rules' conditions are not met at `at`: the first clear reading starts a Flag's clearance, and
+ * the Flag ends when its condition has stayed clear for `clearAfterMinutes`. One search finds the
+ * Flags of all the rules.
  */
-export async function clearAlert(fhir: FhirClient, event: AlertEvent, patientId: string, rule: string, at: string): Promise<Flag | undefined> {
+export async function clearAlerts(fhir: FhirClient, event: AlertEvent, patientId: string, rules: readonly string[], at: string): Promise<Flag[]> {
+  if (rules.length === 0) return [];
   const clearAfterMs = numberParameter(event.parameters, 'clearAfterMinutes') * 60_000;
   return onConflictRetry(async () => {
-    const flag = (await flagsByKey(fhir, patientId, rule)).find((f) => f.status === 'active');
-    if (!flag) return undefined;
-    const since = clearedSince(flag);
-    if (since === undefined && clearAfterMs > 0) return fhir.update(markCleared(flag, at), { ifMatch: flag.meta?.versionId });
-    if (Date.parse(at) - Date.parse(since ?? at) < clearAfterMs) return undefined;
-    return fhir.update(endFlag(flag, 'inactive', at), { ifMatch: flag.meta?.versionId });
+    const changed: Flag[] = [];
+    for (const flag of (await flagsByKey(fhir, patientId, rules)).filter((f) => f.status === 'active')) {
+      const since = clearedSince(flag);
+      if (since === undefined && clearAfterMs > 0) changed.push(await fhir.update(markCleared(flag, at), { ifMatch: flag.meta?.versionId }));
+      else if (Date.parse(at) - Date.parse(since ?? at) >= clearAfterMs) changed.push(await fhir.update(endFlag(flag, 'inactive', at), { ifMatch: flag.meta?.versionId }));
+    }
+    return changed;
   });
 }
 
@@ -89,9 +92,9 @@ async function onConflictRetry<T>(attempt: () => Promise<T>): Promise<T> {
   }
 }
 
-/** All Flags holding the rule's key: normally none or the one active (Flag has no status search parameter). */
-function flagsByKey(fhir: FhirClient, patientId: string, rule: string): Promise<Flag[]> {
-  return fhir.search<Flag>('Flag', { identifier: `${ALERT_KEY}|${alertKey(patientId, rule)}`, _count: '10' });
+/** All Flags holding the rules' keys: normally none or one active per rule (Flag has no status search parameter). */
+function flagsByKey(fhir: FhirClient, patientId: string, rules: readonly string[]): Promise<Flag[]> {
+  return fhir.search<Flag>('Flag', { identifier: rules.map((rule) => `${ALERT_KEY}|${alertKey(patientId, rule)}`).join(','), _count: String(10 * rules.length) });
 }
 
 /**
@@ -99,7 +102,7 @@ function flagsByKey(fhir: FhirClient, patientId: string, rule: string): Promise<
  * first, so the new episode gets its own Flag. The conditional create serialises concurrent runs.
  */
 async function activeFlag(fhir: FhirClient, event: AlertEvent, spec: AlertSpec): Promise<{ flag: Flag; created: boolean }> {
-  const found = await flagsByKey(fhir, spec.patientId, spec.rule);
+  const found = await flagsByKey(fhir, spec.patientId, [spec.rule]);
   const active = found.find((f) => f.status === 'active');
   if (active) return { flag: active, created: false };
   for (const stale of found) await fhir.update(endFlag(stale, stale.status, stale.period?.end ?? spec.at), { ifMatch: stale.meta?.versionId });

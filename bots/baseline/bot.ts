@@ -1,5 +1,5 @@
 import type { Observation, Patient } from '@medplum/fhirtypes';
-import { clearAlert, raiseAlert } from '../alerts/alerts.ts';
+import { clearAlerts, raiseAlert } from '../alerts/alerts.ts';
 import { ALERT_DEFAULTS } from '../alerts/codes.ts';
 import { addDays, dayBounds, dayOf, isTimeZone } from '../calendar/zone.ts';
 import { numberParameter, type Bot, type BotEvent, type BotResult, type FhirClient, type Parameters } from '../runtime/manifest.ts';
@@ -122,7 +122,7 @@ async function assess(
   if (assessment.kind === 'learning') return `${measure}: learning (${assessment.days} of ${options.minDays} days)`;
   const at = new Date(dayBounds(assessment.latest.day, timeZone).start).toISOString();
   if (assessment.kind === 'within') {
-    await clearAlert(fhir, event, patientId, rule, at);
+    await clearAlerts(fhir, event, patientId, [rule], at);
     return `${measure}: within baseline (z ${assessment.latest.z.toFixed(1)})`;
   }
   const alert = await raiseAlert(fhir, event, {

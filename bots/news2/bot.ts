@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Observation, Reference, RiskAssessment } from '@medplum/fhirtypes';
-import { clearAlert, raiseAlert, retractAlerts } from '../alerts/alerts.ts';
+import { clearAlerts, raiseAlert, retractAlerts } from '../alerts/alerts.ts';
 import { ALERT_DEFAULTS, type Priority } from '../alerts/codes.ts';
 import { personalRanges, readingsBetween } from '../alerts/patient.ts';
 import { patientOf } from '../runtime/host.ts';
@@ -53,7 +53,7 @@ export const news2Bot: Bot = {
     const { observation: news2, assessment } = await writeScore(fhir, patientId, result);
     const when = new Date(at).toISOString();
     if (score.band === 'low') {
-      await clearAlert(fhir, event, patientId, 'news2', when);
+      await clearAlerts(fhir, event, patientId, ['news2'], when);
       return { outcome: 'success', message: `NEWS2 ${score.total} (low)` };
     }
     const inputs = [...new Set(result.used.map((r) => r.observationId))].map((id) => ({ reference: `Observation/${id}` }));

@@ -1,5 +1,5 @@
 import type { CarePlan, CarePlanActivity, Communication, Observation } from '@medplum/fhirtypes';
-import { clearAlert, raiseAlert } from '../alerts/alerts.ts';
+import { clearAlerts, raiseAlert } from '../alerts/alerts.ts';
 import { ALERT_DEFAULTS } from '../alerts/codes.ts';
 import { isTimeZone } from '../calendar/zone.ts';
 import { patientOf } from '../runtime/host.ts';
@@ -99,7 +99,7 @@ async function followActivity(
     });
     notice = `, care team notice ${alert.action} (${alert.notice})`;
   } else if (last && states.at(-1) === 'taken') {
-    await clearAlert(fhir, event, patientId, rule, new Date(last.until).toISOString());
+    await clearAlerts(fhir, event, patientId, [rule], new Date(last.until).toISOString());
   }
   const missed = states.filter((s) => s === 'missed').length;
   return `${code}: ${missed} of the last ${ended.length} missed, ${reminded} reminder(s) due${notice}`;

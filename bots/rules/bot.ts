@@ -1,5 +1,5 @@
 import type { Observation } from '@medplum/fhirtypes';
-import { clearAlert, raiseAlert, retractAlerts } from '../alerts/alerts.ts';
+import { clearAlerts, raiseAlert, retractAlerts } from '../alerts/alerts.ts';
 import { ALERT_DEFAULTS } from '../alerts/codes.ts';
 import { patientOf } from '../runtime/host.ts';
 import { numberParameter, type Bot, type BotResult, type FhirClient } from '../runtime/manifest.ts';
@@ -66,7 +66,7 @@ export const rulesBot: Bot = {
         continue;
       }
       if (!outcome.fires) {
-        await clearAlert(fhir, event, patientId, key, at);
+        await clearAlerts(fhir, event, patientId, [key], at);
         notes.push(`${rule.title}: not met`);
         continue;
       }

@@ -1,12 +1,16 @@
 import type { AuditEvent, Device, Reference, Resource } from '@medplum/fhirtypes';
 import { runAuditEvent, type RunRecord } from './audit.ts';
 import { BOT_SYSTEM, botDevice } from './identity.ts';
-import type { Bot, BotResult, BotTrigger, Change, FhirClient, SearchParams } from './manifest.ts';
+import type { Bot, BotResult, BotTrigger, Change, FhirClient, Parameters, SearchParams } from './manifest.ts';
 import { recordingClient } from './recording.ts';
-import { resolveSettings } from './settings.ts';
+import { resolveSettings, settingsLookup } from './settings.ts';
 
-/** One run of a bot on a change (or a resource a sweep visits), or a sweep that fans out into such runs. */
-export type BotJob = { bot: string; change: Change } | { bot: string; sweep: true };
+/**
+ * One run of a bot on a change (or a resource a sweep visits), or a sweep that fans out into such
+ * runs. A change's run carries the bot's settings for the patient as they were when the change was
+ * checked (read for the whole batch at once); a visit resolves them when it runs.
+ */
+export type BotJob = { bot: string; change: Change; parameters?: Parameters } | { bot: string; sweep: true };
 
 type Backoff = { baseMs: number; capMs: number };
 
@@ -64,8 +68,9 @@ export class BotHost {
   /**
    * Checks committed changes against the triggers before any job is made, a batch at a time: the
    * changed resources are read together (a change whose version is no longer current has a newer
-   * change of its own; a deleted resource has nothing to act on), each bot's `criteria` is one
-   * search `criteria&_id=…` (the server's own semantics), then its `accepts`.
+   * change of its own; a deleted resource has nothing to act on), each bot's `accepts` is tried,
+   * then its `criteria` as one search `criteria&_id=…` (the server's own semantics); the settings
+   * of every bot and patient with a run to make are read together, and disabled runs are not made.
    */
   async handleChanges(changes: readonly Change[]): Promise<void> {
     const bots = [...this.#bots.values()].filter((b) => b.trigger);
@@ -86,17 +91,27 @@ export class BotHost {
     const found = await this.#fhir.search(type as Resource['resourceType'], { _id: ids.join(','), _count: String(ids.length) });
     const current = new Map(found.map((r) => [r.id as string, r]));
     const live = changes.filter((c) => current.get(c.id)?.meta?.versionId === c.versionId);
+    const runs: { bot: Bot; change: Change; patientId: string | undefined }[] = [];
     for (const bot of bots) {
       const trigger = bot.trigger as BotTrigger;
-      const mine = live.filter((c) => wants(bot, c));
+      const mine: Change[] = [];
+      for (const change of live) {
+        // the cheap in-process test first: the criteria search then covers only what it accepts
+        if (wants(bot, change) && (!trigger.accepts || (await trigger.accepts(current.get(change.id) as Resource, this.#fhir)))) mine.push(change);
+      }
       if (mine.length === 0) continue;
       const matching = trigger.criteria ? await this.#matching(trigger.criteria, type, mine) : undefined;
       for (const change of mine) {
-        if (matching && !matching.has(change.id)) continue;
-        if (trigger.accepts && !(await trigger.accepts(current.get(change.id) as Resource, this.#fhir))) continue;
-        const jobId = `${bot.name}/${change.resourceType}/${change.id}/${change.versionId}`;
-        await this.#queue.enqueue({ bot: bot.name, change }, { jobId, attempts: bot.attempts ?? DEFAULT_ATTEMPTS, backoff: BACKOFF });
+        if (!matching || matching.has(change.id)) runs.push({ bot, change, patientId: patientOf(current.get(change.id) as Resource) });
       }
+    }
+    if (runs.length === 0) return;
+    const settings = await settingsLookup(this.#fhir, [...new Set(runs.map((r) => r.bot))], runs.map((r) => r.patientId));
+    for (const { bot, change, patientId } of runs) {
+      const { enabled, parameters } = settings(bot, patientId);
+      if (!enabled) continue;
+      const jobId = `${bot.name}/${change.resourceType}/${change.id}/${change.versionId}`;
+      await this.#queue.enqueue({ bot: bot.name, change, parameters }, { jobId, attempts: bot.attempts ?? DEFAULT_ATTEMPTS, backoff: BACKOFF });
     }
   }
 
@@ -141,14 +156,14 @@ export class BotHost {
     }
   }
 
-  async #run({ bot: name, change }: { bot: string; change: Change }, attempt: number, jobSignal: AbortSignal): Promise<void> {
+  async #run({ bot: name, change, parameters: given }: { bot: string; change: Change; parameters?: Parameters }, attempt: number, jobSignal: AbortSignal): Promise<void> {
     const bot = this.#bots.get(name);
     if (!bot) throw new Error(`no bot named ${name}`);
     // the trigger was checked when the job was made
     const resource = await this.#version(change);
     if (!resource) return;
     const patientId = patientOf(resource);
-    const settings = await resolveSettings(this.#fhir, bot, patientId);
+    const settings = given ? { enabled: true, parameters: given } : await resolveSettings(this.#fhir, bot, patientId);
     if (!settings.enabled) return;
     const agent = await this.#agent(bot);
     const signal = AbortSignal.any([jobSignal, AbortSignal.timeout(bot.timeoutMs)]);

@@ -15,17 +15,46 @@ export interface BotSettings {
   parameters: Parameters;
 }
 
+/** One bot's settings for one patient (or none): a run that was not given them, or an operation. */
 export async function resolveSettings(fhir: FhirClient, bot: Bot, patientId: string | undefined): Promise<BotSettings> {
-  const settings = { enabled: true, parameters: { ...bot.defaults } };
-  if (!patientId) return settings;
-  const patient = await fhir.read<Patient>('Patient', patientId).catch(() => undefined);
-  const organisation = patient?.managingOrganization?.reference;
-  const subjects = [`Patient/${patientId}`, ...(organisation?.startsWith('Organization/') ? [organisation] : [])];
-  const found = await fhir.search<Basic>('Basic', { code: `${BOT_CODE_SYSTEM}|${bot.name}`, subject: subjects.join(','), _count: '10' });
-  // organisation first, so the patient's own settings win
-  const ordered = found.sort((a, b) => Number(a.subject?.reference?.startsWith('Patient/')) - Number(b.subject?.reference?.startsWith('Patient/')));
-  for (const basic of ordered) apply(settings, basic.extension ?? []);
-  return settings;
+  return (await settingsLookup(fhir, [bot], [patientId]))(bot, patientId);
+}
+
+/**
+ * The settings of each of the bots for each of the patients, read at once: their Patients (for the
+ * managing organisation) in one search and every applicable `Basic` in another, however many.
+ */
+export async function settingsLookup(
+  fhir: FhirClient,
+  bots: readonly Bot[],
+  patientIds: readonly (string | undefined)[],
+): Promise<(bot: Bot, patientId: string | undefined) => BotSettings> {
+  const ids = [...new Set(patientIds.filter((id): id is string => id !== undefined))];
+  const organisationOf = new Map<string, string>();
+  const found: Basic[] = [];
+  if (ids.length > 0) {
+    for (const patient of await fhir.search<Patient>('Patient', { _id: ids.join(','), _count: String(ids.length) })) {
+      const organisation = patient.managingOrganization?.reference;
+      if (organisation?.startsWith('Organization/')) organisationOf.set(patient.id as string, organisation);
+    }
+    const subjects = [...ids.map((id) => `Patient/${id}`), ...new Set(organisationOf.values())];
+    const codes = bots.map((b) => `${BOT_CODE_SYSTEM}|${b.name}`);
+    for await (const page of fhir.searchPages<Basic>('Basic', { code: codes.join(','), subject: subjects.join(','), _count: '500' })) found.push(...page);
+  }
+  return (bot, patientId) => {
+    const settings = { enabled: true, parameters: { ...bot.defaults } };
+    if (patientId === undefined) return settings;
+    const organisation = organisationOf.get(patientId);
+    const applicable = found.filter((b) => {
+      const subject = b.subject?.reference;
+      const forBot = b.code.coding?.some((c) => c.system === BOT_CODE_SYSTEM && c.code === bot.name);
+      return forBot && (subject === `Patient/${patientId}` || (organisation !== undefined && subject === organisation));
+    });
+    // organisation first, so the patient's own settings win
+    applicable.sort((a, b) => Number(a.subject?.reference?.startsWith('Patient/')) - Number(b.subject?.reference?.startsWith('Patient/')));
+    for (const basic of applicable) apply(settings, basic.extension ?? []);
+    return settings;
+  };
 }
 
 function apply(settings: { enabled: boolean; parameters: Record<string, string | number | boolean> }, extensions: Extension[]): void {

@@ -1,5 +1,5 @@
 import type { Device, Observation } from '@medplum/fhirtypes';
-import { clearAlert, raiseAlert } from '../alerts/alerts.ts';
+import { clearAlerts, raiseAlert } from '../alerts/alerts.ts';
 import { ALERT_DEFAULTS } from '../alerts/codes.ts';
 import { patientOf } from '../runtime/host.ts';
 import { numberParameter, type Bot, type BotResult } from '../runtime/manifest.ts';
@@ -34,7 +34,7 @@ export const silentDeviceBot: Bot = {
     const silence = deviceSilence(times, Date.now(), { silentAfterMs, minReports: numberParameter(event.parameters, 'minReports') });
     const rule = `silent-device-${device.id}`;
     if (silence.kind === 'reporting') {
-      await clearAlert(fhir, event, patientId, rule, new Date(silence.last).toISOString());
+      await clearAlerts(fhir, event, patientId, [rule], new Date(silence.last).toISOString());
       return { outcome: 'success', message: 'reporting' };
     }
     if (silence.kind !== 'silent') return { outcome: 'skipped', message: silence.kind === 'irregular' ? 'does not report regularly' : 'has never reported' };

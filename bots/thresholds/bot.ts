@@ -1,5 +1,5 @@
 import type { Observation } from '@medplum/fhirtypes';
-import { clearAlert, raiseAlert, retractAlerts } from '../alerts/alerts.ts';
+import { clearAlerts, raiseAlert, retractAlerts } from '../alerts/alerts.ts';
 import { ALERT_DEFAULTS, PRIORITY_RANK, SEVERITY_PRIORITY, THRESHOLD_ALERT, type AlertCode } from '../alerts/codes.ts';
 import { personalRanges, readingsBetween } from '../alerts/patient.ts';
 import { patientOf } from '../runtime/host.ts';
@@ -71,7 +71,7 @@ export const thresholdsBot: Bot = {
       });
       actions.push(`${code} ${breach.severity}: alert ${alert.action}, care team ${alert.notice}`);
     }
-    for (const code of evaluated) if (!breached.has(code)) await clearAlert(fhir, event, patientId, code, at);
+    await clearAlerts(fhir, event, patientId, [...evaluated].filter((code) => !breached.has(code)), at);
     return { outcome: 'success', message: actions.length ? actions.join('; ') : 'within limits' };
   },
 };
