@@ -9,14 +9,23 @@ const MAX_READINGS = '500';
 
 /** The patient's usable readings of the given LOINC codes with effective time in [from, to]; unusable ones are left out. */
 export async function readingsBetween(fhir: FhirClient, patientId: string, codes: readonly string[], from: number, to: number): Promise<Reading[]> {
-  const found = await fhir.search<Observation>('Observation', {
+  return readingsOf(await observationsBetween(fhir, patientId, codes.map((c) => `${LOINC}|${c}`), from, to));
+}
+
+/** The patient's Observations with any of the codes (`system|code`) and effective time in [from, to], newest first. */
+export function observationsBetween(fhir: FhirClient, patientId: string, codes: readonly string[], from: number, to: number): Promise<Observation[]> {
+  return fhir.search<Observation>('Observation', {
     subject: `Patient/${patientId}`,
-    code: codes.map((c) => `${LOINC}|${c}`).join(','),
+    code: codes.join(','),
     date: [`ge${new Date(from).toISOString()}`, `le${new Date(to).toISOString()}`],
     _sort: '-date',
     _count: MAX_READINGS,
   });
-  return found.flatMap((o) => {
+}
+
+/** The usable readings among the Observations. */
+export function readingsOf(observations: readonly Observation[]): Reading[] {
+  return observations.flatMap((o) => {
     const n = normaliseObservation(o);
     return n.kind === 'readings' ? n.readings : [];
   });

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import type { Observation, Reference, RiskAssessment } from '@medplum/fhirtypes';
+import type { Observation, Patient, Reference, RiskAssessment } from '@medplum/fhirtypes';
 import { clearAlerts, raiseAlert, retractAlerts } from '../alerts/alerts.ts';
 import { ALERT_DEFAULTS, type Priority } from '../alerts/codes.ts';
-import { personalRanges, readingsBetween } from '../alerts/patient.ts';
+import { observationsBetween, personalRanges, readingsOf } from '../alerts/patient.ts';
 import { patientOf } from '../runtime/host.ts';
 import { numberParameter, type Bot, type BotResult, type FhirClient } from '../runtime/manifest.ts';
 import { LOINC } from '../vitals/codes.ts';
@@ -44,19 +44,27 @@ export const news2Bot: Bot = {
 
     const at = Math.max(...normalised.readings.map((r) => r.time));
     const windowMinutes = numberParameter(event.parameters, 'windowMinutes');
-    const stored = await readingsBetween(fhir, patientId, NEWS2_INPUT_CODES, at - windowMinutes * 60_000, at);
+    const codes = [...NEWS2_INPUT_CODES.map((c) => `${LOINC}|${c}`), `${NEWS2_TOTAL.system}|${NEWS2_TOTAL.code}`];
+    const window = await observationsBetween(fhir, patientId, codes, at - windowMinutes * 60_000, at);
     const scale2 = isScale2(await personalRanges(fhir, patientId));
-    const result = assessNews2([...stored, ...normalised.readings], { at, windowMinutes, scale2 });
+    const result = assessNews2([...readingsOf(window), ...normalised.readings], { at, windowMinutes, scale2 });
     if (!result.scored) return { outcome: 'skipped', message: `not scored: no ${result.missing.join(', ')} in the last ${windowMinutes} min` };
 
     const { score } = result;
-    const { observation: news2, assessment } = await writeScore(fhir, patientId, result);
+    const latest = window.find((o) => isScore(o) && o.status !== 'entered-in-error');
+    const fresh = news2Observation(result, { reference: `Patient/${patientId}` });
+    // A reading that leaves the assessment as it was adds no score: a wearable would otherwise add two a second.
+    const unchanged = latest !== undefined && sameAssessment(latest, fresh);
     const when = new Date(at).toISOString();
     if (score.band === 'low') {
+      if (!unchanged) await writeScore(fhir, patientId, result, fresh);
       await clearAlerts(fhir, event, patientId, ['news2'], when);
-      return { outcome: 'success', message: `NEWS2 ${score.total} (low)` };
+      return { outcome: 'success', message: `NEWS2 ${score.total} (low)${unchanged ? ', unchanged' : ''}` };
     }
-    const inputs = [...new Set(result.used.map((r) => r.observationId))].map((id) => ({ reference: `Observation/${id}` }));
+    // The alert cites the score in force and the readings it rests on.
+    const reused = unchanged ? await storedScore(fhir, latest) : undefined;
+    const { observation: news2, assessment } = reused ?? (await writeScore(fhir, patientId, result, fresh));
+    const inputs = news2.derivedFrom ?? [];
     const alert = await raiseAlert(fhir, event, {
       patientId,
       rule: 'news2',
@@ -66,20 +74,34 @@ export const news2Bot: Bot = {
       text: news2AlertText(result),
       at: when,
     });
-    return { outcome: 'success', message: `NEWS2 ${score.total} (${score.band}): alert ${alert.action}, care team ${alert.notice}` };
+    return { outcome: 'success', message: `NEWS2 ${score.total} (${score.band})${unchanged ? ', unchanged' : ''}: alert ${alert.action}, care team ${alert.notice}` };
   },
 };
 
+const isScore = (o: Observation): boolean => o.code?.coding?.some((c) => c.system === NEWS2_TOTAL.system && c.code === NEWS2_TOTAL.code) ?? false;
+
+/** Whether two NEWS2 Observations state the same assessment (total, band, sub-scores and scale, assumptions), whatever their inputs and time. */
+export function sameAssessment(a: Observation, b: Observation): boolean {
+  const gist = (o: Observation): string => JSON.stringify([o.valueInteger, o.interpretation, o.component, o.note ?? []]);
+  return gist(a) === gist(b);
+}
+
 /** The NEWS2 Observation and RiskAssessment, each created once per set of input values. */
-async function writeScore(fhir: FhirClient, patientId: string, result: News2Result): Promise<{ observation: Observation; assessment: RiskAssessment }> {
-  const subject = { reference: `Patient/${patientId}` };
+async function writeScore(fhir: FhirClient, patientId: string, result: News2Result, observation: Observation): Promise<{ observation: Observation; assessment: RiskAssessment }> {
   const inputs = result.used.map((r) => `${r.observationId}:${r.measure}=${r.value}@${r.time}`).sort();
   const value = `${patientId}/${createHash('sha256').update(`${result.score.scale}|${inputs.join('|')}`).digest('hex').slice(0, 32)}`;
   const identifier = [{ system: NEWS2_KEY, value }];
   const criteria = `identifier=${encodeURIComponent(`${NEWS2_KEY}|${value}`)}`;
-  const observation = await fhir.createIfNoneExist({ ...news2Observation(result, subject), identifier }, criteria);
-  const assessment = await fhir.createIfNoneExist({ ...news2RiskAssessment(result, subject), identifier }, criteria);
-  return { observation: observation.resource, assessment: assessment.resource };
+  const stored = await fhir.createIfNoneExist({ ...observation, identifier }, criteria);
+  const assessment = await fhir.createIfNoneExist({ ...news2RiskAssessment(result, observation.subject as Reference<Patient>), identifier }, criteria);
+  return { observation: stored.resource, assessment: assessment.resource };
+}
+
+/** A stored score with its RiskAssessment, which shares its identifier; none if a failed run left that unwritten. */
+async function storedScore(fhir: FhirClient, observation: Observation): Promise<{ observation: Observation; assessment: RiskAssessment } | undefined> {
+  const key = observation.identifier?.find((i) => i.system === NEWS2_KEY)?.value;
+  const [assessment] = key ? await fhir.search<RiskAssessment>('RiskAssessment', { identifier: `${NEWS2_KEY}|${key}`, _count: '1' }) : [];
+  return assessment && { observation, assessment };
 }
 
 /** NEWS2 scores derived from a reading entered in error are entered in error too, with their RiskAssessments. */

@@ -78,6 +78,19 @@ for (const driver of DRIVERS) {
         assert.equal((await search<Flag>(server, `Flag?patient=Patient/${patient}`)).length, 1);
       });
 
+      it('adds no score and leaves the Flag alone when a reading keeps the assessment as it was', async () => {
+        const flag = (await search<Flag>(server, `Flag?patient=Patient/${patient}`))[0];
+        // pulse 104 scores as 105 did (91–110 →1): NEWS2 still 7
+        const same = await post(server, vital(patient, '8867-4', 104, 19));
+        const [run] = await eventually(async () => {
+          const found = (await audits(server, same.id as string)).filter((a) => a.agent?.some((g) => g.who?.display === 'Vigil NEWS2'));
+          return found.length ? found : undefined;
+        }, 'the NEWS2 run');
+        assert.match(run.outcomeDesc ?? '', /NEWS2 7 \(high\), unchanged: alert unchanged/);
+        assert.equal((await search(server, `Observation?subject=Patient/${patient}&code=${NEWS2}`)).length, 2);
+        assert.equal((await search<Flag>(server, `Flag?patient=Patient/${patient}`))[0].meta?.versionId, flag.meta?.versionId);
+      });
+
       it('absorbs a redelivered change: nothing is duplicated', async () => {
         const counts = async () => ({
           scores: (await search(server, `Observation?subject=Patient/${patient}&code=${NEWS2}`)).length,
