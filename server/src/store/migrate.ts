@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Database, Sql } from './database.ts';
-import { schemaDdl } from './schema.ts';
+import { inlineRowsDdl, schemaDdl } from './schema.ts';
 
 /**
  * Versioned, idempotent migrations. Concurrent starts of several replicas serialise on an advisory
@@ -88,6 +88,13 @@ const MIGRATIONS: Migration[] = [
     async up(tx) {
       // $lastn steps through each patient's distinct codes on this index (a loose index scan)
       await tx.query('CREATE INDEX IF NOT EXISTS "Observation_patient_code_date_start_idx" ON "Observation" ("patient", "code", "date_start")');
+    },
+  },
+  {
+    version: 7,
+    name: 'resource rows inline, uncompressed, up to a page',
+    async up(tx) {
+      for (const statement of inlineRowsDdl()) await tx.query(statement);
     },
   },
 ];

@@ -60,6 +60,17 @@ export function resourceTableDdl(type: string): string[] {
   return ddl;
 }
 
+/**
+ * A resource row holds its JSON and its search columns: ~2.2 KB for a vital sign or an AuditEvent,
+ * past PostgreSQL's 2 KB TOAST threshold, so by default every insert compresses the JSON or moves a
+ * value out of line (a second heap and index insert) and every read fetches it back. Rows up to a
+ * page stay inline and uncompressed instead; only larger ones are toasted.
+ */
+export function inlineRowsDdl(): string[] {
+  loadDefinitions();
+  return getResourceTypeList().map((type) => `ALTER TABLE ${quote(type)} SET (toast_tuple_target = 8160)`);
+}
+
 export function schemaDdl(): string[] {
   loadDefinitions(); // here, not up front: a tool opening a migrated database never needs them
   return getResourceTypeList().flatMap(resourceTableDdl);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config.ts';
-import { loadDefinitions } from '../../src/definitions.ts';
+import { getResourceTypeList, loadDefinitions } from '../../src/definitions.ts';
 import { startVigil } from '../../src/main.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { openPostgres } from '../../src/store/postgres.ts';
@@ -24,6 +24,12 @@ describe('schema migrations', () => {
       assert.deepEqual(await migrate(replicas[1]), [], 'idempotent');
       const tables = await replicas[0].query<{ n: number }>(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name IN ('Observation', 'Observation_History')`);
       assert.equal(tables[0].n, 2);
+      // a resource row (~2 KB of JSON and search columns) is neither compressed nor moved out of line
+      const toasted = await replicas[0].query<{ relname: string }>(
+        `SELECT relname FROM pg_class WHERE relname = ANY($1) AND NOT coalesce('toast_tuple_target=8160' = ANY(reloptions), false)`,
+        [getResourceTypeList()],
+      );
+      assert.deepEqual(toasted, []);
     } finally {
       await Promise.all(replicas.map((db) => db.close()));
       await drop();
