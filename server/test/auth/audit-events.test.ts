@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { AuditEvent } from '@medplum/fhirtypes';
 import pg from 'pg';
+import { Registry } from 'prom-client';
 import { loadConfig } from '../../src/config.ts';
 import { startVigil } from '../../src/main.ts';
-import { auditIndex } from '../../src/ops/audit.ts';
+import { AuditTrail, auditIndex } from '../../src/ops/audit.ts';
+import { createLogger } from '../../src/ops/logger.ts';
+import { openPostgres } from '../../src/store/postgres.ts';
 import { extractIndex } from '../../src/store/extract.ts';
 import { authHeader, bootstrapEnv, clientCredentialsToken, DRIVERS, freshPostgresDatabase, request, useServer } from '../support.ts';
 import { startReceiver, subscribe, waitFor, type Receiver } from '../subscriptions/helpers.ts';
@@ -183,6 +187,39 @@ describe('the audit trail at shutdown (postgres)', () => {
       assert.equal(rows[0].n, 20);
     } finally {
       await db.drop();
+    }
+  });
+});
+
+describe('the audit trail\'s inserts (postgres)', () => {
+  it('writes a full batch as soon as there is one, the rest at the flush, each insert a power-of-two number of rows', async () => {
+    const fresh = await freshPostgresDatabase();
+    const db = await openPostgres(fresh.url, 2);
+    const inserts: number[] = [];
+    const query = db.query.bind(db);
+    db.query = (text, params) => {
+      if (text.startsWith('INSERT INTO "AuditEvent"')) inserts.push(text.split('), (').length);
+      return query(text, params);
+    };
+    const trail = new AuditTrail(db, 'http://localhost', createLogger('silent'), new Registry(), { flushMs: 60_000, batchSize: 8, maxBuffered: 100 });
+    const count = async () => (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM "AuditEvent"'))[0].n;
+    const event = (i: number): AuditEvent => ({
+      resourceType: 'AuditEvent', type: { code: 'batch-test' }, recorded: new Date().toISOString(),
+      agent: [{ who: { display: `agent ${i}` }, requestor: true }], source: { observer: { display: 'test' } },
+    });
+    try {
+      for (let i = 0; i < 9; i++) trail.recordEvent(event(i));
+      await waitFor('the full batch', async () => (await count()) === 8, 5_000);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(await count(), 8, 'the ninth waits for the flush');
+      for (let i = 9; i < 13; i++) trail.recordEvent(event(i));
+      await trail.flush();
+      assert.equal(await count(), 13);
+      assert.deepEqual(inserts, [8, 4, 1]);
+    } finally {
+      await trail.stop();
+      await db.close();
+      await fresh.drop();
     }
   });
 });
