@@ -1,5 +1,4 @@
-import { DelayedError, Queue, Worker } from 'bullmq';
-import type { Job } from 'bullmq';
+import { DelayedError, Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { backoffDelay, checkPeriod, DEFAULT_CLOSE_TIMEOUT_MS, resolveOptions, settlesWithin, toError } from './options.ts';
 import type { Backoff, CloseOptions, DeadLetter, EnqueueOptions, JobHandler, JobQueue, ProcessOptions, ScheduleOptions } from './queue.ts';
@@ -40,6 +39,8 @@ interface Envelope<T> {
   backoff: Backoff;
   /** When a delayed grouped job may run once it becomes its group's head. */
   runAt: number;
+  /** Added as its group's head, which it stays until it finishes: it need not check its turn. */
+  head?: boolean;
 }
 
 interface Running<T> {
@@ -109,28 +110,53 @@ export class BullMqQueue<T> implements JobQueue<T> {
   }
 
   async enqueue(data: T, options: EnqueueOptions = {}): Promise<string> {
+    const [id] = await this.enqueueMany([{ data, options }]);
+    return id;
+  }
+
+  /**
+   * Three round trips whatever the number of jobs: the grouped ones claim their places in one
+   * pipeline, all are added in another (addBulk), and the parked ones check whether their head
+   * finished meanwhile in a third.
+   */
+  async enqueueMany(jobs: readonly { data: T; options?: EnqueueOptions }[]): Promise<string[]> {
     if (this.#closed) throw new Error(`queue ${this.name} is closed`);
-    const { jobId, delayMs, attempts, backoff, groupKey } = resolveOptions(options);
-    const bullId = toBullId(jobId);
     const now = Date.now();
-    const envelope: Envelope<T> = { id: jobId, data, groupKey, backoff, runAt: now + delayMs };
-    const add = (delay: number) =>
-      this.#queue.add(JOB_NAME, envelope, { jobId: bullId, delay, attempts, backoff: { type: BACKOFF_TYPE } });
-    if (groupKey === undefined) {
-      await add(delayMs);
-      return jobId;
+    // position in the job's group: 1 heads it (or no group), more is parked behind others, 0 is a duplicate
+    const resolved = jobs.map(({ data, options = {} }) => {
+      const job = resolveOptions(options);
+      return { ...job, data, bullId: toBullId(job.jobId), position: 1 };
+    });
+    const grouped = resolved.filter((job) => job.groupKey !== undefined);
+    if (grouped.length) {
+      const pipeline = this.#redis.pipeline();
+      for (const job of grouped) {
+        pipeline.eval(ENQUEUE_IN_GROUP, 3, this.#groupList(job.groupKey!), this.#groupIndex(), this.#queue.toKey(job.bullId), job.bullId, now);
+      }
+      const results = (await pipeline.exec()) ?? [];
+      grouped.forEach((job, i) => {
+        const [error, position] = results[i] ?? [new Error('no reply from Redis')];
+        if (error) throw error;
+        job.position = Number(position);
+      });
     }
-    const list = this.#groupList(groupKey);
-    const position = await this.#redis.eval(ENQUEUE_IN_GROUP, 3, list, this.#groupIndex(), this.#queue.toKey(bullId), bullId, now);
-    if (position === 0) return jobId;
-    if (position === 1) {
-      await add(delayMs);
-      return jobId;
+    const added = resolved.filter((job) => job.position !== 0);
+    if (added.length === 0) return resolved.map((job) => job.jobId);
+    await this.#queue.addBulk(added.map((job) => {
+      const parked = job.position > 1;
+      const head = job.groupKey !== undefined && !parked;
+      const envelope: Envelope<T> = { id: job.jobId, data: job.data, groupKey: job.groupKey, backoff: job.backoff, runAt: now + job.delayMs, head };
+      return { name: JOB_NAME, data: envelope, opts: { jobId: job.bullId, delay: parked ? this.#timing.parkMs : job.delayMs, attempts: job.attempts, backoff: { type: BACKOFF_TYPE } } };
+    }));
+    const parked = added.filter((job) => job.position > 1);
+    if (parked.length) {
+      // The head may have finished between the push and the add, when there was nothing to promote yet.
+      const pipeline = this.#redis.pipeline();
+      for (const job of parked) pipeline.lindex(this.#groupList(job.groupKey!), 0);
+      const heads = (await pipeline.exec()) ?? [];
+      await Promise.all(parked.map((job, i) => (heads[i]?.[1] === job.bullId ? this.#promote(job.bullId) : undefined)));
     }
-    await add(this.#timing.parkMs);
-    // The head may have finished between the push and the add, when there was nothing to promote yet.
-    if ((await this.#redis.lindex(list, 0)) === bullId) await this.#promote(bullId);
-    return jobId;
+    return resolved.map((job) => job.jobId);
   }
 
   /**
@@ -212,10 +238,12 @@ export class BullMqQueue<T> implements JobQueue<T> {
   }
 
   async #run(job: Job<Envelope<T>>, token: string | undefined, handler: JobHandler<T>, signal: AbortSignal): Promise<void> {
-    const { id, data, groupKey, runAt } = job.data;
+    const { id, data, groupKey, runAt, head } = job.data;
     const bullId = job.id!;
     if (groupKey !== undefined) {
-      const wakeAt = (await this.#isTurn(groupKey, bullId)) ? runAt : Date.now() + this.#timing.parkMs;
+      // A parked job running well before its park delay ends was promoted, which only a head ever is.
+      const promoted = job.timestamp + this.#timing.parkMs / 2 > Date.now();
+      const wakeAt = head || promoted || (await this.#isTurn(groupKey, bullId)) ? runAt : Date.now() + this.#timing.parkMs;
       if (wakeAt > Date.now()) {
         await job.moveToDelayed(wakeAt, token);
         throw new DelayedError();
@@ -258,9 +286,9 @@ export class BullMqQueue<T> implements JobQueue<T> {
   }
 
   async #promote(bullId: string): Promise<void> {
-    const job = await this.#queue.getJob(bullId);
-    // Fails unless the job is parked: already promoted, running, or not yet added (its enqueuer promotes it).
-    await job?.promote().catch(() => {});
+    // By id alone (promoting reads nothing else of the job). Fails unless the job is parked: already
+    // promoted, running, or not yet added (its enqueuer promotes it).
+    await new Job<Envelope<T>>(this.#queue, JOB_NAME, undefined as never, {}, bullId).promote().catch(() => {});
   }
 
   #groupList(groupKey: string): string {

@@ -66,6 +66,12 @@ export class MemoryQueue<T> implements JobQueue<T> {
     return jobId;
   }
 
+  async enqueueMany(jobs: readonly { data: T; options?: EnqueueOptions }[]): Promise<string[]> {
+    const ids: string[] = [];
+    for (const { data, options } of jobs) ids.push(await this.enqueue(data, options));
+    return ids;
+  }
+
   /** One process only: a timer that enqueues the period's job, keyed by period so a retry never doubles it. */
   async schedule(scheduleId: string, everyMs: number, data: T, options: ScheduleOptions = {}): Promise<void> {
     if (this.#closed) throw new Error(`queue ${this.name} is closed`);

@@ -61,6 +61,8 @@ export interface JobQueue<T> {
   readonly name: string;
   /** Resolves to the job id (the given jobId or a generated one). */
   enqueue(data: T, options?: EnqueueOptions): Promise<string>;
+  /** Several jobs, in order, as enqueue would add them one after the other; in a few round trips on Redis. */
+  enqueueMany(jobs: readonly { data: T; options?: EnqueueOptions }[]): Promise<string[]>;
   /**
    * Runs a job with `data` every `everyMs` under `scheduleId`, the first at once: one job per
    * period however many processes share the queue and schedule it (a BullMQ job scheduler on Redis,

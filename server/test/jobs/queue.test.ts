@@ -250,6 +250,33 @@ for (const backend of backends) {
       assert.ok(overlaps > 0 && peak > 1, 'different keys should run in parallel');
     });
 
+    it('enqueueMany adds jobs as enqueue would one after the other: group order, delays and ids kept', async () => {
+      const queue = factoryOf(backend).queue<{ key: string; n: number }>(uniqueName());
+      const order = new Map<string, number[]>();
+      const release = deferred();
+      let finished = 0;
+      queue.process(
+        async ({ data }) => {
+          if (data.key === 'a' && data.n === 0) await release.promise;
+          order.set(data.key, [...(order.get(data.key) ?? []), data.n]);
+          finished += 1;
+        },
+        { concurrency: 4 },
+      );
+      const batch = (from: number) => [0, 1, 2].flatMap((i) => ['a', 'b'].map((key) => ({ data: { key, n: from + i }, options: { jobId: `${key}-${from + i}`, groupKey: key } })));
+      const ids = await queue.enqueueMany(batch(0));
+      assert.deepEqual(ids, ['a-0', 'b-0', 'a-1', 'b-1', 'a-2', 'b-2']);
+      // a second call queues behind the first (a's head is still running); a repeated id is absorbed
+      await queue.enqueueMany([...batch(3), { data: { key: 'a', n: 99 }, options: { jobId: 'a-1', groupKey: 'a' } }, { data: { key: 'c', n: 0 }, options: { delayMs: 300 } }]);
+      await until(() => order.get('b')?.length === 6);
+      assert.equal(order.get('a'), undefined, 'a waits for its head');
+      release.resolve();
+      await until(() => finished === 13);
+      assert.deepEqual(order.get('a'), [0, 1, 2, 3, 4, 5]);
+      assert.deepEqual(order.get('b'), [0, 1, 2, 3, 4, 5]);
+      assert.deepEqual(order.get('c'), [0]);
+    });
+
     it('close waits for an in-flight job', async () => {
       const queue = factoryOf(backend).queue<number>(uniqueName());
       const started = deferred();
