@@ -2,31 +2,31 @@ import type { Resource, Subscription } from '@medplum/fhirtypes';
 import type { DeadLetter, JobContext } from '../jobs/queue.ts';
 import type { Logger } from '../ops/logger.ts';
 import { quote } from '../store/columns.ts';
-import { isoTimestamp } from '../store/database.ts';
 import type { Repository } from '../store/repository.ts';
 import { historyTable } from '../store/schema.ts';
 import type { SubscriptionConfig } from './config.ts';
 import { assertPublicHost } from './endpoint.ts';
 import type { Hub } from './hub.ts';
-import { notificationBundle, type NotificationEvent } from './notification.ts';
+import { eventCount, type NumberedEvent } from './events.ts';
+import { notificationBundle } from './notification.ts';
 import type { Change } from './outbox.ts';
 import { parseSubscription, type ParsedSubscription } from './parse.ts';
+import type { SubscriptionRegistry } from './registry.ts';
 import { setStatus } from './status.ts';
 
 export interface Delivery {
   subscriptionId: string;
   /** `handshake` activates a `requested` topic rest-hook once its endpoint accepts one. */
   kind: 'handshake' | 'event' | 'heartbeat';
-  focus?: Change;
-  /** An event already numbered and sent once, queued again by `$resend`. */
-  resend?: { number: number; timestamp: string };
+  /** The events of an `event` delivery, in order, numbered when matched. */
+  events?: DeliveryEvent[];
+  /** Queued again by `$resend`: the events keep their numbers, the count is today's. */
+  resent?: boolean;
 }
 
-/** A recorded event of a subscription, for `$resend`. */
-export interface ResentEvent {
-  number: number;
-  timestamp: string;
-  focus: Change;
+/** The focus version comes along when the matcher had it and the channel sends it (small resources only); otherwise it is read. */
+export interface DeliveryEvent extends NumberedEvent {
+  resource?: Resource;
 }
 
 export interface Notification {
@@ -34,20 +34,27 @@ export interface Notification {
   contentType?: string;
 }
 
+/** Whether the subscription's notifications carry the focus resources. */
+export const sendsResources = (sub: ParsedSubscription): boolean => sub.channel.content === 'full-resource';
+
 /**
- * Sends one notification: a handshake, an event (numbered on its first attempt, the number kept
- * across retries and resends) or a heartbeat. The subscription is re-read first, so `off`, `end`
- * and deletion stop deliveries already queued. Failures throw, for the queue to retry with backoff.
+ * Sends one delivery's notifications: a handshake, a heartbeat, or events. A classic R4
+ * subscription gets one POST per event; a topic-based one gets its events in one history Bundle
+ * (`backport-max-count` at most). The subscription is looked up first (in the registry, refreshed
+ * at most every second, otherwise in the database), so `off`, `end` and deletion stop deliveries
+ * already queued. Failures throw, for the queue to retry the whole delivery with backoff.
  */
 export class Deliverer {
   readonly #repo: Repository;
+  readonly #registry: SubscriptionRegistry;
   readonly #config: SubscriptionConfig;
   readonly #hub: Hub;
   readonly #fhirBase: string;
   readonly #logger: Logger;
 
-  constructor(repo: Repository, config: SubscriptionConfig, hub: Hub, fhirBase: string, logger: Logger) {
+  constructor(repo: Repository, registry: SubscriptionRegistry, config: SubscriptionConfig, hub: Hub, fhirBase: string, logger: Logger) {
     this.#repo = repo;
+    this.#registry = registry;
     this.#config = config;
     this.#hub = hub;
     this.#fhirBase = fhirBase;
@@ -55,16 +62,13 @@ export class Deliverer {
   }
 
   handle = async (job: JobContext<Delivery>): Promise<void> => {
-    const resource = await this.#current(job.data.subscriptionId);
-    if (job.data.kind === 'handshake') return this.#handshake(resource, job.signal);
-    if (!resource || resource.status !== 'active' || (resource.end && Date.parse(resource.end) <= Date.now())) return;
-    const sub = parseSubscription(resource, this.#config.allowPrivateEndpoints);
-    const notification = job.data.kind === 'event' && job.data.focus
-      ? await this.#event(sub, job.data.focus, job.data.resend ?? (await this.#number(sub.id, job.id, job.data.focus)), job.data.resend !== undefined)
-      : await this.#heartbeat(sub);
-    if (!notification) return;
-    await this.#send(sub, notification, job.signal);
-    if (sub.heartbeatSeconds) {
+    const { subscriptionId, kind, events = [], resent = false } = job.data;
+    if (kind === 'handshake') return this.#handshake(await this.#stored(subscriptionId), job.signal);
+    const sub = await this.#active(subscriptionId);
+    if (!sub) return;
+    const notifications = kind === 'event' ? await this.#events(sub, events, resent) : await this.#heartbeat(sub);
+    for (const notification of notifications) await this.#send(sub, notification, job.signal);
+    if (notifications.length && sub.heartbeatSeconds) {
       await this.#repo.db.query('UPDATE subscription_heartbeat SET last_sent_at = now() WHERE subscription_id = $1', [sub.id]);
     }
   };
@@ -108,58 +112,53 @@ export class Deliverer {
     await setStatus(this.#repo, sub.id, 'active', undefined, ['requested']);
   }
 
-  async #event(sub: ParsedSubscription, focus: Change, { number, timestamp }: { number: number; timestamp: string }, resent: boolean): Promise<Notification> {
-    const content = focus.interaction === 'delete' ? undefined : await this.#version(focus);
+  async #events(sub: ParsedSubscription, events: DeliveryEvent[], resent: boolean): Promise<Notification[]> {
+    const withResources = sendsResources(sub)
+      ? await Promise.all(events.map(async (e) => ({ ...e, resource: e.resource ?? (await this.#version(e.focus)) })))
+      : events;
     if (!sub.topic) {
       // classic R4: the resource itself when a payload is asked for, otherwise an empty POST
-      return sub.channel.payload ? { body: content ?? '', contentType: sub.channel.payload } : { body: '' };
+      return withResources.map((e) => (sub.channel.payload ? { body: e.resource ? JSON.stringify(e.resource) : '', contentType: sub.channel.payload } : { body: '' }));
     }
-    const event: NotificationEvent = { number, timestamp, focus, resource: content ? (JSON.parse(content) as Resource) : undefined };
-    // a resent event keeps its number; the count is today's
-    const eventsSinceStart = resent ? await this.#eventCount(sub.id) : number;
-    const bundle = notificationBundle({ sub, fhirBase: this.#fhirBase, type: 'event-notification', eventsSinceStart, events: [event] });
-    return { body: JSON.stringify(bundle), contentType: sub.channel.payload };
-  }
-
-  async #heartbeat(sub: ParsedSubscription): Promise<Notification | undefined> {
-    if (!sub.topic) return undefined;
-    const bundle = notificationBundle({ sub, fhirBase: this.#fhirBase, type: 'heartbeat', eventsSinceStart: await this.#eventCount(sub.id) });
-    return { body: JSON.stringify(bundle), contentType: sub.channel.payload };
-  }
-
-  async #eventCount(subscriptionId: string): Promise<number> {
-    const [row] = await this.#repo.db.query<{ n: string }>(
-      'SELECT coalesce(max(event_number), 0)::text AS n FROM subscription_event WHERE subscription_id = $1',
-      [subscriptionId],
-    );
-    return Number(row.n);
-  }
-
-  /** The event's number: assigned once per job, so a retry re-sends the same number. */
-  async #number(subscriptionId: string, jobId: string, focus: Change): Promise<{ number: number; timestamp: string }> {
-    const select = 'SELECT event_number::text AS n, created_at::text AS t FROM subscription_event WHERE job_id = $1';
-    let [row] = await this.#repo.db.query<{ n: string; t: string }>(select, [jobId]);
-    if (!row) {
-      // deliveries of one subscription run one at a time (its group), so max + 1 does not race
-      [row] = await this.#repo.db.query<{ n: string; t: string }>(
-        `INSERT INTO subscription_event (subscription_id, event_number, job_id, focus_type, focus_id, focus_version, interaction)
-         SELECT $1, coalesce(max(event_number), 0) + 1, $2, $3, $4, $5, $6 FROM subscription_event WHERE subscription_id = $1
-         RETURNING event_number::text AS n, created_at::text AS t`,
-        [subscriptionId, jobId, focus.resourceType, focus.id, focus.versionId, focus.interaction],
-      );
+    const count = resent ? await eventCount(this.#repo.db, sub.id) : undefined;
+    const notifications: Notification[] = [];
+    const size = sub.maxCount ?? withResources.length;
+    for (let i = 0; i < withResources.length; i += size) {
+      const chunk = withResources.slice(i, i + size);
+      const eventsSinceStart = count ?? chunk[chunk.length - 1].number;
+      const bundle = notificationBundle({ sub, fhirBase: this.#fhirBase, type: 'event-notification', eventsSinceStart, events: chunk });
+      notifications.push({ body: JSON.stringify(bundle), contentType: sub.channel.payload });
     }
-    return { number: Number(row.n), timestamp: isoTimestamp(row.t) };
+    return notifications;
   }
 
-  async #version(focus: Change): Promise<string | undefined> {
+  async #heartbeat(sub: ParsedSubscription): Promise<Notification[]> {
+    if (!sub.topic) return [];
+    const bundle = notificationBundle({ sub, fhirBase: this.#fhirBase, type: 'heartbeat', eventsSinceStart: await eventCount(this.#repo.db, sub.id) });
+    return [{ body: JSON.stringify(bundle), contentType: sub.channel.payload }];
+  }
+
+  /** The focus version, none for a deletion. */
+  async #version(focus: Change): Promise<Resource | undefined> {
+    if (focus.interaction === 'delete') return undefined;
     const rows = await this.#repo.db.query<{ content: string | null }>(
       `SELECT content FROM ${quote(historyTable(focus.resourceType))} WHERE id = $1 AND version_id = $2`,
       [focus.id, focus.versionId],
     );
-    return rows[0]?.content ?? undefined;
+    return rows[0]?.content ? (JSON.parse(rows[0].content) as Resource) : undefined;
   }
 
-  async #current(id: string): Promise<Subscription | undefined> {
+  async #active(id: string): Promise<ParsedSubscription | undefined> {
+    await this.#registry.refresh();
+    const known = this.#registry.get(id);
+    if (known) return known.end !== undefined && known.end <= Date.now() ? undefined : known;
+    // activated since this replica's last refresh, or no longer active
+    const resource = await this.#stored(id);
+    if (resource?.status !== 'active' || (resource.end && Date.parse(resource.end) <= Date.now())) return undefined;
+    return parseSubscription(resource, this.#config.allowPrivateEndpoints);
+  }
+
+  async #stored(id: string): Promise<Subscription | undefined> {
     const rows = await this.#repo.db.query<{ content: string }>('SELECT content FROM "Subscription" WHERE id = $1 AND NOT deleted', [id]);
     return rows[0] ? (JSON.parse(rows[0].content) as Subscription) : undefined;
   }

@@ -12,22 +12,31 @@ import { executeSearch } from '../store/search/execute.ts';
 import { parseSearch } from '../store/search/query.ts';
 import { ownerRestriction } from './access.ts';
 import type { SubscriptionConfig } from './config.ts';
-import type { Delivery } from './delivery.ts';
+import { sendsResources, type Delivery, type DeliveryEvent } from './delivery.ts';
+import { numberEvents } from './events.ts';
 import type { Change, ChangeBatch } from './outbox.ts';
-import { parseSubscription } from './parse.ts';
+import { parseSubscription, type ParsedSubscription } from './parse.ts';
 import type { Candidate, SubscriptionRegistry } from './registry.ts';
 import { setStatus } from './status.ts';
 
-/** Changes of a batch matched at once, and subscriptions whose deliveries are enqueued at once. */
+/** Changes of a batch matched at once. */
 const CONCURRENCY = 8;
+/** Focus versions up to this size travel in the delivery job; larger ones are read when sent. */
+const CARRIED_BYTES = 16 * 1024;
+
+interface Version {
+  resource: Resource;
+  /** Of its stored JSON. */
+  bytes: number;
+}
 
 /**
  * Handles one batch of committed changes from the outbox, in commit order: activates `requested`
- * subscriptions, and matches the other changes against the active ones, enqueueing one delivery
- * per matching subscription and change (grouped by subscription, so each receives its
- * notifications in order). The changes between two Subscription changes are matched concurrently,
- * their versions read with one query per resource type; each subscription's deliveries are then
- * enqueued in commit order, so its notifications, and the versions of one resource, keep that order.
+ * subscriptions, and matches the other changes against the active ones. The changes between two
+ * Subscription changes are matched concurrently, their versions read with one query per resource
+ * type; then every matched event is numbered in one statement, and each matching subscription gets
+ * one delivery carrying its events in commit order (grouped by subscription, so deliveries, and the
+ * versions of one resource, keep that order), all enqueued at once.
  */
 export class Matcher {
   readonly #repo: Repository;
@@ -67,35 +76,45 @@ export class Matcher {
     if (relevant.length === 0) return;
     const versions = await this.#versions(relevant);
     const matched = await mapLimit(relevant, CONCURRENCY, (change) => this.#match(change, versions));
-    const bySubscription = new Map<string, Change[]>();
+    const bySubscription = new Map<string, { sub: ParsedSubscription; changes: Change[] }>();
     relevant.forEach((change, i) => {
-      for (const id of matched[i]) {
-        const focus = bySubscription.get(id);
-        if (focus) focus.push(change);
-        else bySubscription.set(id, [change]);
+      for (const sub of matched[i]) {
+        const entry = bySubscription.get(sub.id);
+        if (entry) entry.changes.push(change);
+        else bySubscription.set(sub.id, { sub, changes: [change] });
       }
     });
-    await mapLimit([...bySubscription], CONCURRENCY, async ([subscriptionId, focus]) => {
-      for (const change of focus) {
-        await this.#deliveries.enqueue(
-          { subscriptionId, kind: 'event', focus: change },
-          {
-            jobId: `${subscriptionId}/${change.resourceType}/${change.id}/${change.versionId}`,
-            groupKey: subscriptionId,
-            attempts: this.#config.attempts,
-            backoff: this.#config.backoff,
-          },
-        );
-      }
-    });
+    if (bySubscription.size === 0) return;
+    const entries = [...bySubscription.values()];
+    const at = (f: Change) => f.interaction === 'delete' ? undefined : versions.get(versionKey(f.resourceType, f.id, f.versionId))?.resource.meta?.lastUpdated;
+    const numbered = await numberEvents(this.#repo.db, entries.flatMap(({ sub, changes: focus }) => focus.map((f) => ({ subscriptionId: sub.id, focus: f, at: at(f) }))));
+    let next = 0;
+    // one delivery per subscription, its events in commit order
+    await this.#deliveries.enqueueMany(entries.map(({ sub, changes: focus }) => {
+      const events = numbered.slice(next, (next += focus.length)).map((event): DeliveryEvent => {
+        const version = sendsResources(sub) ? versions.get(versionKey(event.focus.resourceType, event.focus.id, event.focus.versionId)) : undefined;
+        return version && version.bytes <= CARRIED_BYTES ? { ...event, resource: version.resource } : event;
+      });
+      const first = events[0].focus;
+      return {
+        data: { subscriptionId: sub.id, kind: 'event', events },
+        options: {
+          // the same events matched again (a re-drained batch) while the first delivery waits are absorbed
+          jobId: `${sub.id}/${first.resourceType}/${first.id}/${first.versionId}+${events.length}`,
+          groupKey: sub.id,
+          attempts: this.#config.attempts,
+          backoff: this.#config.backoff,
+        },
+      };
+    }));
   }
 
   /** The subscriptions one change matches. */
-  async #match(change: Change, versions: Map<string, Resource>): Promise<Set<string>> {
+  async #match(change: Change, versions: Map<string, Version>): Promise<ParsedSubscription[]> {
     const deleted = change.interaction === 'delete';
-    const current = deleted ? undefined : versions.get(versionKey(change.resourceType, change.id, change.versionId));
-    if (!deleted && !current) return new Set();
-    let previous: Resource | undefined | null = deleted ? versions.get(versionKey(change.resourceType, change.id, change.versionId - 1)) : null;
+    const current = deleted ? undefined : versions.get(versionKey(change.resourceType, change.id, change.versionId))?.resource;
+    if (!deleted && !current) return [];
+    let previous: Resource | undefined | null = deleted ? versions.get(versionKey(change.resourceType, change.id, change.versionId - 1))?.resource : null;
     const loadPrevious = async (): Promise<Resource | undefined> => {
       if (previous === null) previous = change.versionId > 1 ? await this.#version(change, change.versionId - 1) : undefined;
       return previous;
@@ -104,11 +123,11 @@ export class Matcher {
     const row = indexed ? extractIndex(indexed, this.#repo.baseUrl) : undefined;
     const candidates = this.#registry.candidates(change.resourceType, change.interaction, row);
     const matched = await Promise.all(candidates.map((c) => this.#matches(c, change, current, loadPrevious)));
-    return new Set(candidates.filter((_, i) => matched[i]).map((c) => c.sub.id));
+    return [...new Set(candidates.filter((_, i) => matched[i]).map((c) => c.sub))];
   }
 
   /** The versions the changes name (a deletion: the version before it), one query per resource type. */
-  async #versions(changes: Change[]): Promise<Map<string, Resource>> {
+  async #versions(changes: Change[]): Promise<Map<string, Version>> {
     const wanted = new Map<string, { ids: string[]; versions: number[] }>();
     for (const change of changes) {
       const version = change.interaction === 'delete' ? change.versionId - 1 : change.versionId;
@@ -118,14 +137,16 @@ export class Matcher {
       type.ids.push(change.id);
       type.versions.push(version);
     }
-    const found = new Map<string, Resource>();
+    const found = new Map<string, Version>();
     await Promise.all([...wanted].map(async ([type, { ids, versions }]) => {
       const rows = await this.#repo.db.query<{ id: string; version_id: number; content: string | null }>(
         `SELECT h.id, h.version_id, h.content FROM ${quote(historyTable(type))} h
          JOIN unnest($1::text[], $2::int[]) AS w(id, version_id) ON h.id = w.id AND h.version_id = w.version_id`,
         [ids, versions],
       );
-      for (const row of rows) if (row.content) found.set(versionKey(type, row.id, Number(row.version_id)), JSON.parse(row.content) as Resource);
+      for (const row of rows) {
+        if (row.content) found.set(versionKey(type, row.id, Number(row.version_id)), { resource: JSON.parse(row.content) as Resource, bytes: row.content.length });
+      }
     }));
     return found;
   }
@@ -136,15 +157,17 @@ export class Matcher {
    * its FHIRPath conditions. A deleted resource is no longer searchable: its last version is tested
    * in memory instead (@medplum/core's matcher), and the owner's access on its deleted row.
    */
-  async #matches({ sub, trigger }: Candidate, change: Change, current: Resource | undefined, previous: () => Promise<Resource | undefined>): Promise<boolean> {
+  async #matches({ sub, trigger, keyOnly }: Candidate, change: Change, current: Resource | undefined, previous: () => Promise<Resource | undefined>): Promise<boolean> {
     const restrict = await ownerRestriction(sub.owner, this.#careTeams, this.#repo.baseUrl);
     const limited = restrict?.('t', change.resourceType, new Params()) !== undefined;
-    if (change.interaction === 'delete') {
+    // found through the one filter its search has, tested on this version's index as the SQL would: nothing left to search
+    const searched = keyOnly && !limited;
+    if (!searched && change.interaction === 'delete') {
       const last = await previous();
       if (!last) return false;
       if ([...trigger.search].length && !matchesSearchRequest(last, parseSearchRequest(`${change.resourceType}?${trigger.search}`))) return false;
       if (restrict && limited && !(await visible(this.#repo.db, restrict, change.resourceType, change.id))) return false;
-    } else if ([...trigger.search].length || limited) {
+    } else if (!searched && ([...trigger.search].length || limited)) {
       const params = new URLSearchParams(trigger.search);
       params.append('_id', change.id);
       params.set('_count', '1');

@@ -9,6 +9,8 @@ import type { Interaction } from './topics.ts';
 export interface Candidate {
   sub: ParsedSubscription;
   trigger: Trigger;
+  /** The trigger's search is its index key alone: a change found through that key matches the search. */
+  keyOnly: boolean;
 }
 
 interface TypeIndex {
@@ -22,8 +24,8 @@ const REFERENCE = /^[A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/;
 
 /**
  * The active subscriptions of the database, cached per process and indexed so that a change is
- * only checked against triggers that can match it: by resource type, then by the value of the
- * trigger's first plain token or reference filter (`code=…`, `patient=Patient/1`), looked up
+ * only checked against triggers that can match it: by resource type, then by the value of one
+ * plain reference or token filter of the trigger (`patient=Patient/1`, `code=…`), looked up
  * among the changed resource's own index values. The cache is reloaded whenever the Subscription
  * table changes (checked at most every `maxAgeMs`), so every replica converges within that time.
  */
@@ -34,6 +36,7 @@ export class SubscriptionRegistry {
   readonly #maxAgeMs: number;
   #byType = new Map<string, TypeIndex>();
   #all: ParsedSubscription[] = [];
+  #byId = new Map<string, ParsedSubscription>();
   #signature = '';
   #checkedAt = 0;
   #loading?: Promise<void>;
@@ -48,6 +51,10 @@ export class SubscriptionRegistry {
   /** Active subscriptions as of the last refresh. */
   get active(): readonly ParsedSubscription[] {
     return this.#all;
+  }
+
+  get(id: string): ParsedSubscription | undefined {
+    return this.#byId.get(id);
   }
 
   hasType(type: string): boolean {
@@ -105,44 +112,48 @@ export class SubscriptionRegistry {
         continue;
       }
       all.push(sub);
-      for (const trigger of sub.triggers) add(byType, { sub, trigger }, this.#baseUrl);
+      for (const trigger of sub.triggers) add(byType, sub, trigger, this.#baseUrl);
     }
     this.#all = all;
+    this.#byId = new Map(all.map((sub) => [sub.id, sub]));
     this.#byType = byType;
     this.#signature = signature;
   }
 }
 
-function add(byType: Map<string, TypeIndex>, candidate: Candidate, baseUrl: string): void {
-  const type = candidate.trigger.resourceType;
+function add(byType: Map<string, TypeIndex>, sub: ParsedSubscription, trigger: Trigger, baseUrl: string): void {
+  const type = trigger.resourceType;
   let index = byType.get(type);
   if (!index) byType.set(type, (index = { keyed: new Map(), scan: [] }));
-  const key = indexKey(candidate.trigger, baseUrl);
+  const key = indexKey(trigger, baseUrl);
   if (!key) {
-    index.scan.push(candidate);
+    index.scan.push({ sub, trigger, keyOnly: false });
     return;
   }
+  const candidate = { sub, trigger, keyOnly: [...trigger.search].length === 1 };
   let byValue = index.keyed.get(key.code);
   if (!byValue) index.keyed.set(key.code, (byValue = new Map()));
   for (const v of key.values) byValue.set(v, [...(byValue.get(v) ?? []), candidate]);
 }
 
 /**
- * The first filter the search SQL answers with "column contains one of these values": a token
- * without modifier, or a reference given as Type/id. A resource can only match the trigger if its
- * index holds one of the values, exactly as the SQL would test it.
+ * A filter the search SQL answers with "column contains one of these values": a reference given as
+ * Type/id (preferred: a topic's own filter, such as a vital-sign category, is shared by every
+ * subscription to it, the patient is not), else the first token without modifier. A resource can
+ * only match the trigger if its index holds one of the values, exactly as the SQL would test it.
  */
 function indexKey(trigger: Trigger, baseUrl: string): { code: string; values: string[] } | undefined {
   const params = getSearchParams(trigger.resourceType);
+  let token: { code: string; values: string[] } | undefined;
   for (const [key, raw] of trigger.search) {
     const param = params.get(key);
     if (!param || raw === '') continue;
     const values = splitValues(raw).filter(Boolean);
-    if (param.type === 'token') return { code: key, values };
+    if (param.type === 'token') token ??= { code: key, values };
     if (param.type === 'reference') {
       const refs = values.map((v) => normalizeReference(v, baseUrl));
       if (refs.every((r) => REFERENCE.test(r))) return { code: key, values: refs };
     }
   }
-  return undefined;
+  return token;
 }

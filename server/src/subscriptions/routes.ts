@@ -18,7 +18,7 @@ import { Params } from '../store/search/conditions.ts';
 import type { Restriction } from '../store/search/execute.ts';
 import { splitValues } from '../store/search/query.ts';
 import { ownerKey, withOwner } from './access.ts';
-import type { ResentEvent } from './delivery.ts';
+import { eventCount, type NumberedEvent } from './events.ts';
 import { notificationBundle, statusParameters, type NotificationEvent } from './notification.ts';
 import { parseSubscription, type Content, type ParsedSubscription } from './parse.ts';
 import { WS_PATH } from './websocket.ts';
@@ -128,11 +128,6 @@ async function loadSubscriptions(ctx: FhirContext, ids: string[], restriction: R
   return rows.map((r) => JSON.parse(r.content) as Subscription);
 }
 
-async function eventCount(ctx: FhirContext, id: string): Promise<number> {
-  const [row] = await ctx.repo.db.query<{ n: string }>('SELECT coalesce(max(event_number), 0)::text AS n FROM subscription_event WHERE subscription_id = $1', [id]);
-  return Number(row.n);
-}
-
 /** Parsing for display: a subscription stored around validation still gets a status. */
 function describe(sub: Subscription, allowPrivate: boolean): ParsedSubscription {
   try {
@@ -154,7 +149,7 @@ const status = (ctx: FhirContext, allowPrivate: boolean): Handler => async (req,
         sub: describe(s, allowPrivate),
         fhirBase: fhirBase(ctx),
         type: 'query-status',
-        eventsSinceStart: await eventCount(ctx, s.id as string),
+        eventsSinceStart: await eventCount(ctx.repo.db, s.id as string),
         content: 'id-only',
         error: s.error,
       });
@@ -190,7 +185,7 @@ const events = (ctx: FhirContext, allowPrivate: boolean): Handler => async (req,
   if (!sub) throw notFound(`Subscription/${id} not found`);
   const parsed = describe(sub, allowPrivate);
   const number = (name: string, fallback: number): number => eventNumber(req, name, fallback);
-  const total = await eventCount(ctx, id);
+  const total = await eventCount(ctx.repo.db, id);
   const until = number('eventsUntilNumber', total);
   const since = Math.max(number('eventsSinceNumber', Math.max(1, until - MAX_EVENTS + 1)), until - MAX_EVENTS + 1);
   const content = (inputs(req, 'content')[0] ?? parsed.channel.content) as Content;
@@ -218,11 +213,12 @@ const events = (ctx: FhirContext, allowPrivate: boolean): Handler => async (req,
 };
 
 /** Queues notifications again, each with its original event number, after the subscription's pending ones. */
-export type Resend = (subscriptionId: string, events: ResentEvent[]) => Promise<void>;
+export type Resend = (subscriptionId: string, events: NumberedEvent[]) => Promise<void>;
 
 /**
  * `$resend` (Backport IG 1.2): the events of a number and/or time range are delivered again, in
- * order, on the subscription's channel; the answer says how many were queued. At most MAX_EVENTS
+ * order, on the subscription's channel, in one notification (backport-max-count at most per
+ * notification); the answer says how many were queued. At most MAX_EVENTS
  * at a time, and only for an active topic-based subscription (only those number their events).
  */
 const resendEvents = (ctx: FhirContext, allowPrivate: boolean, resend: Resend): Handler => async (req, res) => {
@@ -233,7 +229,7 @@ const resendEvents = (ctx: FhirContext, allowPrivate: boolean, resend: Resend): 
   if (sub.status !== 'active') throw badRequest(`Subscription/${id} is ${sub.status}, not active: nothing can be sent on it`, 'Subscription.status');
   const since = eventNumber(req, 'eventsSinceNumber', 1);
   const until = eventNumber(req, 'eventsUntilNumber', Number.MAX_SAFE_INTEGER);
-  const rows = await ctx.repo.db.query<{ n: string; t: string; focus_type: string; focus_id: string; focus_version: number; interaction: ResentEvent['focus']['interaction'] }>(
+  const rows = await ctx.repo.db.query<{ n: string; t: string; focus_type: string; focus_id: string; focus_version: number; interaction: NumberedEvent['focus']['interaction'] }>(
     `SELECT event_number::text AS n, created_at::text AS t, focus_type, focus_id, focus_version, interaction FROM subscription_event
      WHERE subscription_id = $1 AND event_number BETWEEN $2 AND $3
        AND ($4::timestamptz IS NULL OR created_at >= $4::timestamptz) AND ($5::timestamptz IS NULL OR created_at <= $5::timestamptz)
@@ -249,7 +245,7 @@ const resendEvents = (ctx: FhirContext, allowPrivate: boolean, resend: Resend): 
   const range = rows.length ? ` (events ${rows[0].n} to ${rows[rows.length - 1].n})` : '';
   sendJson(req, res, 200, {
     resourceType: 'OperationOutcome',
-    issue: [{ severity: 'information', code: 'informational', diagnostics: `${rows.length} notification${rows.length === 1 ? '' : 's'} queued for resending${range}` }],
+    issue: [{ severity: 'information', code: 'informational', diagnostics: `${rows.length} event${rows.length === 1 ? '' : 's'} queued for resending${range}` }],
   });
 };
 

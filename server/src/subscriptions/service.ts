@@ -7,7 +7,8 @@ import type { JobQueue, QueueFactory } from '../jobs/queue.ts';
 import type { Logger } from '../ops/logger.ts';
 import type { ChangeFeed } from '../store/events.ts';
 import type { Repository } from '../store/repository.ts';
-import { Deliverer, type Delivery, type ResentEvent } from './delivery.ts';
+import { Deliverer, type Delivery } from './delivery.ts';
+import type { NumberedEvent } from './events.ts';
 import { createHub, type Hub } from './hub.ts';
 import { Matcher } from './matcher.ts';
 import { OutboxDrainer, type ChangeBatch } from './outbox.ts';
@@ -21,7 +22,7 @@ export interface SubscriptionService {
   drainer?: OutboxDrainer;
   deliveries: JobQueue<Delivery>;
   /** Queues recorded events again (`$resend`), behind the subscription's pending notifications. */
-  resend(subscriptionId: string, events: ResentEvent[]): Promise<void>;
+  resend(subscriptionId: string, events: NumberedEvent[]): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -58,7 +59,7 @@ export async function startSubscriptions({ config, repo, feed, queues, server, l
   }
   if (config.role !== 'api') {
     await installTopics(repo);
-    const deliverer = new Deliverer(repo, settings, hub, fhirBase, logger);
+    const deliverer = new Deliverer(repo, registry, settings, hub, fhirBase, logger);
     const changes = queues.queue<ChangeBatch>('subscription-match');
     const matcher = new Matcher(repo, registry, deliveries, settings, new CareTeamPatients(repo.db, config.baseUrl));
     // batches one at a time across all workers (one group), each matched concurrently: deliveries follow commit order
@@ -78,13 +79,11 @@ export async function startSubscriptions({ config, repo, feed, queues, server, l
     drainer,
     deliveries,
     async resend(subscriptionId, events) {
-      const request = randomUUID();
-      for (const { number, timestamp, focus } of events) {
-        await deliveries.enqueue(
-          { subscriptionId, kind: 'event', focus, resend: { number, timestamp } },
-          { jobId: `${subscriptionId}/resend/${request}/${number}`, groupKey: subscriptionId, attempts: settings.attempts, backoff: settings.backoff },
-        );
-      }
+      if (events.length === 0) return;
+      await deliveries.enqueue(
+        { subscriptionId, kind: 'event', events, resent: true },
+        { jobId: `${subscriptionId}/resend/${randomUUID()}`, groupKey: subscriptionId, attempts: settings.attempts, backoff: settings.backoff },
+      );
     },
     async stop() {
       for (const stop of stops) await stop();
@@ -115,9 +114,10 @@ async function tick(repo: Repository, registry: SubscriptionRegistry, deliveries
      WHERE h.subscription_id = x.id AND h.last_sent_at <= now() - x.secs * interval '1 second' RETURNING h.subscription_id`,
     [ids, beating.map((s) => s.heartbeatSeconds)],
   );
-  for (const { subscription_id: id } of due) {
-    await deliveries.enqueue({ subscriptionId: id, kind: 'heartbeat' }, { jobId: `${id}/heartbeat/${now}`, groupKey: id, attempts: Math.min(attempts, 3) });
-  }
+  await deliveries.enqueueMany(due.map(({ subscription_id: id }) => ({
+    data: { subscriptionId: id, kind: 'heartbeat' as const },
+    options: { jobId: `${id}/heartbeat/${now}`, groupKey: id, attempts: Math.min(attempts, 3) },
+  })));
 }
 
 /** The shipped topics as Basic resources, so that `GET /Basic?code=…|SubscriptionTopic` finds them; rewritten only when changed. */

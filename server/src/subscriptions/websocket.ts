@@ -6,6 +6,7 @@ import type { Logger } from '../ops/logger.ts';
 import type { Database } from '../store/database.ts';
 import type { Hub, WsNotification } from './hub.ts';
 import { subscriptionOwnerKey } from './access.ts';
+import { eventCount } from './events.ts';
 import { notificationBundle } from './notification.ts';
 import { parseSubscription } from './parse.ts';
 
@@ -91,8 +92,7 @@ export class WebsocketChannel {
         ws.send(`bound ${id}`);
         const parsed = parseSubscription(sub, true);
         if (parsed.topic) {
-          const [count] = await this.#db.query<{ n: string }>('SELECT coalesce(max(event_number), 0)::text AS n FROM subscription_event WHERE subscription_id = $1', [id]);
-          ws.send(JSON.stringify(notificationBundle({ sub: parsed, fhirBase: this.#fhirBase, type: 'handshake', eventsSinceStart: Number(count.n) })));
+          ws.send(JSON.stringify(notificationBundle({ sub: parsed, fhirBase: this.#fhirBase, type: 'handshake', eventsSinceStart: await eventCount(this.#db, id) })));
         }
       }
     } else {

@@ -36,15 +36,18 @@ async function startStallingReceiver() {
       const bundle = JSON.parse(Buffer.concat(chunks).toString());
       const params = bundle.entry[0].resource.parameter as any[];
       const param = (name: string) => params.find((p) => p.name === name);
-      const event = param('notification-event')?.part as any[] | undefined;
-      const n: Notification = {
-        subscription: param('subscription').valueReference.reference.split('/').pop(),
-        type: param('type').valueCode,
-        number: event ? Number(event.find((p) => p.name === 'event-number').valueString) : undefined,
-        focus: bundle.entry[1]?.fullUrl.split('/').pop(),
-      };
-      received.push(n);
-      if (n.type === 'event-notification' && stalling) {
+      const subscription = param('subscription').valueReference.reference.split('/').pop();
+      const type = param('type').valueCode;
+      // a notification may carry several events, each with its focus entry in the same order
+      const events = params.filter((p) => p.name === 'notification-event').map((p) => p.part as any[]);
+      if (events.length === 0) received.push({ subscription, type });
+      events.forEach((event, i) => received.push({
+        subscription,
+        type,
+        number: Number(event.find((p) => p.name === 'event-number').valueString),
+        focus: bundle.entry[1 + i]?.fullUrl.split('/').pop(),
+      }));
+      if (type === 'event-notification' && stalling) {
         held.add(res);
         res.on('close', () => held.delete(res));
         return;

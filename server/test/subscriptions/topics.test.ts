@@ -127,6 +127,43 @@ for (const driver of DRIVERS) {
       await request('PUT', `${server.fhir}/Subscription/${sub.id}`, { ...(await request('GET', `${server.fhir}/Subscription/${sub.id}`)).body, status: 'off' });
     });
 
+    it('events committed together arrive in one notification, numbered in commit order; backport-max-count splits it', async () => {
+      const all = await subscribe(server.fhir, topicSubscription(receiver.url, 'full-resource', 'Observation?patient=Patient/t4'));
+      const two = await subscribe(server.fhir, topicSubscription(receiver.url, 'id-only', 'Observation?patient=Patient/t4', {
+        extension: [{ url: `${BACKPORT}backport-max-count`, valuePositiveInt: 2 }],
+      }));
+      receiver.received.length = 0;
+      const written = await request('POST', server.fhir, {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [61, 62, 63].map((value) => ({ resource: observation('Patient/t4', '8867-4', value), request: { method: 'POST', url: 'Observation' } })),
+      });
+      assert.equal(written.status, 200);
+      const ids = written.body.entry.map((e: any) => e.response.location.split('/')[1]);
+      const of = (sub: string) => receiver.received.map((r) => JSON.parse(r.body)).filter((b) => b.entry[0].resource.parameter[0].valueReference.reference.endsWith(sub));
+      await waitFor('3 notifications', () => receiver.received.length >= 3);
+      await new Promise((r) => setTimeout(r, 300));
+      const summary = (bundle: any) => {
+        const params = bundle.entry[0].resource.parameter;
+        return {
+          since: params.find((p: any) => p.name === 'events-since-subscription-start').valueString,
+          numbers: params.filter((p: any) => p.name === 'notification-event').map((p: any) => p.part.find((q: any) => q.name === 'event-number').valueString),
+          focus: bundle.entry.slice(1).map((e: any) => e.fullUrl.split('/').pop()),
+          resources: bundle.entry.slice(1).map((e: any) => e.resource?.valueQuantity.value),
+        };
+      };
+      assert.deepEqual(of(all.id).map(summary), [{ since: '3', numbers: ['1', '2', '3'], focus: ids, resources: [61, 62, 63] }]);
+      assert.deepEqual(of(two.id).map(summary), [
+        { since: '2', numbers: ['1', '2'], focus: ids.slice(0, 2), resources: [undefined, undefined] },
+        { since: '3', numbers: ['3'], focus: ids.slice(2), resources: [undefined] },
+      ]);
+      const events = await request('GET', `${server.fhir}/Subscription/${all.id}/$events?eventsSinceNumber=1`);
+      assert.deepEqual(events.body.entry.slice(1).map((e: any) => e.fullUrl.split('/').pop()), ids);
+      for (const id of [all.id, two.id]) {
+        await request('PUT', `${server.fhir}/Subscription/${id}`, { ...(await request('GET', `${server.fhir}/Subscription/${id}`)).body, status: 'off' });
+      }
+    });
+
     it('a failed handshake sets status error', async () => {
       const dead = await startReceiver(() => 503);
       try {
