@@ -9,17 +9,29 @@ const MAX_READINGS = '500';
 
 /** The patient's usable readings of the given LOINC codes with effective time in [from, to]; unusable ones are left out. */
 export async function readingsBetween(fhir: FhirClient, patientId: string, codes: readonly string[], from: number, to: number): Promise<Reading[]> {
-  return readingsOf(await observationsBetween(fhir, patientId, codes.map((c) => `${LOINC}|${c}`), from, to));
-}
-
-/** The patient's Observations with any of the codes (`system|code`) and effective time in [from, to], newest first. */
-export function observationsBetween(fhir: FhirClient, patientId: string, codes: readonly string[], from: number, to: number): Promise<Observation[]> {
-  return fhir.search<Observation>('Observation', {
+  const found = await fhir.search<Observation>('Observation', {
     subject: `Patient/${patientId}`,
-    code: codes.join(','),
+    code: codes.map((c) => `${LOINC}|${c}`).join(','),
     date: [`ge${new Date(from).toISOString()}`, `le${new Date(to).toISOString()}`],
     _sort: '-date',
     _count: MAX_READINGS,
+  });
+  return readingsOf(found);
+}
+
+/**
+ * The newest `max` Observations of each of the codes (`system|code`) with effective time in
+ * [from, to], each code's newest first, by `$lastn`: a handful of rows however many readings the
+ * window holds, and a stream of one measure never hides another's last reading. Observations with
+ * a status that carries no result are left out, so they cannot hide the results before them.
+ */
+export function latestObservations(fhir: FhirClient, patientId: string, codes: readonly string[], from: number, to: number, max: number): Promise<Observation[]> {
+  return fhir.lastn({
+    subject: `Patient/${patientId}`,
+    code: codes.join(','),
+    date: [`ge${new Date(from).toISOString()}`, `le${new Date(to).toISOString()}`],
+    'status:not': 'entered-in-error,cancelled,registered',
+    max: String(max),
   });
 }
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Observation, Patient, Reference, RiskAssessment } from '@medplum/fhirtypes';
 import { clearAlerts, raiseAlert, retractAlerts } from '../alerts/alerts.ts';
 import { ALERT_DEFAULTS, type Priority } from '../alerts/codes.ts';
-import { observationsBetween, personalRanges, readingsOf } from '../alerts/patient.ts';
+import { latestObservations, personalRanges, readingsOf } from '../alerts/patient.ts';
 import { patientOf } from '../runtime/host.ts';
 import { numberParameter, type Bot, type BotResult, type FhirClient } from '../runtime/manifest.ts';
 import { LOINC } from '../vitals/codes.ts';
@@ -19,6 +19,9 @@ import type { News2Band } from './score.ts';
 export const NEWS2_INPUT_CODES = ['9279-1', '2708-6', '59408-5', '8480-6', '85354-9', '8867-4', '8310-5', '67775-7', '3151-8'] as const;
 /** Identifies an assessment by its inputs, so the same inputs never give a second score. */
 export const NEWS2_KEY = 'urn:vigil:news2';
+
+/** What a run reads of the window: the inputs, and the scores to tell whether the assessment changed. */
+const WINDOW_CODES = [...NEWS2_INPUT_CODES.map((c) => `${LOINC}|${c}`), `${NEWS2_TOTAL.system}|${NEWS2_TOTAL.code}`];
 
 const BAND_PRIORITY: Record<Exclude<News2Band, 'low'>, Priority> = { 'low-medium': 'urgent', medium: 'asap', high: 'stat' };
 
@@ -44,14 +47,14 @@ export const news2Bot: Bot = {
 
     const at = Math.max(...normalised.readings.map((r) => r.time));
     const windowMinutes = numberParameter(event.parameters, 'windowMinutes');
-    const codes = [...NEWS2_INPUT_CODES.map((c) => `${LOINC}|${c}`), `${NEWS2_TOTAL.system}|${NEWS2_TOTAL.code}`];
-    const window = await observationsBetween(fhir, patientId, codes, at - windowMinutes * 60_000, at);
+    // the newest three of each: the newest usable reading is among them unless the last three were unusable
+    const window = await latestObservations(fhir, patientId, WINDOW_CODES, at - windowMinutes * 60_000, at, 3);
     const scale2 = isScale2(await personalRanges(fhir, patientId));
     const result = assessNews2([...readingsOf(window), ...normalised.readings], { at, windowMinutes, scale2 });
     if (!result.scored) return { outcome: 'skipped', message: `not scored: no ${result.missing.join(', ')} in the last ${windowMinutes} min` };
 
     const { score } = result;
-    const latest = window.find((o) => isScore(o) && o.status !== 'entered-in-error');
+    const latest = window.find(isScore);
     const fresh = news2Observation(result, { reference: `Patient/${patientId}` });
     // A reading that leaves the assessment as it was adds no score: a wearable would otherwise add two a second.
     const unchanged = latest !== undefined && sameAssessment(latest, fresh);

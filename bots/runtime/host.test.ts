@@ -33,6 +33,7 @@ function memoryFhir(): FhirClient & { all: Resource[] } {
       yield matches.slice(0, 1);
       yield matches.slice(1);
     },
+    lastn: async () => [],
     create: async (r) => store(r),
     update: async (r) => r,
     createIfNoneExist: async (r, criteria) => {

@@ -1,4 +1,4 @@
-import type { Device, Reference, Resource } from '@medplum/fhirtypes';
+import type { Device, Observation, Reference, Resource } from '@medplum/fhirtypes';
 
 /** Search parameters as a FHIR query string has them: repeated names are ANDed, commas OR. */
 export type SearchParams = Record<string, string | string[]>;
@@ -13,6 +13,11 @@ export interface FhirClient {
   search<T extends Resource>(resourceType: T['resourceType'], params: SearchParams): Promise<T[]>;
   /** Every match, one page at a time (`_count` sets the page size): sweeps and whole days of readings. */
   searchPages<T extends Resource>(resourceType: T['resourceType'], params: SearchParams): AsyncIterable<T[]>;
+  /**
+   * `Observation/$lastn`: the newest `max` (default 1) Observations of each code among those the
+   * parameters match; they must name the patient or subject.
+   */
+  lastn(params: SearchParams): Promise<Observation[]>;
   create<T extends Resource>(resource: T): Promise<T>;
   /** With `ifMatch`, a concurrent change makes the write fail (412) instead of being overwritten. */
   update<T extends Resource>(resource: T, options?: { ifMatch?: string }): Promise<T>;

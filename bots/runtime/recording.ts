@@ -21,6 +21,7 @@ export function recordingClient(fhir: FhirClient, signal: AbortSignal): { client
         yield page;
       }
     },
+    lastn: (params) => (signal.throwIfAborted(), fhir.lastn(params)),
     create: async (resource) => (signal.throwIfAborted(), note(await fhir.create(resource), 'create')),
     update: async (resource, options) => (signal.throwIfAborted(), note(await fhir.update(resource, options), 'update')),
     createIfNoneExist: async (resource, criteria) => {

@@ -1,13 +1,13 @@
 import type { Observation } from '@medplum/fhirtypes';
 import { clearAlerts, raiseAlert, retractAlerts } from '../alerts/alerts.ts';
 import { ALERT_DEFAULTS, PRIORITY_RANK, SEVERITY_PRIORITY, THRESHOLD_ALERT, type AlertCode } from '../alerts/codes.ts';
-import { personalRanges, readingsBetween } from '../alerts/patient.ts';
+import { latestObservations, personalRanges, readingsBetween, readingsOf } from '../alerts/patient.ts';
 import { patientOf } from '../runtime/host.ts';
-import type { Bot, BotResult } from '../runtime/manifest.ts';
+import type { Bot, BotResult, FhirClient } from '../runtime/manifest.ts';
 import { codesOf, LOINC } from '../vitals/codes.ts';
 import { normaliseObservation } from '../vitals/normalise.ts';
 import { isMonitored } from '../vitals/recency.ts';
-import type { QuantityMeasure, QuantityReading } from '../vitals/reading.ts';
+import type { QuantityMeasure, QuantityReading, Reading } from '../vitals/reading.ts';
 import { evaluateThresholds } from './evaluate.ts';
 import { DEFAULT_LIMITS, type Breach } from './rules.ts';
 import { WEIGHT_GAIN } from './weight.ts';
@@ -18,6 +18,19 @@ const MEASURES = new Set<QuantityMeasure>(DEFAULT_LIMITS.map((r) => r.measure)).
 function lookbackMs(measure: QuantityMeasure): number {
   if (measure === 'weight') return WEIGHT_GAIN.days * 86_400_000;
   return Math.max(0, ...DEFAULT_LIMITS.filter((r) => r.measure === measure).map((r) => r.persistence.withinMinutes)) * 60_000;
+}
+
+/**
+ * The readings a rule on this reading looks back at: the last few of its measure (twice the longest
+ * persistence count, so a few unusable ones cannot hide the rest), or every weight of the gain period.
+ */
+async function historyOf(fhir: FhirClient, patientId: string, reading: QuantityReading): Promise<Reading[]> {
+  const { measure, time } = reading;
+  const from = time - lookbackMs(measure);
+  if (measure === 'weight') return readingsBetween(fhir, patientId, codesOf(measure), from, time);
+  const max = 2 * Math.max(...DEFAULT_LIMITS.filter((r) => r.measure === measure).map((r) => r.persistence.of));
+  const found = await latestObservations(fhir, patientId, codesOf(measure).map((c) => `${LOINC}|${c}`), from, time, max);
+  return readingsOf(found);
 }
 
 export const thresholdsBot: Bot = {
@@ -44,7 +57,7 @@ export const thresholdsBot: Bot = {
     const breached = new Map<AlertCode, Breach>();
     const evaluated = new Set<AlertCode>();
     for (const reading of readings) {
-      const history = await readingsBetween(fhir, patientId, codesOf(reading.measure), reading.time - lookbackMs(reading.measure), reading.time);
+      const history = await historyOf(fhir, patientId, reading);
       for (const rule of [`${reading.measure}-low`, `${reading.measure}-high`, ...(reading.measure === 'weight' ? ['weight-gain'] : [])]) {
         if (THRESHOLD_ALERT[rule]) evaluated.add(THRESHOLD_ALERT[rule]);
       }

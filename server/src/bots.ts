@@ -1,4 +1,4 @@
-import type { Resource } from '@medplum/fhirtypes';
+import type { Observation, Resource } from '@medplum/fhirtypes';
 import { baselineBot } from '../../bots/baseline/bot.ts';
 import { news2Bot } from '../../bots/news2/bot.ts';
 import { remindersBot } from '../../bots/reminders/bot.ts';
@@ -8,6 +8,7 @@ import type { Bot, FhirClient } from '../../bots/runtime/manifest.ts';
 import { silentDeviceBot } from '../../bots/silent-device/bot.ts';
 import { thresholdsBot } from '../../bots/thresholds/bot.ts';
 import { visible } from './auth/fhir-guard.ts';
+import { lastnRows } from './fhir/operations/lastn.ts';
 import { notFound } from './fhir/outcome.ts';
 import type { JobQueue, QueueFactory } from './jobs/queue.ts';
 import type { AuditTrail } from './ops/audit.ts';
@@ -43,6 +44,9 @@ export function storeClient(repo: Repository, restrict?: Restriction): FhirClien
         if (!result.next) return;
         query.set('_cursor', result.next);
       }
+    },
+    async lastn(params: Record<string, string | string[]>): Promise<Observation[]> {
+      return (await lastnRows({ repo, baseUrl: repo.baseUrl }, toQuery(params), restrict)).map((r) => JSON.parse(r.content) as Observation);
     },
     create: async <T extends Resource>(resource: T) => (await repo.create(resource)).resource as T,
     update: async <T extends Resource>(resource: T, options: { ifMatch?: string } = {}) => (await repo.update(resource, { ifMatch: options.ifMatch, allowCreate: false })).resource as T,

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { AuditEvent, Basic, Communication, Extension, Flag, Goal, Observation, RiskAssessment } from '@medplum/fhirtypes';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DRIVERS, request, useServer } from '../support.ts';
-import { vital } from './fixtures.ts';
+import { createAll, ranOn, vital } from './fixtures.ts';
 import { enrol, eventually, post, search } from './helpers.ts';
 
 const NEWS2 = 'http://snomed.info/sct|1104051000000101';
@@ -210,6 +210,19 @@ for (const driver of DRIVERS) {
         assert.equal(run.subtype?.[0].code, 'news2');
         assert.equal((await audits(server, reading.id as string)).length, 1);
         assert.equal((await search(server, `Flag?patient=Patient/${patient}`)).length, 0);
+      });
+
+      it('NEWS2 finds every input, however many readings of another measure came after it', async () => {
+        const { patient } = await enrol(server, 'Streaming');
+        const off = setting(patient, 'news2', [{ url: 'https://vigil.health/fhir/StructureDefinition/bot-enabled', valueBoolean: false }]);
+        const [setOff] = await createAll(server, [off, ...['thresholds', 'rules', 'baseline'].map((bot) => ({ ...off, code: { coding: [{ ...off.code.coding?.[0], code: bot }] } }))]);
+        await createAll(server, [['9279-1', 18], ['2708-6', 97], ['8480-6', 120], ['8310-5', 37]].map(([code, value]) => vital(patient, code as string, value as number, 40)));
+        // a wearable's pulse every 4 s since: 600 newer readings than the other inputs
+        await createAll(server, Array.from({ length: 600 }, (_, i) => vital(patient, '8867-4', 70, 39 - i / 15)));
+        assert.equal((await request('DELETE', `${server.fhir}/Basic/${setOff.id}`)).status, 200);
+        const last = await post(server, vital(patient, '8867-4', 72, 0));
+        const [run] = await ranOn(server, `Observation/${last.id}`, 'news2');
+        assert.match(run.outcomeDesc ?? '', /^NEWS2 0 \(low\)/);
       });
 
       it('ends the Flag once the condition has cleared for the configured time', async () => {

@@ -26,14 +26,26 @@ interface Row { id: string; content: string; code: string[] | null; text: string
 
 export const lastn = (ctx: FhirContext) => async (req: Request, res: Response): Promise<void> => {
   const params = operationParams(req);
-  const maxText = single(params, 'max');
-  const max = maxText === undefined ? 1 : Math.min(positiveInt(maxText, 'max'), MAX_PER_GROUP);
   const summary = single(params, '_summary');
   const elements = single(params, '_elements')?.split(',').map((e) => e.trim()).filter(Boolean);
+  const rows = await lastnRows(ctx, params, res.locals.restriction as Restriction | undefined);
+  const base = fhirBase(ctx);
+  const entries = rows.map((r) => ({
+    fullUrl: `${base}/${TYPE}/${r.id}`,
+    resource: subset(r.content, summary, elements),
+    search: { mode: 'match' as const },
+  }));
+  const self = `${base}/${TYPE}/$lastn${params.size ? `?${params}` : ''}`;
+  sendJson(req, res, 200, bundleText('searchset', [{ relation: 'self', url: self }], entries, entries.length));
+};
+
+/** The Observations `$lastn` answers with for these parameters, grouped by subject, then code. */
+export async function lastnRows(ctx: FhirContext, params: URLSearchParams, restriction?: Restriction): Promise<Row[]> {
+  const maxText = single(params, 'max');
+  const max = maxText === undefined ? 1 : Math.min(positiveInt(maxText, 'max'), MAX_PER_GROUP);
   const subjectKey = [...params.keys()].find((k) => /^(patient|subject)(:Patient)?$/.test(k));
   const subjects = subjectKey && params.getAll(subjectKey).length === 1 ? splitValues(params.get(subjectKey) as string) : [undefined];
   if (subjects.length > MAX_SUBJECTS) throw badRequest(`$lastn takes at most ${MAX_SUBJECTS} subjects at once`, subjectKey);
-  const restriction = res.locals.restriction as Restriction | undefined;
   const perSubject = await Promise.all(subjects.map(async (subject) => {
     const filters: Filter[] = [];
     for (const [key, value] of params) {
@@ -46,15 +58,8 @@ export const lastn = (ctx: FhirContext) => async (req: Request, res: Response): 
     }
     return groupByCode(await newestPerCode(ctx, filters, max, restriction)).flatMap((group) => newest(group, max));
   }));
-  const base = fhirBase(ctx);
-  const entries = perSubject.flat().map((r) => ({
-    fullUrl: `${base}/${TYPE}/${r.id}`,
-    resource: subset(r.content, summary, elements),
-    search: { mode: 'match' as const },
-  }));
-  const self = `${base}/${TYPE}/$lastn${params.size ? `?${params}` : ''}`;
-  sendJson(req, res, 200, bundleText('searchset', [{ relation: 'self', url: self }], entries, entries.length));
-};
+  return perSubject.flat();
+}
 
 /**
  * The newest `max` rows (with ties) for each distinct `code` token array, plus for each text-only
