@@ -53,11 +53,22 @@ interface Running<T> {
 const JOB_NAME = 'job';
 const BACKOFF_TYPE = 'vigil-jitter';
 
-/** Keys: group list, group index (id → enqueue time), the job's own hash. Args: id, now. Returns the position, or 0 if the id exists. */
+/**
+ * Keys: group list, group index (id → enqueue time), the job's own hash. Args: id, now. Returns the
+ * position, or 0 if the job exists. An id already in the list without its job was claimed by an
+ * enqueue that failed before adding it: it keeps its place, and this enqueue adds the job.
+ */
 const ENQUEUE_IN_GROUP = `
-if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then
+if redis.call('EXISTS', KEYS[3]) == 1 then
   return 0
 end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
+  local index = redis.call('LPOS', KEYS[1], ARGV[1])
+  if index then
+    return index + 1
+  end
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return redis.call('RPUSH', KEYS[1], ARGV[1])`;
 
 /** Keys: group list, group index. Arg: the finished job's id. Pops it if it is the head; returns the new head. */

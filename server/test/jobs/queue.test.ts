@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, afterEach, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it, mock } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { BullMqQueue } from '../../src/jobs/bullmq-queue.ts';
 import { backoffDelay } from '../../src/jobs/options.ts';
@@ -380,6 +381,28 @@ describe('BullMQ queue across processes', { timeout: 30_000 }, () => {
     second.process(async (job) => rerun.resolve(job));
     const job = await rerun.promise;
     assert.equal(job.id, 'h1');
+  });
+
+  it('an enqueue that failed after claiming its group place can be retried: the job keeps its place', async () => {
+    const queue = factoryOf(bullmq).queue<string>(uniqueName());
+    const runs: string[] = [];
+    queue.process(async ({ data }) => {
+      runs.push(data);
+    });
+    // The place is claimed in one round trip, the job added in the next: the connection drops between them.
+    const addBulk = mock.method(Queue.prototype, 'addBulk');
+    try {
+      addBulk.mock.mockImplementationOnce(async () => {
+        throw new Error('connection lost');
+      });
+      await assert.rejects(queue.enqueue('first', { jobId: 'f', groupKey: 'g' }), /connection lost/);
+    } finally {
+      addBulk.mock.restore();
+    }
+    await queue.enqueue('second', { jobId: 's', groupKey: 'g' });
+    assert.equal(await queue.enqueue('first', { jobId: 'f', groupKey: 'g' }), 'f');
+    await until(() => runs.length === 2);
+    assert.deepEqual(runs, ['first', 'second']);
   });
 
   it('skips a group head left behind by a dead process', async () => {
