@@ -8,14 +8,14 @@ import { extractIndex } from '../store/extract.ts';
 import type { Repository } from '../store/repository.ts';
 import { historyTable } from '../store/schema.ts';
 import { Params } from '../store/search/conditions.ts';
-import { executeSearch } from '../store/search/execute.ts';
-import { parseSearch } from '../store/search/query.ts';
+import { executeSearch, type Restriction } from '../store/search/execute.ts';
+import { MAX_COUNT, parseSearch } from '../store/search/query.ts';
 import { ownerRestriction } from './access.ts';
 import type { SubscriptionConfig } from './config.ts';
 import { sendsResources, type Delivery, type DeliveryEvent } from './delivery.ts';
 import { numberEvents } from './events.ts';
 import type { Change, ChangeBatch } from './outbox.ts';
-import { parseSubscription, type ParsedSubscription } from './parse.ts';
+import { parseSubscription, type ParsedSubscription, type Trigger } from './parse.ts';
 import type { Candidate, SubscriptionRegistry } from './registry.ts';
 import { setStatus } from './status.ts';
 
@@ -30,13 +30,29 @@ interface Version {
   bytes: number;
 }
 
+/** A change with its versions and the triggers it may match. */
+interface Prepared {
+  change: Change;
+  current?: Resource;
+  previous: () => Promise<Resource | undefined>;
+  candidates: Candidate[];
+}
+
+/** Shared by the changes matched together: each owner's restriction, each trigger's search. */
+interface Batch {
+  restriction(sub: ParsedSubscription): Promise<Restriction | undefined>;
+  /** The ids, among the batch's live changes the candidate may match, that its search finds. */
+  found(candidate: Candidate): Promise<Set<string>>;
+}
+
 /**
  * Handles one batch of committed changes from the outbox, in commit order: activates `requested`
  * subscriptions, and matches the other changes against the active ones. The changes between two
  * Subscription changes are matched concurrently, their versions read with one query per resource
- * type; then every matched event is numbered in one statement, and each matching subscription gets
- * one delivery carrying its events in commit order (grouped by subscription, so deliveries, and the
- * versions of one resource, keep that order), all enqueued at once.
+ * type, each trigger's search run once for all of them; then every matched event is numbered in
+ * one statement, and each matching subscription gets one delivery carrying its events in commit
+ * order (grouped by subscription, so deliveries, and the versions of one resource, keep that
+ * order), all enqueued at once.
  */
 export class Matcher {
   readonly #repo: Repository;
@@ -75,7 +91,9 @@ export class Matcher {
     const relevant = changes.filter((c) => this.#registry.hasType(c.resourceType));
     if (relevant.length === 0) return;
     const versions = await this.#versions(relevant);
-    const matched = await mapLimit(relevant, CONCURRENCY, (change) => this.#match(change, versions));
+    const prepared = relevant.map((change) => this.#prepare(change, versions));
+    const batch = this.#batch(prepared);
+    const matched = await mapLimit(prepared, CONCURRENCY, (p) => this.#match(p, batch));
     const bySubscription = new Map<string, { sub: ParsedSubscription; changes: Change[] }>();
     relevant.forEach((change, i) => {
       for (const sub of matched[i]) {
@@ -109,21 +127,56 @@ export class Matcher {
     }));
   }
 
-  /** The subscriptions one change matches. */
-  async #match(change: Change, versions: Map<string, Version>): Promise<ParsedSubscription[]> {
+  /** The change's version (a deletion: the one before it) and the triggers its index may match. */
+  #prepare(change: Change, versions: Map<string, Version>): Prepared {
     const deleted = change.interaction === 'delete';
-    const current = deleted ? undefined : versions.get(versionKey(change.resourceType, change.id, change.versionId))?.resource;
-    if (!deleted && !current) return [];
-    let previous: Resource | undefined | null = deleted ? versions.get(versionKey(change.resourceType, change.id, change.versionId - 1))?.resource : null;
-    const loadPrevious = async (): Promise<Resource | undefined> => {
-      if (previous === null) previous = change.versionId > 1 ? await this.#version(change, change.versionId - 1) : undefined;
-      return previous;
-    };
-    const indexed = current ?? (await loadPrevious());
+    const read = (version: number) => versions.get(versionKey(change.resourceType, change.id, version))?.resource;
+    const current = deleted ? undefined : read(change.versionId);
+    // a deletion's previous version came with the batch; another's is read if a FHIRPath condition asks
+    let previous = deleted ? Promise.resolve(read(change.versionId - 1)) : undefined;
+    const loadPrevious = () => (previous ??= change.versionId > 1 ? this.#version(change, change.versionId - 1) : Promise.resolve(undefined));
+    const indexed = deleted ? read(change.versionId - 1) : current;
     const row = indexed ? extractIndex(indexed, this.#repo.baseUrl) : undefined;
-    const candidates = this.#registry.candidates(change.resourceType, change.interaction, row);
-    const matched = await Promise.all(candidates.map((c) => this.#matches(c, change, current, loadPrevious)));
+    const candidates = deleted || current ? this.#registry.candidates(change.resourceType, change.interaction, row) : [];
+    return { change, current, previous: loadPrevious, candidates };
+  }
+
+  /** Each owner's restriction is computed, and each trigger's search run, on first use. */
+  #batch(prepared: Prepared[]): Batch {
+    const ids = new Map<Candidate, Set<string>>();
+    for (const { change, candidates } of prepared) {
+      // a deleted resource is no longer searchable (see #matches)
+      if (change.interaction === 'delete') continue;
+      for (const c of candidates) ids.set(c, (ids.get(c) ?? new Set()).add(change.id));
+    }
+    const restrictions = new Map<ParsedSubscription, Promise<Restriction | undefined>>();
+    const searches = new Map<Candidate, Promise<Set<string>>>();
+    const restriction = (sub: ParsedSubscription) => once(restrictions, sub, () => ownerRestriction(sub.owner, this.#careTeams, this.#repo.baseUrl));
+    return {
+      restriction,
+      found: (c) => once(searches, c, async () => this.#search(c.trigger, [...(ids.get(c) ?? [])], await restriction(c.sub))),
+    };
+  }
+
+  /** The subscriptions one change matches. */
+  async #match({ change, current, previous, candidates }: Prepared, batch: Batch): Promise<ParsedSubscription[]> {
+    const matched = await Promise.all(candidates.map((c) => this.#matches(c, change, current, previous, batch)));
     return [...new Set(candidates.filter((_, i) => matched[i]).map((c) => c.sub))];
+  }
+
+  /** Which of the resources the trigger's search finds now, within what the owner may read. */
+  async #search(trigger: Trigger, ids: string[], restrict: Restriction | undefined): Promise<Set<string>> {
+    const found = new Set<string>();
+    for (let i = 0; i < ids.length; i += MAX_COUNT) {
+      const chunk = ids.slice(i, i + MAX_COUNT);
+      const params = new URLSearchParams(trigger.search);
+      params.append('_id', chunk.join(','));
+      params.set('_count', String(chunk.length));
+      params.set('_total', 'none');
+      const result = await executeSearch(this.#repo.db, parseSearch(trigger.resourceType, params), this.#repo.baseUrl, restrict);
+      for (const match of result.matches) found.add(match.id);
+    }
+    return found;
   }
 
   /** The versions the changes name (a deletion: the version before it), one query per resource type. */
@@ -152,13 +205,14 @@ export class Matcher {
   }
 
   /**
-   * The trigger's search, run against the database restricted to the changed resource (the REST
-   * API's own semantics, chains included) and to what the subscription's owner may read now, then
-   * its FHIRPath conditions. A deleted resource is no longer searchable: its last version is tested
-   * in memory instead (@medplum/core's matcher), and the owner's access on its deleted row.
+   * The trigger's search, run against the database restricted to the batch's changed resources (the
+   * REST API's own semantics, chains included) and to what the subscription's owner may read now,
+   * then its FHIRPath conditions. A deleted resource is no longer searchable: its last version is
+   * tested in memory instead (@medplum/core's matcher), and the owner's access on its deleted row.
    */
-  async #matches({ sub, trigger, keyOnly }: Candidate, change: Change, current: Resource | undefined, previous: () => Promise<Resource | undefined>): Promise<boolean> {
-    const restrict = await ownerRestriction(sub.owner, this.#careTeams, this.#repo.baseUrl);
+  async #matches(candidate: Candidate, change: Change, current: Resource | undefined, previous: () => Promise<Resource | undefined>, batch: Batch): Promise<boolean> {
+    const { sub, trigger, keyOnly } = candidate;
+    const restrict = await batch.restriction(sub);
     const limited = restrict?.('t', change.resourceType, new Params()) !== undefined;
     // found through the one filter its search has, tested on this version's index as the SQL would: nothing left to search
     const searched = keyOnly && !limited;
@@ -167,13 +221,8 @@ export class Matcher {
       if (!last) return false;
       if ([...trigger.search].length && !matchesSearchRequest(last, parseSearchRequest(`${change.resourceType}?${trigger.search}`))) return false;
       if (restrict && limited && !(await visible(this.#repo.db, restrict, change.resourceType, change.id))) return false;
-    } else if (!searched && ([...trigger.search].length || limited)) {
-      const params = new URLSearchParams(trigger.search);
-      params.append('_id', change.id);
-      params.set('_count', '1');
-      params.set('_total', 'none');
-      const result = await executeSearch(this.#repo.db, parseSearch(change.resourceType, params), this.#repo.baseUrl, restrict);
-      if (result.matches.length === 0) return false;
+    } else if (!searched && ([...trigger.search].length || limited) && !(await batch.found(candidate)).has(change.id)) {
+      return false;
     }
     if (trigger.fhirpath.length === 0) return true;
     const before = await previous();
@@ -230,6 +279,13 @@ export class Matcher {
 }
 
 const versionKey = (type: string, id: string, version: number): string => `${type}/${id}/${version}`;
+
+/** The value memoised under `key`, made on first use. */
+function once<K, V>(memo: Map<K, V>, key: K, make: () => V): V {
+  let value = memo.get(key);
+  if (value === undefined) memo.set(key, (value = make()));
+  return value;
+}
 
 /** `fn` over the items, at most `limit` at a time; results in the items' order. */
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {

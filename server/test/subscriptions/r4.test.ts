@@ -100,6 +100,33 @@ for (const { driver, queue, env } of SETUPS) {
       await request('PUT', `${server.fhir}/Subscription/${sub.id}`, { ...sub, status: 'off' });
     });
 
+    it('a criteria with several filters notifies exactly the matching changes of a commit, in commit order', async () => {
+      const sub = await subscribe(server.fhir, {
+        criteria: 'Observation?subject=Patient/p8&code=http://loinc.org|8867-4',
+        channel: { type: 'rest-hook', endpoint: receiver.url, payload: 'application/fhir+json' },
+      });
+      receiver.received.length = 0;
+      // the subject finds every change of p8; only the code search tells them apart
+      const written = [
+        observation('Patient/p8', '8867-4', 61),
+        observation('Patient/p8', '8310-5', 62),
+        observation('Patient/p8', '8867-4', 63),
+        observation('Patient/other', '8867-4', 64),
+        observation('Patient/p8', '8310-5', 65),
+        observation('Patient/p8', '8867-4', 66),
+      ];
+      const bundle = await request('POST', server.fhir, {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: written.map((resource) => ({ resource, request: { method: 'POST', url: 'Observation' } })),
+      });
+      assert.equal(bundle.status, 200);
+      await waitFor('3 notifications', () => receiver.received.length >= 3);
+      await new Promise((r) => setTimeout(r, 400));
+      assert.deepEqual(receiver.received.map((r) => JSON.parse(r.body).valueQuantity.value), [61, 63, 66]);
+      await request('PUT', `${server.fhir}/Subscription/${sub.id}`, { ...sub, status: 'off' });
+    });
+
     it('sends an empty body without payload; interaction filter and FHIRPath criteria select events', async () => {
       const sub = await subscribe(server.fhir, {
         criteria: 'Observation?subject=Patient/p3',
