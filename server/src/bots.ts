@@ -74,6 +74,8 @@ export interface BotParts {
   queues: QueueFactory;
   audit: AuditTrail;
   logger: Logger;
+  /** Runs in flight at once (default 8). */
+  concurrency?: number;
 }
 
 /** Batches of changes checked against the triggers at once; they need no order (each run is its own job). */
@@ -86,13 +88,14 @@ const FEED_CONCURRENCY = 2;
  * Each run's AuditEvent goes to the batched audit trail, like the requests': it is no FHIR write,
  * so it notifies no subscription and triggers no bot.
  */
-export function startBots({ repo, queues, audit, logger }: BotParts, bots: readonly Bot[] = BUILT_IN_BOTS): BotService {
+export function startBots({ repo, queues, audit, logger, concurrency }: BotParts, bots: readonly Bot[] = BUILT_IN_BOTS): BotService {
   const host = new BotHost({
     bots,
     fhir: storeClient(repo),
     queue: queues.queue<BotJob>('bots'),
     audit: (event) => audit.recordEvent(event),
     onError: (err, context) => logger.error({ err, ...context }, 'bot failure'),
+    concurrency,
   });
   host.start();
   const changes = queues.queue<ChangeBatch>('bot-changes');

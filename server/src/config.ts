@@ -27,6 +27,8 @@ export interface Config {
   bootstrapClientSecret?: string;
   /** Behind a TLS-offloading proxy: trust X-Forwarded-* for the authorization server's URLs. */
   trustProxy: boolean;
+  /** Bot runs in flight per worker process: runs wait on the database, not the CPU. */
+  botConcurrency: number;
   subscriptions: SubscriptionConfig;
   auth: AuthConfig;
 }
@@ -56,6 +58,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bootstrapClientId: env.VIGIL_BOOTSTRAP_CLIENT_ID || undefined,
     bootstrapClientSecret: env.VIGIL_BOOTSTRAP_CLIENT_SECRET || undefined,
     trustProxy: env.VIGIL_TRUST_PROXY === 'on',
+    botConcurrency: integer(env.VIGIL_BOT_CONCURRENCY, 32, 'VIGIL_BOT_CONCURRENCY'),
     subscriptions: loadSubscriptionConfig(env),
     auth: loadAuthConfig(env),
   };

@@ -91,7 +91,7 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   await registerAppClient(db, config.baseUrl);
   const queues = createQueueFactory({ redisUrl: config.redisUrl, prefix: config.subscriptions.queuePrefix, lockMs: config.jobLockMs, onError: (err) => logger.error({ err }, 'job queue error') });
   // Bots run on the job queue workers, fed by the outbox drain; scheduled bots sweep on its schedules.
-  const bots = config.role === 'api' ? undefined : startBots({ repo, queues, audit, logger });
+  const bots = config.role === 'api' ? undefined : startBots({ repo, queues, audit, logger, concurrency: config.botConcurrency });
   const subscriptions = await startSubscriptions({ config, repo, feed, queues, server, logger, feeds: bots ? [bots.changes] : [] });
   const fhirRoutes = (router: Parameters<typeof subscriptionRoutes>[0], wrap: Parameters<typeof subscriptionRoutes>[2]) =>
     subscriptionRoutes(router, { repo, baseUrl: config.baseUrl }, wrap, config.subscriptions.allowPrivateEndpoints, subscriptions.resend);
