@@ -29,7 +29,8 @@ export async function main(argv: string[]): Promise<void> {
   const seconds = Number(values.seconds);
   buildAppIfStale();
   const url = await recreateDatabase('vigil_bench_app');
-  const server = await startServer(url, Number(values.port), { VIGIL_ROLE: 'all' });
+  // the app's registered redirect is under the base URL, so it must be the address the browser uses
+  const server = await startServer(url, Number(values.port), { VIGIL_ROLE: 'all', VIGIL_BASE_URL: `http://127.0.0.1:${values.port}` });
   const fhir = `${server.base}/fhir/R4`;
   const browser = await launchBrowser();
   const client = new pg.Client({ connectionString: url });

@@ -20,7 +20,8 @@ export const cssVariables: CSSVariablesResolver = () => ({
   light: {
     '--mantine-color-dimmed': 'var(--mantine-color-gray-7)',
     '--vigil-text-ok': 'var(--mantine-color-teal-9)',
-    '--vigil-text-warn': 'var(--mantine-color-orange-9)',
+    // Mantine's darkest orange (orange-9) is 4.3:1 on white: short of AA for small text
+    '--vigil-text-warn': '#b8400d',
     '--vigil-text-link': 'var(--mantine-color-indigo-8)',
     '--vigil-text-danger': 'var(--mantine-color-red-9)',
   },
