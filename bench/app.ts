@@ -84,7 +84,7 @@ export async function main(argv: string[]): Promise<void> {
       const value = 150 + (round % 40);
       const t0 = Date.now();
       await post(fhir, transaction([reading('bench-p0', '8867-4', '/min', value, new Date().toISOString())], 'POST'));
-      await page.getByRole('article', { name: /Bench Patient 0\b/ }).getByText(String(value), { exact: true }).waitFor({ timeout: 10_000 });
+      await page.getByRole('article', { name: /Bench Patient 0\b/ }).getByText(`${value} /min`, { exact: true }).waitFor({ timeout: 10_000 });
       latencies.push(Date.now() - t0);
     };
     while (Date.now() < stopAt) {
