@@ -1,7 +1,6 @@
-import type { Goal, Observation } from '@medplum/fhirtypes';
+import type { Observation } from '@medplum/fhirtypes';
 import type { FhirClient } from '../runtime/manifest.ts';
 import { LOINC } from '../vitals/codes.ts';
-import { goalRanges, type GoalRange } from '../vitals/goals.ts';
 import { normaliseObservation } from '../vitals/normalise.ts';
 import type { Reading } from '../vitals/reading.ts';
 
@@ -41,9 +40,4 @@ export function readingsOf(observations: readonly Observation[]): Reading[] {
     const n = normaliseObservation(o);
     return n.kind === 'readings' ? n.readings : [];
   });
-}
-
-/** Personal ranges from the patient's active Goals. */
-export async function personalRanges(fhir: FhirClient, patientId: string): Promise<GoalRange[]> {
-  return goalRanges(await fhir.search<Goal>('Goal', { patient: `Patient/${patientId}`, 'lifecycle-status': 'active', _count: '100' }));
 }

@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 import type { Observation, Patient, Reference, RiskAssessment } from '@medplum/fhirtypes';
 import { clearAlerts, raiseAlert, retractAlerts } from '../alerts/alerts.ts';
 import { ALERT_DEFAULTS, type Priority } from '../alerts/codes.ts';
-import { latestObservations, personalRanges, readingsOf } from '../alerts/patient.ts';
+import { latestObservations, readingsOf } from '../alerts/patient.ts';
 import { patientOf } from '../runtime/host.ts';
 import { numberParameter, type Bot, type BotResult, type FhirClient } from '../runtime/manifest.ts';
 import { LOINC } from '../vitals/codes.ts';
-import { isScale2 } from '../vitals/goals.ts';
+import { goalRanges, isScale2 } from '../vitals/goals.ts';
 import { normaliseObservation } from '../vitals/normalise.ts';
 import { isMonitored } from '../vitals/recency.ts';
 import { assessNews2, DEFAULT_WINDOW_MINUTES, type News2Result } from './assess.ts';
@@ -49,7 +49,7 @@ export const news2Bot: Bot = {
     const windowMinutes = numberParameter(event.parameters, 'windowMinutes');
     // the newest three of each: the newest usable reading is among them unless the last three were unusable
     const window = await latestObservations(fhir, patientId, WINDOW_CODES, at - windowMinutes * 60_000, at, 3);
-    const scale2 = isScale2(await personalRanges(fhir, patientId));
+    const scale2 = isScale2(goalRanges(event.goals));
     const result = assessNews2([...readingsOf(window), ...normalised.readings], { at, windowMinutes, scale2 });
     if (!result.scored) return { outcome: 'skipped', message: `not scored: no ${result.missing.join(', ')} in the last ${windowMinutes} min` };
 

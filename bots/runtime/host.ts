@@ -1,16 +1,16 @@
 import type { AuditEvent, Device, Reference, Resource } from '@medplum/fhirtypes';
 import { runAuditEvent, type RunRecord } from './audit.ts';
 import { BOT_SYSTEM, botDevice } from './identity.ts';
-import type { Bot, BotResult, BotTrigger, Change, FhirClient, Parameters, SearchParams } from './manifest.ts';
+import type { Bot, BotResult, BotTrigger, Change, FhirClient, SearchParams } from './manifest.ts';
 import { recordingClient } from './recording.ts';
-import { resolveSettings, settingsLookup } from './settings.ts';
+import { resolveSettings, settingsLookup, type BotSettings } from './settings.ts';
 
 /**
  * One run of a bot on a change (or a resource a sweep visits), or a sweep that fans out into such
  * runs. A change's run carries the bot's settings for the patient as they were when the change was
  * checked (read for the whole batch at once); a visit resolves them when it runs.
  */
-export type BotJob = { bot: string; change: Change; parameters?: Parameters } | { bot: string; sweep: true };
+export type BotJob = { bot: string; change: Change; settings?: Omit<BotSettings, 'enabled'> } | { bot: string; sweep: true };
 
 type Backoff = { baseMs: number; capMs: number };
 
@@ -108,10 +108,10 @@ export class BotHost {
     if (runs.length === 0) return;
     const settings = await settingsLookup(this.#fhir, [...new Set(runs.map((r) => r.bot))], runs.map((r) => r.patientId));
     for (const { bot, change, patientId } of runs) {
-      const { enabled, parameters } = settings(bot, patientId);
+      const { enabled, ...given } = settings(bot, patientId);
       if (!enabled) continue;
       const jobId = `${bot.name}/${change.resourceType}/${change.id}/${change.versionId}`;
-      await this.#queue.enqueue({ bot: bot.name, change, parameters }, { jobId, attempts: bot.attempts ?? DEFAULT_ATTEMPTS, backoff: BACKOFF });
+      await this.#queue.enqueue({ bot: bot.name, change, settings: given }, { jobId, attempts: bot.attempts ?? DEFAULT_ATTEMPTS, backoff: BACKOFF });
     }
   }
 
@@ -156,14 +156,14 @@ export class BotHost {
     }
   }
 
-  async #run({ bot: name, change, parameters: given }: { bot: string; change: Change; parameters?: Parameters }, attempt: number, jobSignal: AbortSignal): Promise<void> {
+  async #run({ bot: name, change, settings: given }: { bot: string; change: Change; settings?: Omit<BotSettings, 'enabled'> }, attempt: number, jobSignal: AbortSignal): Promise<void> {
     const bot = this.#bots.get(name);
     if (!bot) throw new Error(`no bot named ${name}`);
     // the trigger was checked when the job was made
     const resource = await this.#version(change);
     if (!resource) return;
     const patientId = patientOf(resource);
-    const settings = given ? { enabled: true, parameters: given } : await resolveSettings(this.#fhir, bot, patientId);
+    const settings = given ? { enabled: true, ...given } : await resolveSettings(this.#fhir, bot, patientId);
     if (!settings.enabled) return;
     const agent = await this.#agent(bot);
     const signal = AbortSignal.any([jobSignal, AbortSignal.timeout(bot.timeoutMs)]);
@@ -171,7 +171,7 @@ export class BotHost {
     const record = (result: RunRecord['result']): void => this.#audit(runAuditEvent({ bot, agent, change, patientId, result, written, attempt }));
     let result: BotResult;
     try {
-      result = await abortable(bot.handler({ interaction: change.interaction, resource, agent, parameters: settings.parameters, signal }, client), signal);
+      result = await abortable(bot.handler({ interaction: change.interaction, resource, agent, parameters: settings.parameters, goals: settings.goals, signal }, client), signal);
     } catch (error) {
       const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
       record({ error: message });

@@ -1,4 +1,4 @@
-import type { Device, Observation, Reference, Resource } from '@medplum/fhirtypes';
+import type { Device, Goal, Observation, Reference, Resource } from '@medplum/fhirtypes';
 
 /** Search parameters as a FHIR query string has them: repeated names are ANDed, commas OR. */
 export type SearchParams = Record<string, string | string[]>;
@@ -73,6 +73,8 @@ export interface BotEvent<T extends Resource = Resource> {
   agent: Reference<Device>;
   /** The manifest's defaults overridden by organisation, then patient settings. */
   parameters: Parameters;
+  /** The patient's active Goals (personal ranges and targets), read with the settings. */
+  goals: readonly Goal[];
   /** Aborted when the run times out; the client refuses further calls after that. */
   signal: AbortSignal;
 }

@@ -1,7 +1,8 @@
 import type { Observation } from '@medplum/fhirtypes';
 import { clearAlerts, raiseAlert, retractAlerts } from '../alerts/alerts.ts';
 import { ALERT_DEFAULTS, PRIORITY_RANK, SEVERITY_PRIORITY, THRESHOLD_ALERT, type AlertCode } from '../alerts/codes.ts';
-import { latestObservations, personalRanges, readingsBetween, readingsOf } from '../alerts/patient.ts';
+import { latestObservations, readingsBetween, readingsOf } from '../alerts/patient.ts';
+import { goalRanges } from '../vitals/goals.ts';
 import { patientOf } from '../runtime/host.ts';
 import type { Bot, BotResult, FhirClient } from '../runtime/manifest.ts';
 import { codesOf, LOINC } from '../vitals/codes.ts';
@@ -52,7 +53,7 @@ export const thresholdsBot: Bot = {
       return { outcome: 'success', message: `entered in error: retracted ${flags.length} alert(s)` };
     }
 
-    const ranges = await personalRanges(fhir, patientId);
+    const ranges = goalRanges(event.goals);
     const readings = normalised.readings.filter((r): r is QuantityReading => r.measure !== 'consciousness' && MEASURES.has(r.measure));
     const breached = new Map<AlertCode, Breach>();
     const evaluated = new Set<AlertCode>();
