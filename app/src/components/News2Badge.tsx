@@ -1,7 +1,13 @@
 import { Badge, Tooltip } from '@mantine/core';
+import { memo } from 'react';
 import { BAND_COLOR, BAND_LABEL, type News2 } from '../fhir/alerts.ts';
 
-export function News2Badge({ news2, size = 'lg' }: { news2: News2 | undefined; size?: 'md' | 'lg' | 'xl' }) {
+/** Equal for the badge: a live ward recomputes NEWS2 objects whose score and band rarely move. */
+export const sameNews2 = (a: News2 | undefined, b: News2 | undefined): boolean => a?.score === b?.score && a?.band === b?.band;
+
+interface Props { news2: News2 | undefined; size?: 'md' | 'lg' | 'xl' }
+
+export const News2Badge = memo(function News2Badge({ news2, size = 'lg' }: Props) {
   if (!news2) {
     return <Badge size={size} variant="outline" color="gray" aria-label="NEWS2 not available">NEWS2 —</Badge>;
   }
@@ -13,4 +19,4 @@ export function News2Badge({ news2, size = 'lg' }: { news2: News2 | undefined; s
       </Badge>
     </Tooltip>
   );
-}
+}, (a, b) => a.size === b.size && sameNews2(a.news2, b.news2));
