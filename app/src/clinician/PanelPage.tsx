@@ -2,7 +2,7 @@ import { Group, Input, SegmentedControl, Select, SimpleGrid, Stack, Text, TextIn
 import { formatHumanName } from '@medplum/core';
 import type { Flag, HumanName, Observation } from '@medplum/fhirtypes';
 import { IconSearch } from '@tabler/icons-react';
-import { useCallback, useEffect, useMemo, useState } from 'react';
+import { memo, startTransition, useCallback, useEffect, useMemo, useState } from 'react';
 import { useSession } from '../auth/session.tsx';
 import { LiveIndicator } from '../components/LiveIndicator.tsx';
 import { ErrorState, Loading } from '../components/LoadState.tsx';
@@ -14,11 +14,14 @@ import { PatientTile } from './PatientTile.tsx';
 
 const LIVE_CRITERIA = ['Observation', 'Flag'];
 type AlertFilter = 'all' | 'alerts' | 'quiet';
+const ALERT_FILTERS = [{ value: 'all', label: 'All' }, { value: 'alerts', label: 'With alerts' }, { value: 'quiet', label: 'No alerts' }];
 
 /** The ward: every patient of the clinician's care teams, most acute first, updated as readings arrive. */
 export default function PanelPage() {
   const { medplum, fhirUser } = useSession();
   const [rows, setRows] = useState<Map<string, PatientRow>>();
+  // live changes never move a patient between teams: the team list is the loaded one
+  const [teams, setTeams] = useState<string[]>([]);
   const [error, setError] = useState<unknown>();
   const [team, setTeam] = useState<string | null>(null);
   const [alerts, setAlerts] = useState<AlertFilter>('all');
@@ -27,12 +30,16 @@ export default function PanelPage() {
 
   const load = useCallback(() => {
     setError(undefined);
-    loadPanel(medplum, fhirUser).then(setRows, setError);
+    loadPanel(medplum, fhirUser).then((loaded) => {
+      setRows(loaded);
+      setTeams([...new Set([...loaded.values()].flatMap((r) => r.teams))].sort());
+    }, setError);
   }, [medplum, fhirUser]);
   useEffect(load, [load]);
 
-  // pushed resources are merged in place: no refetch, so a busy ward causes no request storm
-  const onChanges = useCallback((changes: LiveChange[]) => {
+  // pushed resources are merged in place: no refetch, so a busy ward causes no request storm; a
+  // transition, so drawing a batch yields to input and frames instead of blocking the main thread
+  const onChanges = useCallback((changes: LiveChange[]) => startTransition(() => {
     setRows((current) => {
       if (!current) return current;
       const next = new Map(current);
@@ -46,17 +53,17 @@ export default function PanelPage() {
       }
       return next;
     });
-  }, []);
+  }), []);
   const live = useLive(medplum, LIVE_CRITERIA, onChanges);
 
-  const teams = useMemo(() => [...new Set([...(rows?.values() ?? [])].flatMap((r) => r.teams))].sort(), [rows]);
   const shown = useMemo(() => {
     const text = query.trim().toLowerCase();
     return [...(rows?.values() ?? [])]
-      .filter((r) => !team || r.teams.includes(team))
-      .filter((r) => alerts === 'all' || (alerts === 'alerts') === r.flags.length > 0)
-      .filter((r) => !text || formatHumanName(r.patient.name?.[0] as HumanName).toLowerCase().includes(text))
-      .sort((a, b) => acuity(b) - acuity(a) || formatHumanName(a.patient.name?.[0] as HumanName).localeCompare(formatHumanName(b.patient.name?.[0] as HumanName)));
+      .filter((r) => (!team || r.teams.includes(team)) && (alerts === 'all' || (alerts === 'alerts') === r.flags.length > 0))
+      .map((row) => ({ row, name: formatHumanName(row.patient.name?.[0] as HumanName), acuity: acuity(row) }))
+      .filter((r) => !text || r.name.toLowerCase().includes(text))
+      .sort((a, b) => b.acuity - a.acuity || a.name.localeCompare(b.name))
+      .map((r) => r.row);
   }, [rows, team, alerts, query]);
 
   if (error !== undefined) return <ErrorState error={error} retry={load} />;
@@ -71,19 +78,7 @@ export default function PanelPage() {
         </div>
         <LiveIndicator state={live} />
       </Group>
-      <Group gap="sm" align="flex-end">
-        <TextInput label="Find a patient" placeholder="Name" leftSection={<IconSearch size={16} aria-hidden />} value={query} onChange={(e) => setQuery(e.currentTarget.value)} />
-        <Select label="Care team" placeholder="All teams" data={teams} value={team} onChange={setTeam} clearable />
-        <Input.Wrapper label="Alert state" labelElement="div" id="alert-filter">
-          <SegmentedControl
-            display="flex"
-            aria-labelledby="alert-filter-label"
-            value={alerts}
-            onChange={(v) => setAlerts(v as AlertFilter)}
-            data={[{ value: 'all', label: 'All' }, { value: 'alerts', label: 'With alerts' }, { value: 'quiet', label: 'No alerts' }]}
-          />
-        </Input.Wrapper>
-      </Group>
+      <PanelFilters teams={teams} team={team} setTeam={setTeam} alerts={alerts} setAlerts={setAlerts} query={query} setQuery={setQuery} />
       {shown.length === 0 ? (
         <Text c="dimmed">{rows.size ? 'No patient matches these filters.' : 'You are not on any active care team yet.'}</Text>
       ) : (
@@ -94,3 +89,26 @@ export default function PanelPage() {
     </Stack>
   );
 }
+
+interface FilterProps {
+  teams: string[];
+  team: string | null;
+  setTeam: (team: string | null) => void;
+  alerts: AlertFilter;
+  setAlerts: (alerts: AlertFilter) => void;
+  query: string;
+  setQuery: (query: string) => void;
+}
+
+/** Memoised: live batches re-render the page, and these inputs do not change with them. */
+const PanelFilters = memo(function PanelFilters({ teams, team, setTeam, alerts, setAlerts, query, setQuery }: FilterProps) {
+  return (
+    <Group gap="sm" align="flex-end">
+      <TextInput label="Find a patient" placeholder="Name" leftSection={<IconSearch size={16} aria-hidden />} value={query} onChange={(e) => setQuery(e.currentTarget.value)} />
+      <Select label="Care team" placeholder="All teams" data={teams} value={team} onChange={setTeam} clearable />
+      <Input.Wrapper label="Alert state" labelElement="div" id="alert-filter">
+        <SegmentedControl display="flex" aria-labelledby="alert-filter-label" value={alerts} onChange={(v) => setAlerts(v as AlertFilter)} data={ALERT_FILTERS} />
+      </Input.Wrapper>
+    </Group>
+  );
+});
