@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Database, Sql } from './database.ts';
-import { inlineRowsDdl, schemaDdl } from './schema.ts';
+import { identifierIndexDdl, inlineRowsDdl, schemaDdl } from './schema.ts';
 
 /**
  * Versioned, idempotent migrations. Concurrent starts of several replicas serialise on an advisory
@@ -95,6 +95,13 @@ const MIGRATIONS: Migration[] = [
     name: 'resource rows inline, uncompressed, up to a page',
     async up(tx) {
       for (const statement of inlineRowsDdl()) await tx.query(statement);
+    },
+  },
+  {
+    version: 8,
+    name: 'identifier indexes without a GIN pending list',
+    async up(tx) {
+      for (const statement of identifierIndexDdl()) await tx.query(statement);
     },
   },
 ];

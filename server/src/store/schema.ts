@@ -71,6 +71,23 @@ export function inlineRowsDdl(): string[] {
   return getResourceTypeList().map((type) => `ALTER TABLE ${quote(type)} SET (toast_tuple_target = 8160)`);
 }
 
+/**
+ * Identifier indexes answer the write path's idempotency lookups (device readings, conditional
+ * creates). With GIN's fast update, new entries queue in a pending list that every search scans
+ * linearly: under sustained ingest, looking up a batch's 500 identifiers took ~460 ms instead of
+ * ~7 ms. These indexes take their entries directly instead.
+ */
+export function identifierIndexDdl(): string[] {
+  loadDefinitions();
+  return getResourceTypeList()
+    .filter((type) => tableColumns(type).some((c) => c.name === 'identifier' && c.index === 'gin'))
+    .flatMap((type) => {
+      const index = quote(`${type}_identifier_idx`);
+      // and move what is already pending into the index proper (else it waits for a vacuum)
+      return [`ALTER INDEX ${index} SET (fastupdate = off)`, `SELECT gin_clean_pending_list('${index}'::regclass)`];
+    });
+}
+
 export function schemaDdl(): string[] {
   loadDefinitions(); // here, not up front: a tool opening a migrated database never needs them
   return getResourceTypeList().flatMap(resourceTableDdl);
