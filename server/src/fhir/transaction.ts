@@ -189,7 +189,7 @@ async function runEntry(w: Writer, r: EntryRequest, ctx: EntryContext): Promise<
       return writeResult(await w.create(created));
     }
     case 'PUT': {
-      if (r.query !== undefined) return writeResult(await conditionalUpdate(w, resource as Resource, r.query, ifMatch));
+      if (r.query !== undefined) return writeResult(await conditionalUpdate(w, resource as Resource, r.query, ctx.access.user, ifMatch));
       if (resource?.id !== r.id) throw badRequest(`Resource id "${resource?.id ?? ''}" does not match the url's "${r.id}"`, `Bundle.entry[${r.index}].resource.id`);
       return writeResult(await updateAcknowledging(w, resource as Resource, ctx.access.user, { ifMatch }));
     }

@@ -15,14 +15,15 @@ export const update = (ctx: FhirContext) => async (req: Request, res: Response):
   const id = req.params.id as string | undefined;
   const resource = bodyResource(req, type);
   const ifMatch = parseETag(req.get('If-Match'));
+  const { user } = requestAccess(res);
   let result;
   if (id) {
     if (resource.id !== id) throw badRequest(`Resource id "${resource.id ?? ''}" does not match the URL's "${id}"`, `${type}.id`);
-    result = await ctx.repo.transaction((w) => updateAcknowledging(w, resource, requestAccess(res).user, { ifMatch }));
+    result = await ctx.repo.transaction((w) => updateAcknowledging(w, resource, user, { ifMatch }));
   } else {
     const criteria = new URL(req.originalUrl, 'http://x').search.slice(1);
     if (!criteria) throw badRequest('PUT needs an id or search criteria');
-    result = await ctx.repo.transaction((w) => conditionalUpdate(w, resource, criteria, ifMatch));
+    result = await ctx.repo.transaction((w) => conditionalUpdate(w, resource, criteria, user, ifMatch));
   }
   const { resource: stored, content, created } = result;
   const meta = stored.meta as { versionId: string; lastUpdated: string };

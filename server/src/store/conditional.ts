@@ -1,4 +1,5 @@
 import type { Resource } from '@medplum/fhirtypes';
+import { acknowledge, updateAcknowledging } from '../fhir/acknowledgement.ts';
 import { badRequest, preconditionFailed } from '../fhir/outcome.ts';
 import type { Sql } from './database.ts';
 import type { StoredVersion, WriteResult, Writer } from './repository.ts';
@@ -42,16 +43,16 @@ export async function conditionalCreate(w: Writer, resource: Resource, criteria:
   return w.create(resource, id);
 }
 
-/** PUT [type]?criteria: update the one match, create when none, 412 when several. */
-export async function conditionalUpdate(w: Writer, resource: Resource, criteria: string, ifMatch?: string): Promise<WriteResult> {
+/** PUT [type]?criteria: update the one match, create when none, 412 when several; under the acknowledgement rule for `user`, as a PUT by id. */
+export async function conditionalUpdate(w: Writer, resource: Resource, criteria: string, user: string | undefined, ifMatch?: string): Promise<WriteResult> {
   await lockCriteria(w.sql, resource.resourceType, criteria);
   const ids = await matchIds(w.sql, resource.resourceType, criteria, w.baseUrl);
   if (ids.length > 1) throw preconditionFailed(`Conditional update "${criteria}" matches more than one ${resource.resourceType}`);
   if (ids.length === 1) {
     if (resource.id && resource.id !== ids[0]) throw badRequest(`Resource id "${resource.id}" differs from the matching ${resource.resourceType}/${ids[0]}`, `${resource.resourceType}.id`);
-    return w.update({ ...resource, id: ids[0] }, { ifMatch });
+    return updateAcknowledging(w, { ...resource, id: ids[0] }, user, { ifMatch });
   }
-  return resource.id ? w.update(resource, { ifMatch }) : w.create(resource);
+  return resource.id ? updateAcknowledging(w, resource, user, { ifMatch }) : w.create(acknowledge(undefined, resource, user));
 }
 
 const MAX_CONDITIONAL_DELETE = 1000;

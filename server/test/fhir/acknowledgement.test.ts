@@ -31,6 +31,8 @@ for (const driver of DRIVERS) {
   describe(`acknowledging alerts records who and when (${driver})`, () => {
     const s = useServer(driver);
     let doctor = '';
+    /** The same user through an app that also holds system scopes: conditional writes need a reach without compartment limits. */
+    let doctorUnlimited = '';
     const put = async (r: any, headers: Record<string, string> = {}) => {
       const res = await request('PUT', `${s.fhir}/${r.resourceType}/${r.id}`, r, headers);
       assert.ok([200, 201].includes(res.status), JSON.stringify(res.body));
@@ -42,13 +44,17 @@ for (const driver of DRIVERS) {
       await put({ resourceType: 'Practitioner', id: 'ack-doc' });
       await put({ resourceType: 'Device', id: 'ack-bot' });
       await put({ resourceType: 'CareTeam', id: 'ack-team', status: 'active', subject: { reference: 'Patient/ack-p' }, participant: [{ member: { reference: 'Practitioner/ack-doc' } }] });
-      for (const id of ['ack-flag-1', 'ack-flag-2', 'ack-flag-3']) await put(flag(id));
+      for (const id of ['ack-flag-1', 'ack-flag-2', 'ack-flag-3', 'ack-flag-4', 'ack-flag-5']) await put(flag(id));
       for (const id of ['ack-comm-1', 'ack-comm-2']) await put(communication(id));
       assert.equal((await request('POST', `${s.base}/admin/users`, { username: 'ack-doc', password: PASSWORD, fhirUser: 'Practitioner/ack-doc' })).status, 201);
       assert.equal((await request('POST', `${s.base}/admin/clients`, { client_id: 'ack-app', redirect_uris: [REDIRECT], scopes: 'user/*.cruds' })).status, 201);
       const res = await authorizationCodeFlow({ base: s.base, fhir: s.fhir, clientId: 'ack-app', redirectUri: REDIRECT, scope: 'user/*.cruds', username: 'ack-doc', password: PASSWORD });
       assert.equal(res.status, 200, JSON.stringify(res.body));
       doctor = res.body.access_token;
+      assert.equal((await request('POST', `${s.base}/admin/clients`, { client_id: 'ack-console', redirect_uris: [REDIRECT], scopes: 'user/*.cruds system/*.cruds' })).status, 201);
+      const unlimited = await authorizationCodeFlow({ base: s.base, fhir: s.fhir, clientId: 'ack-console', redirectUri: REDIRECT, scope: 'user/*.cruds system/*.cruds', username: 'ack-doc', password: PASSWORD });
+      assert.equal(unlimited.status, 200, JSON.stringify(unlimited.body));
+      doctorUnlimited = unlimited.body.access_token;
     });
 
     it('PUT of a Flag from active to inactive: the server records the practitioner and the time, and ends the period', async () => {
@@ -78,6 +84,24 @@ for (const driver of DRIVERS) {
       assert.equal(fhirPathPatch.status, 200, JSON.stringify(fhirPathPatch.body));
       assert.equal(ack(fhirPathPatch.body)?.by, 'Practitioner/ack-doc');
       assert.ok(fhirPathPatch.body.period.end);
+    });
+
+    it('conditional PUT (alone and in a transaction) applies the same rule as PUT by id', async () => {
+      const conditional = await request('PUT', `${s.fhir}/Flag?_id=ack-flag-4`, { ...flag('ack-flag-4'), status: 'inactive', extension: [forged] }, as(doctorUnlimited));
+      assert.equal(conditional.status, 200, JSON.stringify(conditional.body));
+      assert.equal(ack(conditional.body)?.by, 'Practitioner/ack-doc');
+      assert.ok(conditional.body.period.end);
+      assert.equal(ack((await request('GET', `${s.fhir}/Flag/ack-flag-4`)).body)?.by, 'Practitioner/ack-doc');
+
+      const inTransaction = await request('POST', s.fhir, { resourceType: 'Bundle', type: 'transaction', entry: [
+        { resource: { ...flag('ack-flag-5'), status: 'inactive' }, request: { method: 'PUT', url: 'Flag?_id=ack-flag-5' } },
+      ] }, as(doctorUnlimited));
+      assert.equal(inTransaction.status, 200, JSON.stringify(inTransaction.body));
+      assert.equal(ack((await request('GET', `${s.fhir}/Flag/ack-flag-5`)).body)?.by, 'Practitioner/ack-doc');
+
+      const created = await request('PUT', `${s.fhir}/Communication?_id=ack-comm-none`, { ...communication('x'), id: undefined, status: 'completed', extension: [forged] }, as(doctorUnlimited));
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      assert.equal(ack(created.body), undefined, 'a conditional create drops a forged acknowledgement');
     });
 
     it('records nothing for other changes, nor for clients acting on their own, and refuses a malformed acknowledgement', async () => {
