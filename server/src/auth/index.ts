@@ -22,7 +22,7 @@ import { interactionRouter } from './interactions.ts';
 import { KeyRing } from './keys.ts';
 import { loadLaunchContext } from './launch-context.ts';
 import { createProvider, OAUTH_PREFIX, ROUTES, USER_TOKEN_TTL } from './provider.ts';
-import { clientIp, rateLimit } from './rate-limit.ts';
+import { clientIp, memoryCounter, rateLimit, redisCounter } from './rate-limit.ts';
 import { RevocationList } from './revocation.ts';
 import { smartConfiguration } from './smart-configuration.ts';
 import { TrustedIssuers } from './trusted-issuers.ts';
@@ -93,8 +93,10 @@ export async function createAuth(config: Config, repo: Repository, logger: Logge
   const token = requireToken(verify);
   const guard = fhirGuard(db, config.baseUrl);
   const ip = clientIp(config.trustProxy);
-  const tokenLimit = rateLimit(config.auth.rateLimits.token, ip, (res) => void res.json({ error: 'too_many_requests', error_description: 'Too many token requests; retry later' }));
-  const loginLimit = rateLimit(config.auth.rateLimits.login, ip, (res) => void res.type('text/plain').send('Too many sign-in attempts; retry later.'));
+  // replicas share their counts in Redis when there is one
+  const counter = config.redisUrl ? redisCounter(config.redisUrl, config.subscriptions.queuePrefix, warn('rate limit counter (Redis) unavailable')) : memoryCounter();
+  const tokenLimit = rateLimit('token', config.auth.rateLimits.token, counter, ip, (res) => void res.json({ error: 'too_many_requests', error_description: 'Too many token requests; retry later' }));
+  const loginLimit = rateLimit('login', config.auth.rateLimits.login, counter, ip, (res) => void res.type('text/plain').send('Too many sign-in attempts; retry later.'));
   const purge = setInterval(() => purgeExpired(db).catch(warn('purging expired oauth payloads failed')), 10 * 60 * 1000);
   purge.unref();
 
@@ -104,6 +106,7 @@ export async function createAuth(config: Config, repo: Repository, logger: Logge
     edge: edgeHeaders(config.baseUrl, config.auth.corsOrigins),
     stop() {
       clearInterval(purge);
+      counter.close();
       keys.stop();
       revocations.stop();
     },
