@@ -11,12 +11,15 @@ const types = {
 };
 
 export async function openPostgres(url: string, max = Number(process.env.VIGIL_DB_POOL_SIZE ?? 20)): Promise<Database> {
-  const pool = new pg.Pool({ connectionString: url, max, types });
+  // No JIT: it triggers on estimated cost, which default selectivities of array columns inflate in
+  // proportion to the table; compiling an ingest batch's identifier lookup took ~0.4 s to run 5 ms.
+  const options = [process.env.PGOPTIONS, '-c jit=off'].filter(Boolean).join(' ');
+  const pool = new pg.Pool({ connectionString: url, max, types, options });
   pool.on('error', () => undefined); // an idle client's error is followed by reconnection on next use
   await pool.query('SELECT 1');
   const run = (client: pg.Pool | pg.PoolClient): Sql => ({
     async query<T>(text: string, params?: unknown[]) {
-      return (await client.query({ name: statementName(text), text, values: params })).rows as T[];
+      return (await client.query({ name: params?.length ? statementName(text) : undefined, text, values: params })).rows as T[];
     },
   });
   return {
@@ -44,7 +47,8 @@ export async function openPostgres(url: string, max = Number(process.env.VIGIL_D
 /**
  * Statements are prepared once per connection and reused, sparing PostgreSQL the parse and plan of
  * hot queries. Only the first MAX_PREPARED distinct texts get names, bounding server memory when
- * search shapes vary without limit.
+ * search shapes vary without limit; statements without parameters (the migrations' DDL, BEGIN)
+ * get none, else the thousands of DDL texts of a first start took every name before any query ran.
  */
 const MAX_PREPARED = 500;
 const names = new Map<string, string>();
