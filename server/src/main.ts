@@ -87,7 +87,7 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   await mappings.installBuiltins();
   const gateway = new IngestGateway(repo, mappings, new IdentityResolver(repo, feed), metrics.registry);
   const routers = { '/ingest': ingestRouter(gateway, mappings, config.maxBodyBytes) };
-  const auth = await createAuth(config, repo, logger);
+  const auth = await createAuth(config, repo, logger, audit);
   await registerAppClient(db, config.baseUrl);
   const queues = createQueueFactory({ redisUrl: config.redisUrl, prefix: config.subscriptions.queuePrefix, lockMs: config.jobLockMs, onError: (err) => logger.error({ err }, 'job queue error') });
   // Bots run on the job queue workers, fed by the outbox drain; scheduled bots sweep on its schedules.

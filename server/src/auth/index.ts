@@ -4,7 +4,9 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config.ts';
 import { forbidden } from '../fhir/outcome.ts';
+import type { AuditTrail } from '../ops/audit.ts';
 import type { Logger } from '../ops/logger.ts';
+import type { SecurityEvent } from '../ops/security-audit.ts';
 import type { Database } from '../store/database.ts';
 import type { Repository } from '../store/repository.ts';
 import { accessTokenEndpoints } from './access-token-endpoints.ts';
@@ -50,7 +52,7 @@ export const SMART_CONFIGURATION = '/fhir/R4/.well-known/smart-configuration';
 const OPEN_FHIR_PATHS = /^\/(metadata|\.well-known\/.*)$/;
 const SMART_STYLE = { color_background: '#f8f9fa', color_error: '#c92a2a', color_highlight: '#1971c2', color_modal_backdrop: '', color_success: '#2f9e44', color_text: '#212529', dim_border_radius: '4px', dim_font_size: '16px', dim_spacing_size: '16px', font_family_body: 'system-ui, sans-serif', font_family_heading: 'system-ui, sans-serif' };
 
-export async function createAuth(config: Config, repo: Repository, logger: Logger): Promise<Auth> {
+export async function createAuth(config: Config, repo: Repository, logger: Logger, audit: AuditTrail): Promise<Auth> {
   const db = repo.db;
   const issuer = config.baseUrl;
   const fhirBase = `${config.baseUrl}/fhir/R4`;
@@ -73,6 +75,7 @@ export async function createAuth(config: Config, repo: Repository, logger: Logge
   const build = (): { provider: Provider; callback: ReturnType<Provider['callback']> } => {
     const provider = createProvider({ db, issuer, fhirBase, keys, users });
     provider.proxy = config.trustProxy;
+    provider.use(oauthAudit(audit.security)); // first: it sees the final answer
     provider.use(smartTokenResponse(db, config.baseUrl));
     provider.use(accessTokenEndpoints({ issuer, claims, revocations }));
     provider.on('server_error', (_ctx: unknown, err: unknown) => logger.error({ err }, 'authorization server error'));
@@ -118,8 +121,8 @@ export async function createAuth(config: Config, repo: Repository, logger: Logge
       app.get('/smart-style.json', (_req, res) => void res.json(SMART_STYLE));
       app.post(ROUTES.token, tokenLimit);
       app.post(`${OAUTH_PREFIX}/interaction/:uid/login`, loginLimit);
-      app.use(interactionRouter(() => current.provider, users, repo, careTeams));
-      app.use('/admin', token, adminRouter(db, users));
+      app.use(interactionRouter(() => current.provider, users, repo, careTeams, audit.security));
+      app.use('/admin', audit.middleware, token, adminRouter(db, users));
       app.use('/auth', token, ehrLaunchRouter(db, config.baseUrl));
       app.get(ROUTES.authorization, checkAudience(fhirBase));
       app.use((req, res, next) => {
@@ -179,6 +182,40 @@ function checkAudience(fhirBase: string): RequestHandler {
     }
     if (changed) req.url = `${url.pathname}${url.search}`;
     next();
+  };
+}
+
+const AUDITED_ROUTES: Record<string, { subtype: string; action: SecurityEvent['action'] }> = {
+  token: { subtype: 'token', action: 'C' },
+  introspection: { subtype: 'introspection', action: 'R' },
+  revocation: { subtype: 'revocation', action: 'D' },
+};
+
+/**
+ * An AuditEvent per token, introspection and revocation request: the client, the user whose grant
+ * it was, the grant type and granted scope, or the OAuth error that refused it. Never the token,
+ * code, secret or assertion.
+ */
+function oauthAudit(record: (event: SecurityEvent) => void) {
+  return async (ctx: KoaContextWithOIDC, next: () => Promise<void>): Promise<void> => {
+    await next();
+    const audited = AUDITED_ROUTES[ctx.oidc?.route ?? ''];
+    if (!audited) return;
+    const body = ctx.body as { error?: unknown; scope?: unknown } | undefined;
+    const params = ctx.oidc.params ?? {};
+    const text = (v: unknown): string | undefined => (typeof v === 'string' && v ? v.slice(0, 200) : undefined);
+    const grantType = text(params.grant_type);
+    const scope = ctx.status < 400 ? text(body?.scope) : undefined;
+    const detail = [...(grantType ? [{ type: 'grant_type', valueString: grantType }] : []), ...(scope ? [{ type: 'scope', valueString: scope }] : [])];
+    record({
+      kind: 'oauth',
+      ...audited,
+      failure: ctx.status >= 400 ? (text(body?.error) ?? String(ctx.status)) : undefined,
+      clientId: ctx.oidc.client?.clientId ?? text(params.client_id),
+      username: text(ctx.oidc.entities.Grant?.accountId),
+      address: ctx.ip,
+      ...(detail.length ? { entity: [{ description: audited.subtype, detail }] } : {}),
+    });
   };
 }
 

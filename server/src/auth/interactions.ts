@@ -1,6 +1,7 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Patient } from '@medplum/fhirtypes';
 import type Provider from 'oidc-provider';
+import type { SecurityEvent } from '../ops/security-audit.ts';
 import type { Repository } from '../store/repository.ts';
 import type { CareTeamPatients } from './care-team.ts';
 import { resolveEhrLaunch } from './ehr-launch.ts';
@@ -22,7 +23,7 @@ interface Details {
  * `launch/patient`, the patient picker, or for `launch`, the EHR launch's context. Plain HTML forms
  * (fields `username`, `password`). `provider()` is the current one (it is rebuilt when keys rotate).
  */
-export function interactionRouter(provider: () => Provider, users: UserStore, repo: Repository, careTeams: CareTeamPatients): Router {
+export function interactionRouter(provider: () => Provider, users: UserStore, repo: Repository, careTeams: CareTeamPatients, record: (event: SecurityEvent) => void): Router {
   const router = Router();
   const form = express.urlencoded({ extended: false, limit: '16kb' });
   const wrap = (handler: (req: Request, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) => {
@@ -30,6 +31,11 @@ export function interactionRouter(provider: () => Provider, users: UserStore, re
     handler(req, res).catch(next);
   };
   const base = `${OAUTH_PREFIX}/interaction`;
+  /** Sign-in and consent, audited: the user name and app, never the password. */
+  const audit = (req: Request, details: Details, subtype: 'login' | 'consent', username: string | undefined, failure?: string, scope?: string) => record({
+    kind: 'oauth', subtype, action: 'E', failure, username: username?.slice(0, 200), clientId: details.params.client_id, address: req.ip,
+    ...(scope ? { entity: [{ description: 'scope', detail: [{ type: 'scope', valueString: scope }] }] } : {}),
+  });
 
   router.get(`${base}/:uid`, wrap(async (req, res) => {
     const details = (await provider().interactionDetails(req, res)) as Details;
@@ -42,6 +48,7 @@ export function interactionRouter(provider: () => Provider, users: UserStore, re
     const details = (await provider().interactionDetails(req, res)) as Details;
     const { username, password } = (req.body ?? {}) as Record<string, string>;
     const user = typeof username === 'string' && typeof password === 'string' ? await users.authenticate(username, password) : undefined;
+    audit(req, details, 'login', typeof username === 'string' ? username : undefined, user ? undefined : 'wrong username or password, or the account is locked');
     if (!user) return void page(res, 401, 'Sign in', loginForm(details.uid, 'Wrong username or password, or the account is locked.'));
     await provider().interactionFinished(req, res, { login: { accountId: user.username } }, { mergeWithLastSubmission: false });
   }));
@@ -57,6 +64,7 @@ export function interactionRouter(provider: () => Provider, users: UserStore, re
       context = await resolveEhrLaunch(repo.db, details.params.launch, accountId, details.params.client_id);
       if (!context) {
         const result = { error: 'invalid_request', error_description: 'The launch is unknown, expired, or not this user\'s' };
+        audit(req, details, 'consent', accountId, 'unknown or expired launch');
         return void (await provider().interactionFinished(req, res, result, { mergeWithLastSubmission: false }));
       }
     } else if (scopes.has('launch/patient')) {
@@ -78,10 +86,13 @@ export function interactionRouter(provider: () => Provider, users: UserStore, re
     for (const [indicator, list] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, list.join(' '));
     const grantId = (await grant.save()) as string;
     if (context) await saveLaunchContext(repo.db, grantId, context, 30 * 24 * 3600);
+    audit(req, details, 'consent', accountId, undefined, details.params.scope);
     await provider().interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
   }));
 
   router.post(`${base}/:uid/abort`, form, wrap(async (req, res) => {
+    const details = (await provider().interactionDetails(req, res)) as Details;
+    audit(req, details, 'consent', details.session?.accountId, 'access_denied');
     await provider().interactionFinished(req, res, { error: 'access_denied', error_description: 'The user denied access' }, { mergeWithLastSubmission: false });
   }));
   return router;

@@ -7,6 +7,8 @@ declare module 'oidc-provider' {
     path: string;
     status: number;
     body: unknown;
+    /** The caller's address (X-Forwarded-For's when the provider trusts a proxy). */
+    ip: string;
     req: IncomingMessage;
     res: ServerResponse;
     set(name: string, value: string): void;

@@ -8,10 +8,10 @@ import { isKnownResourceType } from '../definitions.ts';
 import { quote } from '../store/columns.ts';
 import type { Database } from '../store/database.ts';
 import { type IndexRow, normalizeReference, systemCode } from '../store/extract.ts';
-import { insertRowsSql } from '../store/insert-batcher.ts';
-import { rowParams } from '../store/repository.ts';
+import { insertRows, rowJson } from '../store/insert-batcher.ts';
 import { normalizeString } from '../store/strings.ts';
 import type { Logger } from './logger.ts';
+import { type SecurityEvent, securityAuditEvent } from './security-audit.ts';
 
 /**
  * The audit trail: one FHIR AuditEvent per request to the FHIR API and the device gateway, shaped
@@ -21,14 +21,13 @@ import type { Logger } from './logger.ts';
  *
  * Requests never wait for it: a finished request leaves a small record in a bounded buffer, and
  * the buffer is written in multi-row inserts: a full batch whenever it holds `batchSize` records,
- * everything every `flushMs` and at shutdown. Each insert carries a power-of-two number of rows, so
- * that a handful of statement texts serve every flush and stay prepared on each connection (a
- * statement of another size is parsed and planned anew, ~25 µs of PostgreSQL CPU per row).
- * When the database is down the records wait for the next flush; when
- * the buffer is full new records are dropped and counted (`vigil_audit_dropped_total`). A crash
+ * everything every `flushMs` and at shutdown. When the database is down the records wait for the
+ * next flush; when the buffer is full new records are dropped and counted (`vigil_audit_dropped_total`). A crash
  * loses what was buffered: at most `flushMs` worth of requests, and never more than `maxBuffered`.
  *
- * The server's own AuditEvents (each bot run's, bots/runtime/audit.ts) take the same path, whole.
+ * The server's own AuditEvents take the same path, whole: each bot run's (bots/runtime/audit.ts)
+ * and the security events outside the FHIR API (./security-audit.ts: tokens, sign-in, consent,
+ * websocket bindings, MQTT sessions). The admin API's requests are recorded as the gateway's are.
  *
  * AuditEvents are written to their table alone, beside the history and the change outbox: they
  * are never changed, so they have no history (system `_history` stays about the data), and they
@@ -37,7 +36,7 @@ import type { Logger } from './logger.ts';
 
 export interface AuditOptions {
   flushMs: number;
-  /** AuditEvents per full INSERT, a power of two (each binds ~35 values; PostgreSQL takes at most 65,535). */
+  /** AuditEvents per full INSERT. */
   batchSize: number;
   maxBuffered: number;
 }
@@ -62,6 +61,11 @@ export function auditEntries(res: Response, type: AuditedBundle['type'], entries
   res.locals.auditBundle = { type, entries } satisfies AuditedBundle;
 }
 
+/** Names what a request outside the FHIR API acted on (a user name, a client id), for its AuditEvent's entity. */
+export function auditTarget(res: Response, name: string): void {
+  res.locals.auditTarget = name;
+}
+
 /** What a finished request leaves behind; the AuditEvent is built from it at flush time. */
 interface Finished {
   recorded: string;
@@ -75,6 +79,7 @@ interface Finished {
   location?: string;
   etag?: string;
   bundle?: AuditedBundle;
+  target?: string;
 }
 
 const REST_TYPE: Coding = { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' };
@@ -143,6 +148,7 @@ export class AuditTrail {
         location: typeof location === 'string' ? location : undefined,
         etag: typeof etag === 'string' ? etag : undefined,
         bundle: res.locals.auditBundle as AuditedBundle | undefined,
+        target: res.locals.auditTarget as string | undefined,
       });
     });
     next();
@@ -175,6 +181,11 @@ export class AuditTrail {
     this.#record(event);
   }
 
+  /** A security event outside the FHIR API, as an AuditEvent. */
+  readonly security = (event: SecurityEvent): void => {
+    this.#record(securityAuditEvent(event, this.#baseUrl));
+  };
+
   #record(finished: Finished | AuditEvent): void {
     if (this.#buffer.length >= this.#options.maxBuffered) {
       this.#dropped.inc();
@@ -187,7 +198,7 @@ export class AuditTrail {
   async #drain(): Promise<void> {
     const { batchSize } = this.#options;
     while (this.#buffer.length >= batchSize || (this.#all && this.#buffer.length > 0)) {
-      const batch = this.#buffer.splice(0, Math.min(batchSize, 2 ** Math.floor(Math.log2(this.#buffer.length))));
+      const batch = this.#buffer.splice(0, batchSize);
       try {
         await this.#write(batch);
         this.#written.inc(batch.length);
@@ -212,14 +223,14 @@ export class AuditTrail {
     const fhirBase = `${this.#baseUrl}/fhir/R4`;
     const rows = described.map(({ f, d }) => {
       const event = auditEvent(f, d, fhirBase, compartments);
-      return rowParams(event, JSON.stringify(event), this.#baseUrl, auditIndex(event, this.#baseUrl));
+      return rowJson(event, JSON.stringify(event), this.#baseUrl, auditIndex(event, this.#baseUrl));
     });
     for (const built of batch.filter((r): r is AuditEvent => 'resourceType' in r)) {
       // of another shape than the requests': indexed by the generic indexer
       const event: AuditEvent = { ...built, id: randomUUID(), meta: { versionId: '1', lastUpdated: built.recorded } };
-      rows.push(rowParams(event, JSON.stringify(event), this.#baseUrl));
+      rows.push(rowJson(event, JSON.stringify(event), this.#baseUrl));
     }
-    await this.#db.query(insertRowsSql('AuditEvent', rows.length, false), rows.flat());
+    await insertRows(this.#db, 'AuditEvent', rows, false);
   }
 
   /** The patient compartments of the resources successful requests touched, looked up once per type and flush. */
@@ -292,9 +303,15 @@ function describeFhir(f: Finished): Description {
   }
 }
 
-/** The device gateway: readings in, mappings and dead letters managed. */
+/** The device gateway (readings in, mappings and dead letters managed) and the admin API (users and clients). */
 function describeOther(f: Finished): Description {
-  const entity: AuditEventEntity = { type: SYSTEM_OBJECT, role: DOMAIN_RESOURCE, description: `${f.base}${f.path}`, ...(f.query ? { query: base64(f.query) } : {}) };
+  const entity: AuditEventEntity = {
+    type: SYSTEM_OBJECT,
+    role: DOMAIN_RESOURCE,
+    ...(f.target ? { name: f.target } : {}),
+    description: `${f.base}${f.path}`,
+    ...(f.query ? { query: base64(f.query) } : {}),
+  };
   const byMethod: Record<string, [string, AuditEvent['action']]> = { POST: ['create', 'C'], PUT: ['update', 'U'], DELETE: ['delete', 'D'] };
   const [interaction, action] = byMethod[f.method] ?? ['read', 'R'];
   return { interaction, action, entities: [entity], patients: [] };
@@ -419,6 +436,7 @@ export function auditIndex(e: AuditEvent, baseUrl: string): IndexRow {
   const plain = (values: (string | undefined)[]): string[] | null => list(values.flatMap((v) => (v ? systemCode(undefined, v) : [])));
   const references = (refs: (Reference | undefined)[]): string[] => refs.flatMap((r) => (r?.reference ? [normalizeReference(r.reference, baseUrl)] : []));
   const addresses = e.agent.flatMap((a) => (a.network?.address ? [a.network.address] : []));
+  const names = entities.flatMap((x) => (x.name ? [x.name] : []));
   const patients = [...new Set(references([...e.agent.map((a) => a.who), ...entities.map((x) => x.what)]).filter((r) => r.startsWith('Patient/')))];
   // in the order of the AuditEvent search parameters, as the generic indexer collects token texts
   const row: IndexRow = {
@@ -435,7 +453,7 @@ export function auditIndex(e: AuditEvent, baseUrl: string): IndexRow {
     date_start: e.recorded,
     date_end: new Date(Date.parse(e.recorded) + 1).toISOString(),
     entity: list(references(entities.map((x) => x.what))),
-    'entity-name': null,
+    'entity-name': list(names.map(normalizeString)),
     'entity-role': coded('entity-role', entities.map((x) => x.role)),
     'entity-type': coded('entity-type', entities.map((x) => x.type)),
     outcome: plain([e.outcome]),
@@ -447,7 +465,7 @@ export function auditIndex(e: AuditEvent, baseUrl: string): IndexRow {
     type: coded('type', [e.type]),
   };
   row.token_text = list(text);
-  row.string_exact = list(addresses.map((a) => `address|${a}`));
+  row.string_exact = list([...addresses.map((a) => `address|${a}`), ...names.map((n) => `entity-name|${n}`)]);
   row.reference_identifier = list(e.agent.flatMap((a) => {
     const id = a.who?.identifier;
     return id?.value ? [`agent|${id.system ?? ''}|${id.value}`, `agent|${id.value}`] : [];
