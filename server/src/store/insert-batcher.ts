@@ -1,5 +1,7 @@
+import type { Resource } from '@medplum/fhirtypes';
 import type { Sql } from './database.ts';
 import { quote } from './columns.ts';
+import { extractIndex, type IndexRow } from './extract.ts';
 import { historyTable, tableColumns } from './schema.ts';
 import { TickBatcher } from './tick-batcher.ts';
 
@@ -8,46 +10,67 @@ const MAX_ROWS = 200;
 /**
  * Single-resource creates arriving in the same event-loop turn become one multi-row INSERT
  * (current, history and outbox rows in one statement, hence one commit). Each caller still gets
- * its answer only after its own row is committed.
+ * its answer only after its own row is committed. Items are `rowJson` texts.
  */
-export function insertBatcher(sql: Sql): TickBatcher<unknown[], undefined> {
-  return new TickBatcher<unknown[], undefined>(async (type, rows) => {
-    await sql.query(insertRowsSql(type, rows.length), rows.flat());
+export function insertBatcher(sql: Sql): TickBatcher<string, undefined> {
+  return new TickBatcher<string, undefined>(async (type, rows) => {
+    await insertRows(sql, type, rows);
     return rows.map(() => undefined);
   }, MAX_ROWS);
 }
 
-const sqlCache = new Map<string, string>();
+/**
+ * Inserts rows (`rowJson` texts) of one type into its current and history tables and the outbox;
+ * with `journal` false, into the current table only (the audit trail's records: never changed, so
+ * no history, and seen by no subscriber or bot).
+ */
+export async function insertRows(sql: Sql, type: string, rows: string[], journal = true): Promise<void> {
+  if (rows.length) await sql.query(insertRowsSql(type, journal), [wellFormed(`[${rows.join(',')}]`)]);
+}
 
 /**
- * One statement inserting n rows (given in `tableColumns` order) into a type's current and history
- * tables and the outbox; with `journal` false, into the current table only (the audit trail's
- * records: never changed, so no history, and seen by no subscriber or bot).
+ * A table row as a JSON object keyed by column (null columns left out), for `insertRows`. All rows
+ * travel as one JSON parameter rather than one parameter per column and row: pg serialised each of
+ * the ~56 values of a row on its own (arrays element by element) and PostgreSQL bound them one by
+ * one, and every batch size was a statement text of its own. `content` is `JSON.stringify(resource)`.
  */
-export function insertRowsSql(type: string, n: number, journal = true): string {
-  const key = `${type}|${n}|${journal}`;
+export function rowJson(resource: Resource, content: string, baseUrl: string, index: IndexRow = extractIndex(resource, baseUrl, content)): string {
+  const meta = resource.meta as { versionId: string; lastUpdated: string };
+  let json = `{"id":${JSON.stringify(resource.id)},"version_id":${Number(meta.versionId)},"last_updated":${JSON.stringify(meta.lastUpdated)},"deleted":false,"content":${JSON.stringify(content)}`;
+  for (const c of tableColumns(resource.resourceType)) {
+    const value = index[c.name];
+    if (value === undefined || value === null) continue;
+    // composite columns already hold their jsonb text
+    json += `,${JSON.stringify(c.name)}:${c.sqlType === 'jsonb' ? (value as string) : JSON.stringify(value)}`;
+  }
+  return `${json}}`;
+}
+
+/**
+ * JSON.stringify writes a lone surrogate as a `\udXXX` escape, which PostgreSQL refuses to turn
+ * into text; it becomes U+FFFD, as pg makes of it in a text parameter. (An escape preceded by an
+ * odd number of backslashes is text that reads `\u…`, not an escape.)
+ */
+function wellFormed(json: string): string {
+  return json.includes('\\ud') ? json.replace(/(?<!\\)((?:\\\\)*)\\ud[89a-f][0-9a-f]{2}/g, '$1\\ufffd') : json;
+}
+
+const sqlCache = new Map<string, string>();
+
+/** One statement for any number of rows: prepared once per connection. */
+function insertRowsSql(type: string, journal: boolean): string {
+  const key = `${type}|${journal}`;
   let sql = sqlCache.get(key);
   if (!sql) {
-    sql = buildInsertRows(type, n, journal);
+    const columns = tableColumns(type).map((c) => quote(c.name)).join(', ');
+    const rows = `SELECT ${columns} FROM json_populate_recordset(NULL::${quote(type)}, $1::json)`;
+    sql = journal
+      ? `WITH r AS (${rows}), ` +
+        `h AS (INSERT INTO ${quote(historyTable(type))} (id, version_id, last_updated, deleted, content) SELECT id, version_id, last_updated, false, content FROM r), ` +
+        `o AS (INSERT INTO change_outbox (resource_type, id, version_id, interaction) SELECT '${type}', id, version_id, 'create' FROM r) ` +
+        `INSERT INTO ${quote(type)} (${columns}) SELECT ${columns} FROM r`
+      : `INSERT INTO ${quote(type)} (${columns}) ${rows}`;
     sqlCache.set(key, sql);
   }
   return sql;
-}
-
-function buildInsertRows(type: string, n: number, journal: boolean): string {
-  const columns = tableColumns(type);
-  const width = columns.map((c) => c.name);
-  const at = (name: string, row: number): string => `$${row * width.length + width.indexOf(name) + 1}`;
-  const rows = Array.from({ length: n }, (_, r) => `(${width.map((_, i) => `$${r * width.length + i + 1}`).join(', ')})`);
-  const history = Array.from({ length: n }, (_, r) =>
-    `(${at('id', r)}, ${at('version_id', r)}, ${at('last_updated', r)}, false, ${at('content', r)})`,
-  );
-  const outbox = Array.from({ length: n }, (_, r) => `('${type}', ${at('id', r)}, ${at('version_id', r)}, 'create')`);
-  return (
-    (journal
-      ? `WITH h AS (INSERT INTO ${quote(historyTable(type))} (id, version_id, last_updated, deleted, content) VALUES ${history.join(', ')}), ` +
-        `o AS (INSERT INTO change_outbox (resource_type, id, version_id, interaction) VALUES ${outbox.join(', ')}) `
-      : '') +
-    `INSERT INTO ${quote(type)} (${width.map(quote).join(', ')}) VALUES ${rows.join(', ')}`
-  );
 }

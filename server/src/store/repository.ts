@@ -6,7 +6,7 @@ import { quote } from './columns.ts';
 import type { Database, Sql } from './database.ts';
 import type { ChangeEvent, ChangeFeed } from './events.ts';
 import { extractIndex, type IndexRow } from './extract.ts';
-import { insertBatcher, insertRowsSql } from './insert-batcher.ts';
+import { insertBatcher, insertRows, rowJson } from './insert-batcher.ts';
 import { historyTable, tableColumns } from './schema.ts';
 import { TickBatcher } from './tick-batcher.ts';
 import { validate } from './validation.ts';
@@ -35,7 +35,8 @@ export interface UpdateOptions {
 }
 
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
-const MAX_ROWS_PER_STATEMENT = 200;
+/** Rows per INSERT of `createMany`: one JSON parameter of a few MB at most. */
+const MAX_ROWS_PER_STATEMENT = 1000;
 
 /**
  * The write path and reads by id. Every write is one database transaction and publishes its change
@@ -45,7 +46,7 @@ export class Repository {
   readonly db: Database;
   readonly baseUrl: string;
   readonly #feed: ChangeFeed;
-  readonly #inserts: TickBatcher<unknown[], undefined>;
+  readonly #inserts: TickBatcher<string, undefined>;
   readonly #reads: TickBatcher<string, StoredVersion | undefined>;
 
   constructor(db: Database, baseUrl: string, feed: ChangeFeed) {
@@ -71,7 +72,7 @@ export class Repository {
   async create(resource: Resource): Promise<WriteResult> {
     const stored = prepare(resource, randomUUID(), 1);
     const content = JSON.stringify(stored);
-    await this.#inserts.add(stored.resourceType, rowParams(stored, content, this.baseUrl));
+    await this.#inserts.add(stored.resourceType, rowJson(stored, content, this.baseUrl));
     this.#feed.publish([changeEvent('create', stored)]);
     return { resource: stored, content, created: true };
   }
@@ -167,8 +168,7 @@ export class Writer {
     }
     for (const [type, list] of byType) {
       for (let i = 0; i < list.length; i += MAX_ROWS_PER_STATEMENT) {
-        const chunk = list.slice(i, i + MAX_ROWS_PER_STATEMENT);
-        await this.sql.query(insertRowsSql(type, chunk.length), chunk.flatMap((r) => rowParams(r.resource, r.content, this.baseUrl)));
+        await insertRows(this.sql, type, list.slice(i, i + MAX_ROWS_PER_STATEMENT).map((r) => rowJson(r.resource, r.content, this.baseUrl)));
       }
     }
     for (const r of results) this.#emit('create', r.resource);
@@ -178,7 +178,7 @@ export class Writer {
   async create(resource: Resource, id: string = randomUUID()): Promise<WriteResult> {
     const stored = prepare(resource, id, 1);
     const content = JSON.stringify(stored);
-    await this.sql.query(insertRowsSql(stored.resourceType, 1), rowParams(stored, content, this.baseUrl));
+    await insertRows(this.sql, stored.resourceType, [rowJson(stored, content, this.baseUrl)]);
     this.#emit('create', stored);
     return { resource: stored, content, created: true };
   }
@@ -265,8 +265,8 @@ function updateSql(type: string): string {
 }
 
 /**
- * The values of a resource table row, in `tableColumns` order (also used by bulk loaders and the
- * audit trail, which indexes its own AuditEvents). `content` is `JSON.stringify(resource)`.
+ * The values of a resource table row, in `tableColumns` order, for an update (and bulk loaders).
+ * `content` is `JSON.stringify(resource)`.
  */
 export function rowParams(resource: Resource, content: string, baseUrl: string, index: IndexRow = extractIndex(resource, baseUrl, content)): unknown[] {
   const meta = resource.meta as { versionId: string; lastUpdated: string };

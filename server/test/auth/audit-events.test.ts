@@ -192,13 +192,13 @@ describe('the audit trail at shutdown (postgres)', () => {
 });
 
 describe('the audit trail\'s inserts (postgres)', () => {
-  it('writes a full batch as soon as there is one, the rest at the flush, each insert a power-of-two number of rows', async () => {
+  it('writes a full batch as soon as there is one, the rest at the flush', async () => {
     const fresh = await freshPostgresDatabase();
     const db = await openPostgres(fresh.url, 2);
     const inserts: number[] = [];
     const query = db.query.bind(db);
     db.query = (text, params) => {
-      if (text.startsWith('INSERT INTO "AuditEvent"')) inserts.push(text.split('), (').length);
+      if (text.startsWith('INSERT INTO "AuditEvent"')) inserts.push((JSON.parse(params?.[0] as string) as unknown[]).length);
       return query(text, params);
     };
     const trail = new AuditTrail(db, 'http://localhost', createLogger('silent'), new Registry(), { flushMs: 60_000, batchSize: 8, maxBuffered: 100 });
@@ -215,7 +215,7 @@ describe('the audit trail\'s inserts (postgres)', () => {
       for (let i = 9; i < 13; i++) trail.recordEvent(event(i));
       await trail.flush();
       assert.equal(await count(), 13);
-      assert.deepEqual(inserts, [8, 4, 1]);
+      assert.deepEqual(inserts, [8, 5]);
     } finally {
       await trail.stop();
       await db.close();
