@@ -35,6 +35,8 @@ export function createApp({ config, fhir, logger, version, metrics, routers, aut
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  // behind one trusted proxy, req.ip (audit, sign-in) is the address that proxy saw, as for the token endpoint
+  if (config.trustProxy) app.set('trust proxy', 1);
   app.use(auth.edge);
   app.use(metrics.middleware);
   app.use(negotiatedCompression());

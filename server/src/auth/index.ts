@@ -74,7 +74,9 @@ export async function createAuth(config: Config, repo: Repository, logger: Logge
   // oidc-provider holds its keys from construction on: a new key set means a new provider
   const build = (): { provider: Provider; callback: ReturnType<Provider['callback']> } => {
     const provider = createProvider({ db, issuer, fhirBase, keys, users });
+    // one trusted proxy: the address it saw (X-Forwarded-For's last entry), as Express's req.ip and clientIp take it
     provider.proxy = config.trustProxy;
+    provider.maxIpsCount = 1;
     provider.use(oauthAudit(audit.security)); // first: it sees the final answer
     provider.use(smartTokenResponse(db, config.baseUrl));
     provider.use(accessTokenEndpoints({ issuer, claims, revocations }));

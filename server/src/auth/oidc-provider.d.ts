@@ -7,7 +7,7 @@ declare module 'oidc-provider' {
     path: string;
     status: number;
     body: unknown;
-    /** The caller's address (X-Forwarded-For's when the provider trusts a proxy). */
+    /** The caller's address (behind a trusted proxy, from X-Forwarded-For). */
     ip: string;
     req: IncomingMessage;
     res: ServerResponse;
@@ -33,6 +33,8 @@ declare module 'oidc-provider' {
     constructor(issuer: string, configuration: Record<string, unknown>);
     issuer: string;
     proxy: boolean;
+    /** How many X-Forwarded-For entries, from the right, `ip` considers (0: all, so the leftmost wins). */
+    maxIpsCount: number;
     callback(): (req: IncomingMessage, res: ServerResponse) => void;
     use(middleware: Middleware): void;
     on(event: string, listener: (...args: any[]) => void): void;

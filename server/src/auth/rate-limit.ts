@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { Request, RequestHandler, Response } from 'express';
 import { Redis } from 'ioredis';
 
@@ -75,10 +76,15 @@ export function rateLimit(name: string, perMinute: number, counter: RateCounter,
   };
 }
 
-/** The caller's address: the socket's, or behind one trusted proxy the address that proxy saw (the last X-Forwarded-For entry). */
-export function clientIp(trustProxy: boolean): (req: Request) => string {
+/**
+ * The caller's address: the socket's, or behind one trusted proxy the address that proxy saw (the
+ * last X-Forwarded-For entry), as Express's req.ip and the token endpoint take it. Also for
+ * requests Express never sees (websocket upgrades).
+ */
+export function clientIp(trustProxy: boolean): (req: IncomingMessage) => string {
   return (req) => {
-    const forwarded = trustProxy ? req.get('X-Forwarded-For')?.split(',').pop()?.trim() : undefined;
+    const header = trustProxy ? req.headers['x-forwarded-for'] : undefined;
+    const forwarded = (Array.isArray(header) ? header.join(',') : header)?.split(',').pop()?.trim();
     return forwarded || req.socket.remoteAddress || 'unknown';
   };
 }
