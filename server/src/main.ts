@@ -92,13 +92,13 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   const queues = createQueueFactory({ redisUrl: config.redisUrl, prefix: config.subscriptions.queuePrefix, lockMs: config.jobLockMs, onError: (err) => logger.error({ err }, 'job queue error') });
   // Bots run on the job queue workers, fed by the outbox drain; scheduled bots sweep on its schedules.
   const bots = config.role === 'api' ? undefined : startBots({ repo, queues, audit, logger, concurrency: config.botConcurrency });
-  const subscriptions = await startSubscriptions({ config, repo, feed, queues, server, logger, feeds: bots ? [bots.changes] : [] });
+  const subscriptions = await startSubscriptions({ config, repo, feed, queues, server, logger, audit: audit.security, feeds: bots ? [bots.changes] : [] });
   const fhirRoutes = (router: Parameters<typeof subscriptionRoutes>[0], wrap: Parameters<typeof subscriptionRoutes>[2]) =>
     subscriptionRoutes(router, { repo, baseUrl: config.baseUrl }, wrap, config.subscriptions.allowPrivateEndpoints, subscriptions.resend);
   server.off('request', startingUp);
   server.on('request', createApp({ config, fhir: { repo, baseUrl: config.baseUrl }, logger, version, metrics, routers, auth, fhirRoutes, audit }));
   // Last, so that devices are acknowledged only by a fully started Vigil.
-  const mqtt = await startMqtt({ gateway, logger, url: config.mqttUrl, port: config.mqttPort, host: config.mqttHost, authenticate: oauthDevices(db, auth.verify) });
+  const mqtt = await startMqtt({ gateway, logger, url: config.mqttUrl, port: config.mqttPort, host: config.mqttHost, authenticate: oauthDevices(db, auth.verify), audit: audit.security });
   logger.info({ port, fhirBase: `${config.baseUrl}/fhir/R4`, database: db.kind }, 'Vigil is listening');
   const demo = config.demo && config.role !== 'worker' ? await startDemo({ baseUrl: config.baseUrl, repo, logger }) : undefined;
   return {

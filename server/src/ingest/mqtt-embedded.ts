@@ -1,6 +1,7 @@
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { Aedes, type AuthenticateError, type AuthErrorCode, type Client } from 'aedes';
 import type { Logger } from '../ops/logger.ts';
+import { connectionEntity, type SecurityEvent } from '../ops/security-audit.ts';
 import type { Authenticate, DeviceIdentity } from './mqtt-auth.ts';
 import { mappingOf, type MqttIngest } from './mqtt-ingest.ts';
 
@@ -11,6 +12,8 @@ export interface EmbeddedBrokerOptions {
   host: string;
   /** Every client authenticates: the embedded broker takes no anonymous connections. */
   authenticate: Authenticate;
+  /** Records device sessions: connections, refused credentials, disconnects. */
+  audit: (event: SecurityEvent) => void;
 }
 
 export interface EmbeddedBroker {
@@ -30,14 +33,25 @@ const SERVER_UNAVAILABLE = 3;
  * (QoS 1) or PUBREC (QoS 2): calling back only after the gateway has committed means an
  * acknowledged reading is stored, dead-lettered or refused as not the client's to write. A
  * gateway failure, or credentials that expired since CONNECT, close the connection without
- * acknowledging, so the device re-sends. Undefined when the port is taken.
+ * acknowledging, so the device re-sends. The audit trail records each session (the OAuth client,
+ * the MQTT client id, the address) and each refused CONNECT, never the password. Undefined when
+ * the port is taken.
  */
 export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker | undefined> {
-  const { ingest, logger, port, host, authenticate } = options;
+  const { ingest, logger, port, host, authenticate, audit } = options;
   const broker = await Aedes.createBroker();
   const devices = new WeakMap<Client, DeviceIdentity>();
   const acks = new WeakMap<Client, Promise<void>>();
   let closing = false;
+  const session = (subtype: string, client: Client, clientId: string | undefined, failure?: string) => audit({
+    kind: 'mqtt',
+    subtype,
+    action: 'E',
+    failure,
+    clientId,
+    address: (client.conn as Socket).remoteAddress, // kept by the socket once read, so still there at disconnect
+    entity: [connectionEntity(client.id.slice(0, 200))],
+  });
 
   broker.authenticate = (client, username, password, done) => {
     const refuse = (message: string, returnCode: number) => done(Object.assign(new Error(message), { returnCode: returnCode as AuthErrorCode }) as AuthenticateError, false);
@@ -45,6 +59,8 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       (device) => {
         if (!device) {
           logger.info({ clientId: client.id, username }, 'MQTT connection refused: not authorized');
+          // the user name is the client id the device claims (or anything, beside a token): kept short
+          session('connect', client, username ? username.slice(0, 64) : undefined, 'not authorized');
           return refuse('Not authorized', NOT_AUTHORIZED);
         }
         devices.set(client, device);
@@ -52,10 +68,14 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       },
       (err: unknown) => {
         logger.error({ err }, 'MQTT authentication failed');
+        session('connect', client, undefined, 'server unavailable');
         refuse('Server unavailable', SERVER_UNAVAILABLE);
       },
     );
   };
+  // once registered (a CONNECT that was refused never is), and when it goes, for whatever reason
+  broker.on('client', (client) => session('connect', client, devices.get(client)?.clientId));
+  broker.on('clientDisconnect', (client) => session('disconnect', client, devices.get(client)?.clientId));
 
   broker.authorizePublish = (client, packet, callback) => {
     const mapping = mappingOf(packet.topic);

@@ -1,4 +1,5 @@
 import type { Logger } from '../ops/logger.ts';
+import type { SecurityEvent } from '../ops/security-audit.ts';
 import type { IngestGateway } from './gateway.ts';
 import type { Authenticate } from './mqtt-auth.ts';
 import { startEmbeddedBroker } from './mqtt-embedded.ts';
@@ -23,6 +24,8 @@ export interface MqttOptions {
    * authenticates devices itself.
    */
   authenticate: Authenticate;
+  /** Records the embedded broker's device sessions (connections, refused credentials, disconnects). */
+  audit: (event: SecurityEvent) => void;
 }
 
 export interface MqttTransport {
@@ -43,7 +46,7 @@ export async function startMqtt(options: MqttOptions): Promise<MqttTransport> {
   }
   const embedded = options.port === 0
     ? undefined
-    : await startEmbeddedBroker({ ingest, logger: options.logger, port: options.port, host: options.host ?? '127.0.0.1', authenticate: options.authenticate });
+    : await startEmbeddedBroker({ ingest, logger: options.logger, port: options.port, host: options.host ?? '127.0.0.1', authenticate: options.authenticate, audit: options.audit });
   if (!embedded) return { mode: 'off', stop: async () => {} };
   return { mode: 'embedded', port: embedded.port, stop: once(() => embedded.close()) };
 }

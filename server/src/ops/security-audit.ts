@@ -1,4 +1,4 @@
-import type { AuditEvent, AuditEventAgent, AuditEventEntity, Coding } from '@medplum/fhirtypes';
+import type { AuditEvent, AuditEventAgent, AuditEventEntity, AuditEventEntityDetail, Coding } from '@medplum/fhirtypes';
 
 /**
  * AuditEvents of security events that are no FHIR request: the authorization server's (tokens,
@@ -19,10 +19,25 @@ const TYPES: Record<SecurityEvent['kind'], Coding> = {
 const HUMAN_USER: Coding = { system: 'http://terminology.hl7.org/CodeSystem/extra-security-role-type', code: 'humanuser', display: 'human user' };
 const APPLICATION: Coding = { system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110150', display: 'Application' };
 const SERVER_SOURCE: Coding = { system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' };
+const SYSTEM_OBJECT: Coding = { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' };
+const DOMAIN_RESOURCE: Coding = { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '4', display: 'Domain Resource' };
+
+/**
+ * The websocket or MQTT connection an event belongs to, named (`entity-name`) so that its connect,
+ * bindings and disconnect can be found together.
+ */
+export function connectionEntity(name: string, detail: AuditEventEntityDetail[] = []): AuditEventEntity {
+  return { type: SYSTEM_OBJECT, name, description: 'connection', ...(detail.length ? { detail } : {}) };
+}
+
+/** A resource the event was about (a Subscription a websocket bound to). */
+export function resourceEntity(reference: string): AuditEventEntity {
+  return { type: SYSTEM_OBJECT, role: DOMAIN_RESOURCE, what: { reference } };
+}
 
 export interface SecurityEvent {
   kind: 'oauth' | 'websocket' | 'mqtt';
-  /** What happened: `token`, `login`, `consent`, `introspection`, `revocation`, `connect`, `bind`, `disconnect`. */
+  /** What happened: `token`, `login`, `consent`, `introspection`, `revocation`, `connect`, `bind`, `bind-with-token`, `disconnect`. */
   subtype: string;
   action: AuditEvent['action'];
   /** Why it was refused (an OAuth error code, …); absent for a success. */

@@ -256,8 +256,11 @@ const bindingToken = (ctx: FhirContext): Handler => async (req, res) => {
   const subs = await loadSubscriptions(ctx, ids, requestAccess(res).restriction);
   const missing = ids.filter((i) => !subs.some((s) => s.id === i && s.channel.type === 'websocket'));
   if (missing.length) throw badRequest(`No websocket subscription ${missing.join(', ')}`, 'id');
-  // the token names whose subscriptions it binds: a subscription that changes hands stops binding
-  const token = `${randomBytes(24).toString('base64url')}.${Buffer.from(ownerKey(res.locals.access as AccessPolicy)).toString('base64url')}`;
+  // the token names whose subscriptions it binds (a subscription that changes hands stops binding)
+  // and the client it was issued to (for the audit trail)
+  const policy = res.locals.access as AccessPolicy;
+  const part = (text: string) => Buffer.from(text).toString('base64url');
+  const token = `${randomBytes(24).toString('base64url')}.${part(ownerKey(policy))}.${part(policy.clientId)}`;
   const expires = new Date(Date.now() + TOKEN_TTL_MS);
   await ctx.repo.db.query('DELETE FROM subscription_ws_token WHERE expires_at < now()');
   await ctx.repo.db.query('INSERT INTO subscription_ws_token (token, subscription_ids, expires_at) VALUES ($1, $2, $3)', [token, ids, expires.toISOString()]);

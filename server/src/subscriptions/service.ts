@@ -5,6 +5,7 @@ import { CareTeamPatients } from '../auth/care-team.ts';
 import type { Config } from '../config.ts';
 import type { JobQueue, QueueFactory } from '../jobs/queue.ts';
 import type { Logger } from '../ops/logger.ts';
+import type { SecurityEvent } from '../ops/security-audit.ts';
 import type { ChangeFeed } from '../store/events.ts';
 import type { Repository } from '../store/repository.ts';
 import { Deliverer, type Delivery } from './delivery.ts';
@@ -33,6 +34,8 @@ export interface SubscriptionParts {
   queues: QueueFactory;
   server: Server;
   logger: Logger;
+  /** Records security events (websocket connections and bindings). */
+  audit: (event: SecurityEvent) => void;
   /** Further queues that get every batch of committed changes the workers take from the outbox (the bots'). */
   feeds?: readonly JobQueue<ChangeBatch>[];
 }
@@ -43,7 +46,7 @@ const TICK_MS = 1_000;
  * Starts the subscription engine. Workers (roles all, worker) drain the outbox, match, deliver,
  * send heartbeats and end expired subscriptions; API replicas (roles all, api) hold websockets.
  */
-export async function startSubscriptions({ config, repo, feed, queues, server, logger, feeds = [] }: SubscriptionParts): Promise<SubscriptionService> {
+export async function startSubscriptions({ config, repo, feed, queues, server, logger, audit, feeds = [] }: SubscriptionParts): Promise<SubscriptionService> {
   const settings = config.subscriptions;
   const onError = (err: Error) => logger.error({ err }, 'subscription engine error');
   const hub: Hub = createHub(config.redisUrl, settings.queuePrefix, onError);
@@ -54,7 +57,7 @@ export async function startSubscriptions({ config, repo, feed, queues, server, l
   let drainer: OutboxDrainer | undefined;
 
   if (config.role !== 'worker') {
-    const websockets = new WebsocketChannel(server, hub, repo.db, fhirBase, logger);
+    const websockets = new WebsocketChannel({ server, hub, db: repo.db, fhirBase, logger, audit, trustProxy: config.trustProxy });
     stops.push(() => websockets.close());
   }
   if (config.role !== 'api') {

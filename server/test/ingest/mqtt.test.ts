@@ -59,6 +59,8 @@ async function publish(url: string, topic: string, payload: unknown, options: IC
 const SYSTEM: AccessPolicy = { clientId: 'test-device', sub: 'test-device', grants: parseScopes('system/Observation.c'), userPatients: [] };
 /** For brokers a test starts itself: every client is a device with system/Observation.c. */
 const anyDevice: Authenticate = async () => ({ clientId: 'test-device', policy: async () => SYSTEM });
+/** Brokers a test starts itself record no AuditEvents (the suite's own broker does: auth/security-audit.test.ts). */
+const noAudit = () => {};
 /** The suite's bootstrap client as MQTT credentials. */
 const asClient = (s: TestServer): IClientOptions => ({ username: s.clientId, password: s.clientSecret });
 
@@ -113,7 +115,7 @@ for (const driver of DRIVERS) {
 
       const lines: { msg: string; mapping?: string }[] = [];
       const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-      const transport = await startMqtt({ gateway: s.vigil.gateway, logger, port: await freePort(), authenticate: anyDevice });
+      const transport = await startMqtt({ gateway: s.vigil.gateway, logger, port: await freePort(), authenticate: anyDevice, audit: noAudit });
       const nowhere = unique('no-such-mapping');
       try {
         await publish(`mqtt://127.0.0.1:${transport.port}`, `vigil/ingest/${nowhere}`, { deviceId: 'x', value: 1 });
@@ -129,7 +131,7 @@ for (const driver of DRIVERS) {
     it('leaves a reading unacknowledged when ingest fails, so the device re-sends it', async () => {
       const { topic, patientId, reading } = await setUp(s);
       const gateway = failingOnce(s.vigil.gateway);
-      const transport = await startMqtt({ gateway, logger: silent, port: await freePort(), authenticate: anyDevice });
+      const transport = await startMqtt({ gateway, logger: silent, port: await freePort(), authenticate: anyDevice, audit: noAudit });
       try {
         await publish(`mqtt://127.0.0.1:${transport.port}`, topic, reading(88));
         assert.equal(gateway.calls, 2, 'the first attempt failed, the re-sent one was ingested');
@@ -211,7 +213,7 @@ for (const driver of DRIVERS) {
         if (!valid) throw new Error('The access token is invalid or expired');
         return SYSTEM;
       } });
-      const transport = await startMqtt({ gateway: s.vigil.gateway, logger: silent, port: await freePort(), authenticate: expiring });
+      const transport = await startMqtt({ gateway: s.vigil.gateway, logger: silent, port: await freePort(), authenticate: expiring, audit: noAudit });
       const { topic, patientId, reading } = await setUp(s);
       const device = await connectAsync(`mqtt://127.0.0.1:${transport.port}`, { reconnectPeriod: 0 });
       try {
@@ -261,7 +263,7 @@ for (const driver of DRIVERS) {
       await s.vigil.mqtt.stop();
       await publish(MOSQUITTO, topic, reading(90));
       const gateway = failingOnce(s.vigil.gateway);
-      const transport = await startMqtt({ gateway, logger: silent, url, port: 0, authenticate: anyDevice });
+      const transport = await startMqtt({ gateway, logger: silent, url, port: 0, authenticate: anyDevice, audit: noAudit });
       try {
         assert.deepEqual(await eventually(() => heartRates(s, patientId), (v) => v.length === 1), [90]);
         assert.equal(gateway.calls, 2, 'the session kept the message, and the failed attempt was redelivered');
