@@ -95,6 +95,14 @@ for (const driver of DRIVERS) {
       const refresh = await post('introspect', { token: refreshToken, client_id: 'tl-app' });
       assert.equal(refresh.body?.active, true);
       assert.equal(refresh.body?.client_id, 'tl-app');
+      // a resource server (any confidential client) learns whether the app's tokens are active, and whose they are
+      const asServer = await post('introspect', { token: accessToken }, bootstrap());
+      assert.equal(asServer.status, 200, JSON.stringify(asServer.body));
+      assert.deepEqual([asServer.body?.active, asServer.body?.client_id, asServer.body?.sub, asServer.body?.fhirUser, asServer.body?.patient], [true, 'tl-app', 'tl@test', 'Patient/tl-a', 'tl-a']);
+      assert.equal((await post('introspect', { token: refreshToken }, bootstrap())).body?.active, true);
+      // the token's client named as client_id beside another client's credentials is two identities (RFC 6749 §2.3)
+      const mixed = await post('introspect', { token: accessToken, client_id: 'tl-app' }, bootstrap());
+      assert.deepEqual([mixed.status, mixed.body?.error], [400, 'invalid_request']);
 
       assert.equal((await post('revoke', { token: accessToken, client_id: 'tl-other-app' })).status, 200, 'silently ignored for a public client');
       assert.equal(await fhirStatus(accessToken), 200);
@@ -107,6 +115,7 @@ for (const driver of DRIVERS) {
       });
       assert.equal(renewed.status, 400);
       assert.equal(await fhirStatus(accessToken), 401, 'the grant is revoked, and with it the access tokens it gave');
+      assert.deepEqual((await post('introspect', { token: accessToken }, bootstrap())).body, { active: false }, 'also to a resource server');
 
       const again = await userFlow();
       assert.equal(await fhirStatus(again.body.access_token), 200, 'a new authorization is unaffected');
