@@ -111,9 +111,6 @@ export const stats = (ctx: FhirContext) => async (req: Request, res: Response): 
   const input = parseRequest(operationParams(req), ctx.baseUrl);
   const { sql, params } = statsSql(input, ctx.baseUrl, res.locals.restriction as Restriction | undefined);
   const { rows, sources } = await ctx.repo.db.transaction(async (tx) => {
-    // The planner takes every jsonb array for 100 elements, so a large subject crosses
-    // jit_above_cost, and JIT compilation (about a second) would dwarf the query itself.
-    await tx.query('SET LOCAL jit = off');
     const rows = await tx.query<Aggregate>(
       `${sql} SELECT t.grp, t.total, s.unit, s.canonical, s.n, s.average, s.minimum, s.maximum, s.sum, s.stddev, s.variance, s.p,
          s.m2, s.m3, s.m4, s.first_at, s.last_at,

@@ -40,18 +40,15 @@ export const timeseries = (ctx: FhirContext) => async (req: Request, res: Respon
   const { sql, params: values } = statsSql(selection, ctx.baseUrl, res.locals.restriction as Restriction | undefined);
   const origin = values.add(from);
   const size = values.add(width);
-  const rows = await ctx.repo.db.transaction(async (tx) => {
-    await tx.query('SET LOCAL jit = off');
-    return tx.query<Bucket>(
-      `${sql}, bucketed AS (
-         SELECT u.*, floor((extract(epoch FROM at) * 1000 - ${origin}::float8) / ${size}::float8)::bigint AS b FROM used u
-       )
-       SELECT grp, min(ref_unit) AS unit, bool_or(canonical) AS canonical, b::text AS bucket,
-         count(*)::int AS n, avg(x)::float8 AS average, min(x)::float8 AS minimum, max(x)::float8 AS maximum
-       FROM bucketed GROUP BY grp, b ORDER BY grp, b`,
-      values.values,
-    );
-  });
+  const rows = await ctx.repo.db.query<Bucket>(
+    `${sql}, bucketed AS (
+       SELECT u.*, floor((extract(epoch FROM at) * 1000 - ${origin}::float8) / ${size}::float8)::bigint AS b FROM used u
+     )
+     SELECT grp, min(ref_unit) AS unit, bool_or(canonical) AS canonical, b::text AS bucket,
+       count(*)::int AS n, avg(x)::float8 AS average, min(x)::float8 AS minimum, max(x)::float8 AS maximum
+     FROM bucketed GROUP BY grp, b ORDER BY grp, b`,
+    values.values,
+  );
 
   const series = new Map<string, Bucket[]>();
   for (const row of rows) series.set(row.grp, [...(series.get(row.grp) ?? []), row]);
