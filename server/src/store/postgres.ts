@@ -13,8 +13,9 @@ const types = {
 export async function openPostgres(url: string, max = Number(process.env.VIGIL_DB_POOL_SIZE ?? 20)): Promise<Database> {
   // No JIT: it triggers on estimated cost, which default selectivities of array columns inflate in
   // proportion to the table; compiling an ingest batch's identifier lookup took ~0.4 s to run 5 ms.
-  const options = [process.env.PGOPTIONS, '-c jit=off'].filter(Boolean).join(' ');
-  const pool = new pg.Pool({ connectionString: url, max, types, options });
+  // A SET on each new connection rather than a startup option, which connection poolers refuse.
+  const onConnect = async (client: pg.ClientBase) => void (await client.query('SET jit = off'));
+  const pool = new pg.Pool({ connectionString: url, max, types, onConnect });
   pool.on('error', () => undefined); // an idle client's error is followed by reconnection on next use
   await pool.query('SELECT 1');
   const run = (client: pg.Pool | pg.PoolClient): Sql => ({
