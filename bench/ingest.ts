@@ -105,7 +105,8 @@ export async function main(args: string[]): Promise<void> {
     console.log('');
     console.log(`raw PostgreSQL COPY (same Observation rows, ${fmt(copied)}): ${fmt(copyRate)} rows/s   <- ceiling`);
     console.log(`HTTP batches of ${batch}, 4 in flight:  ${fmt(httpRate)} readings/s committed (${fmt((httpRate / copyRate) * 100, 1)}% of COPY); batch round trip p50 ${fmt(l.p50)} ms p99 ${fmt(l.p99)} ms`);
-    console.log(`MQTT QoS 1, 50 per publish, 16 in flight: ${fmt(mqttRate)} readings/s committed; publish→PUBACK p50 ${fmt(m.p50)} ms p99 ${fmt(m.p99)} ms`);
+    // --mqtt-seconds 0: HTTP alone (e.g. to profile it)
+    if (mqttLatencies.length) console.log(`MQTT QoS 1, 50 per publish, 16 in flight: ${fmt(mqttRate)} readings/s committed; publish→PUBACK p50 ${fmt(m.p50)} ms p99 ${fmt(m.p99)} ms`);
     console.log(`stored and searchable: ${fmt(stored)} Observations for ${fmt(httpReadings + mqttReadings)} acknowledged readings`);
   } finally {
     await client.end();
