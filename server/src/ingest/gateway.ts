@@ -148,8 +148,9 @@ export class IngestGateway {
     if (pending.size === 0) return outcomes;
     const keys = [...pending.keys()].sort();
     await this.#repo.transaction(async (w) => {
-      // Serialise on each reading's identity, so concurrent re-sends cannot create duplicates.
-      await w.sql.query('SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(x, 11) AS k FROM unnest($1::text[]) x ORDER BY k) s', [keys]);
+      // Claim each reading's identity (in key order, so two batches cannot deadlock): a concurrent
+      // batch holding one of them makes this wait until it commits, and then sees its reading.
+      await w.sql.query('INSERT INTO ingest_identity (identifier) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [keys]);
       // One index probe per identifier. The planner takes each identifier to match 0.5% of the table,
       // so it would rather scan the whole table once (`identifier && $1`), or once per identifier
       // (a join it may reorder): ~0.5-4 s per batch at 60,000 rows, growing. OFFSET 0 keeps the

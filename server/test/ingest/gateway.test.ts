@@ -82,6 +82,21 @@ for (const driver of DRIVERS) {
       assert.match(stolen.body.results[0].reason, /bound to/);
     });
 
+    // PostgreSQL's lock table is shared by its connections; PGlite (one connection) would only take long
+    it('takes a batch of 16,000 readings, and concurrent re-sends of it store each reading once', { skip: driver === 'pglite' }, async () => {
+      const patientId = await enrol('gw-big');
+      const t0 = Date.now() - 3 * 86_400_000;
+      // more readings than PostgreSQL's shared lock table holds entries (64 per connection × 100)
+      const batch = Array.from({ length: 16_000 }, (_, i) => ({ deviceId: 'gw-big', timestamp: new Date(t0 + i * 10_000).toISOString(), type: 'heart-rate', value: 60 + (i % 40), unit: '/min' }));
+      const results = await Promise.all([post(s.base, 'vigil-generic', batch), post(s.base, 'vigil-generic', batch.slice(0, 8_000))]);
+      for (const res of results) {
+        assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 500));
+        assert.deepEqual(res.body.results.filter((r: { status: string }) => r.status !== 'ok').slice(0, 2), []);
+      }
+      const [row] = await s.vigil.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM "Observation" WHERE patient = $1 AND NOT deleted`, [`Patient/${patientId}`]);
+      assert.equal(row.n, 16_000);
+    });
+
     it('refuses invalid mappings with the template and field', async () => {
       const bad = await fetch(`${s.base}/ingest/mappings/broken`, {
         method: 'PUT', headers: { 'content-type': 'application/json', ...authHeader() },
