@@ -26,6 +26,12 @@ export function databaseUrl(name: string): string {
   return url.toString();
 }
 
+/** `VIGIL_BENCH_CPU_PROFILE=<dir>`: each bench server writes a V8 CPU profile there when it exits. */
+function profiling(): string[] {
+  const dir = process.env.VIGIL_BENCH_CPU_PROFILE;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+}
+
 /** The bootstrap client every bench server runs with; also the MQTT credentials. */
 export const CLIENT_ID = 'vigil-bench';
 export const CLIENT_SECRET = randomBytes(24).toString('hex');
@@ -35,7 +41,7 @@ export const CLIENT_SECRET = randomBytes(24).toString('hex');
  * a bootstrap client whose token `http()` sends.
  */
 export async function startServer(databaseUrl: string, port: number, env: Record<string, string> = {}): Promise<{ base: string; child: ChildProcess; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, ['server/src/main.ts'], {
+  const child = spawn(process.execPath, [...profiling(), 'server/src/main.ts'], {
     env: {
       // The API tier, as api replicas run it: subscription matching and bots belong to worker replicas.
       ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), LOG_LEVEL: 'warn', VIGIL_DEMO: 'off', MQTT_PORT: '0', VIGIL_ROLE: 'api',
