@@ -87,6 +87,10 @@ export async function main(argv: string[]): Promise<void> {
       await page.getByRole('article', { name: /Bench Patient 0\b/ }).getByText(`${value} /min`, { exact: true }).waitFor({ timeout: 10_000 });
       latencies.push(Date.now() - t0);
     };
+    // A round's batch goes out on schedule whether or not earlier ones were answered (up to
+    // MAX_IN_FLIGHT), and the markers run beside it: a slow answer must not slow the stream.
+    const inFlight = new Set<Promise<void>>();
+    const markers: Promise<void>[] = [];
     while (Date.now() < stopAt) {
       const t0 = Date.now();
       const at = new Date().toISOString();
@@ -94,13 +98,22 @@ export async function main(argv: string[]): Promise<void> {
         const v = VITALS[(round + i) % VITALS.length];
         return reading(id, v.code, v.unit, Number(v.value().toFixed(1)), at);
       });
-      const res = await http('POST', fhir, JSON.stringify(transaction(batch, 'POST', 'batch')));
-      if (res.status === 200) sent.readings += batch.length;
-      else sent.failed += batch.length;
-      if (round % Math.max(1, rate * 2) === 0) await marker().catch(() => latencies.push(Number.POSITIVE_INFINITY));
+      if (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
+      const sending = http('POST', fhir, JSON.stringify(transaction(batch, 'POST', 'batch'))).then((res) => {
+        if (res.status === 200) sent.readings += batch.length;
+        else sent.failed += batch.length;
+      });
+      inFlight.add(sending);
+      void sending.finally(() => inFlight.delete(sending));
+      if (round % Math.max(1, rate * 2) === 0 && markers.length === latencies.length) {
+        markers.push(marker().catch(() => {
+          latencies.push(Number.POSITIVE_INFINITY);
+        }));
+      }
       round++;
       await new Promise((r) => setTimeout(r, Math.max(0, 1000 / rate - (Date.now() - t0))));
     }
+    await Promise.all([...inFlight, ...markers]);
     const { frames, long } = await page.evaluate(() => {
       const w = window as unknown as { frames_: number[]; long_: number[] };
       return { frames: w.frames_.slice(1), long: w.long_ };
@@ -123,6 +136,9 @@ export async function main(argv: string[]): Promise<void> {
     await server.stop();
   }
 }
+
+/** Batches of readings awaiting their answer at once. */
+const MAX_IN_FLIGHT = 4;
 
 function reading(patient: string, code: string, unit: string, value: number, at: string): Observation {
   return {
