@@ -138,7 +138,7 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 /** Batches of readings awaiting their answer at once. */
-const MAX_IN_FLIGHT = 4;
+const MAX_IN_FLIGHT = 8;
 
 function reading(patient: string, code: string, unit: string, value: number, at: string): Observation {
   return {
