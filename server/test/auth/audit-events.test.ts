@@ -11,6 +11,7 @@ import { openPostgres } from '../../src/store/postgres.ts';
 import { extractIndex } from '../../src/store/extract.ts';
 import { authHeader, bootstrapEnv, clientCredentialsToken, DRIVERS, freshPostgresDatabase, request, useServer } from '../support.ts';
 import { startReceiver, subscribe, waitFor, type Receiver } from '../subscriptions/helpers.ts';
+import { auditSearch } from './audit-search.ts';
 import { authorizationCodeFlow } from './smart-flow.ts';
 
 const REDIRECT = 'http://localhost:9/callback';
@@ -31,16 +32,7 @@ for (const driver of DRIVERS) {
     let patient = ''; // patient/*.cruds for Patient/au-a, signed in as au-alpha
     let receiver: Receiver;
 
-    /** AuditEvents matching `query` (as an administrator), once `ready` holds for them. */
-    async function audits(query: string, ready: (events: any[]) => boolean = (e) => e.length > 0): Promise<any[]> {
-      return waitFor(`AuditEvent?${query}`, async () => {
-        await s.vigil.audit.flush();
-        const res = await request('GET', `${s.fhir}/AuditEvent?${query}&_count=1000`);
-        assert.equal(res.status, 200, JSON.stringify(res.body));
-        const events = (res.body.entry ?? []).map((e: any) => e.resource);
-        return ready(events) && events;
-      }, 10_000);
-    }
+    const audits = auditSearch(s);
 
     before(async () => {
       receiver = await startReceiver();

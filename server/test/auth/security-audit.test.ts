@@ -5,6 +5,7 @@ import { WebSocket } from 'ws';
 import { SECURITY_EVENT_SUBTYPE, SECURITY_EVENT_TYPE } from '../../src/ops/security-audit.ts';
 import { clientCredentialsToken, freePort, request, useServer } from '../support.ts';
 import { subscribe, waitFor } from '../subscriptions/helpers.ts';
+import { auditSearch } from './audit-search.ts';
 import { authorizationCodeFlow, Browser, pkce } from './smart-flow.ts';
 
 const REDIRECT = 'http://localhost:9/callback';
@@ -25,16 +26,7 @@ describe('AuditEvents for the admin API, the authorization server, websockets an
   const mqttPort = await freePort();
   const s = useServer('pglite', { VIGIL_TRUST_PROXY: 'on', MQTT_PORT: String(mqttPort), VIGIL_OUTBOX_POLL_MS: '200' });
 
-  /** AuditEvents matching `query` (as an administrator), once `ready` holds for them. */
-  async function audits(query: string, ready: (events: any[]) => boolean = (e) => e.length > 0): Promise<any[]> {
-    return waitFor(`AuditEvent?${query}`, async () => {
-      await s.vigil.audit.flush();
-      const res = await request('GET', `${s.fhir}/AuditEvent?${query}&_count=1000`);
-      assert.equal(res.status, 200, JSON.stringify(res.body));
-      const events = (res.body.entry ?? []).map((e: any) => e.resource);
-      return ready(events) && events;
-    }, 10_000);
-  }
+  const audits = auditSearch(s);
 
   it('records who created which user or client, refusals included, never the password or secret', async () => {
     assert.equal((await request('POST', `${s.base}/admin/users`, { username: 'sa-user', password: PASSWORD, fhirUser: 'Patient/sa-p' })).status, 201);
