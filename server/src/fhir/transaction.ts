@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setImmediate } from 'node:timers/promises';
 import type { Request, Response } from 'express';
 import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
-import { conditionalCreate, conditionalDelete, conditionalUpdate, lockCriteria, matchIds } from '../store/conditional.ts';
+import { conditionalCreate, conditionalDelete, conditionalUpdate, lockAllCriteria, lockCriteria, matchIds } from '../store/conditional.ts';
 import type { WriteResult, Writer } from '../store/repository.ts';
 import { executeSearch } from '../store/search/execute.ts';
 import { parseSearch } from '../store/search/query.ts';
@@ -64,6 +64,7 @@ export const batchOrTransaction = (ctx: FhirContext, maxBodyBytes: number) => as
 };
 
 async function runTransaction(w: Writer, requests: EntryRequest[], ctx: EntryContext): Promise<EntryResult[]> {
+  await lockAllCriteria(w.sql, requests.flatMap(conditionalCriteria));
   const results: EntryResult[] = [];
   const ids = new Map<string, string>(); // fullUrl → Type/id
   const existing = new Set<number>(); // conditional creates that matched
@@ -126,6 +127,13 @@ function createSlices(creates: EntryRequest[]): EntryRequest[][] {
 }
 
 const CREATE_SLICE = 200;
+
+/** What a conditional entry's write locks: its ifNoneExist, or the search of a conditional PUT, PATCH or DELETE. */
+function conditionalCriteria(r: EntryRequest): { type: string; query: string }[] {
+  const ifNoneExist = r.method === 'POST' ? r.entry.request?.ifNoneExist : undefined;
+  if (ifNoneExist) return [{ type: r.type, query: ifNoneExist }];
+  return r.method !== 'GET' && r.method !== 'HEAD' && r.method !== 'POST' && r.query !== undefined ? [{ type: r.type, query: r.query }] : [];
+}
 
 /** The id a POST entry will have: new, or the one resource its ifNoneExist matches. */
 async function createIdentity(w: Writer, r: EntryRequest, ctx: EntryContext, existing: Set<number>): Promise<string> {

@@ -26,9 +26,34 @@ export async function matchIds(sql: Sql, type: string, query: string, baseUrl: s
   return result.matches.map((m) => m.id);
 }
 
-export async function lockCriteria(sql: Sql, type: string, query: string): Promise<void> {
-  const params = [...new URLSearchParams(query)].map(([k, v]) => `${k}=${v}`).sort().join('&');
-  await sql.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`${type}?${params}`]);
+/**
+ * Criteria lock one of this many buckets, so a transaction holds at most this many advisory locks
+ * however many conditional entries it has: PostgreSQL's lock table, shared by every database on the
+ * server, has room for about 64 per connection, and a lock per criteria filled it at ~6,400.
+ */
+const CRITERIA_BUCKETS = 1024;
+/** The advisory-lock key space of the criteria buckets (two-int keys never meet Vigil's other locks). */
+const CRITERIA_LOCK_CLASS = 0x56_49_47_43;
+
+export function lockCriteria(sql: Sql, type: string, query: string): Promise<void> {
+  return lockAllCriteria(sql, [{ type, query }]);
+}
+
+/**
+ * Locks the buckets of all the criteria in one statement, in bucket order: transactions that lock
+ * their criteria up front this way cannot deadlock on each other, and a later lock of a held bucket
+ * waits for nothing.
+ */
+export async function lockAllCriteria(sql: Sql, criteria: readonly { type: string; query: string }[]): Promise<void> {
+  if (criteria.length === 0) return;
+  const keys = criteria.map(({ type, query }) => {
+    const params = [...new URLSearchParams(query.startsWith('?') ? query.slice(1) : query)].map(([k, v]) => `${k}=${v}`).sort().join('&');
+    return `${type}?${params}`;
+  });
+  await sql.query(
+    'SELECT pg_advisory_xact_lock($1::int, b) FROM (SELECT DISTINCT hashtext(k) & $2::int AS b FROM unnest($3::text[]) k ORDER BY b) s',
+    [CRITERIA_LOCK_CLASS, CRITERIA_BUCKETS - 1, keys],
+  );
 }
 
 /** If-None-Exist: create unless exactly one match exists (then return it); several matches are 412. */
