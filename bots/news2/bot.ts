@@ -84,7 +84,7 @@ export const news2Bot: Bot = {
 const isScore = (o: Observation): boolean => o.code?.coding?.some((c) => c.system === NEWS2_TOTAL.system && c.code === NEWS2_TOTAL.code) ?? false;
 
 /** Whether two NEWS2 Observations state the same assessment (total, band, sub-scores and scale, assumptions), whatever their inputs and time. */
-export function sameAssessment(a: Observation, b: Observation): boolean {
+function sameAssessment(a: Observation, b: Observation): boolean {
   const gist = (o: Observation): string => JSON.stringify([o.valueInteger, o.interpretation, o.component, o.note ?? []]);
   return gist(a) === gist(b);
 }

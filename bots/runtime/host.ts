@@ -10,7 +10,8 @@ import { resolveSettings, settingsLookup, type BotSettings } from './settings.ts
  * runs. A change's run carries the bot's settings for the patient as they were when the change was
  * checked (read for the whole batch at once); a visit resolves them when it runs.
  */
-export type BotJob = { bot: string; change: Change; settings?: Omit<BotSettings, 'enabled'> } | { bot: string; sweep: true };
+export type BotJob = RunJob | { bot: string; sweep: true };
+type RunJob = { bot: string; change: Change; settings?: Omit<BotSettings, 'enabled'> };
 
 type Backoff = { baseMs: number; capMs: number };
 
@@ -156,7 +157,7 @@ export class BotHost {
     }
   }
 
-  async #run({ bot: name, change, settings: given }: { bot: string; change: Change; settings?: Omit<BotSettings, 'enabled'> }, attempt: number, jobSignal: AbortSignal): Promise<void> {
+  async #run({ bot: name, change, settings: given }: RunJob, attempt: number, jobSignal: AbortSignal): Promise<void> {
     const bot = this.#bots.get(name);
     if (!bot) throw new Error(`no bot named ${name}`);
     // the trigger was checked when the job was made

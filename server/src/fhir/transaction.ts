@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setImmediate } from 'node:timers/promises';
 import type { Request, Response } from 'express';
 import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
-import { conditionalCreate, conditionalDelete, conditionalUpdate, lockAllCriteria, lockCriteria, matchIds } from '../store/conditional.ts';
+import { conditionalCreate, conditionalDelete, conditionalUpdate, lockAllCriteria, matchIds } from '../store/conditional.ts';
 import type { WriteResult, Writer } from '../store/repository.ts';
 import { executeSearch } from '../store/search/execute.ts';
 import { parseSearch } from '../store/search/query.ts';
@@ -139,8 +139,8 @@ function conditionalCriteria(r: EntryRequest): { type: string; query: string }[]
 async function createIdentity(w: Writer, r: EntryRequest, ctx: EntryContext, existing: Set<number>): Promise<string> {
   const criteria = r.entry.request?.ifNoneExist;
   if (!criteria) return randomUUID();
+  // runTransaction locked every entry's criteria up front
   await authorizeEntry(w, r, ctx);
-  await lockCriteria(w.sql, r.type, criteria);
   const found = await matchIds(w.sql, r.type, criteria, ctx.baseUrl);
   if (found.length > 1) throw preconditionFailed(`ifNoneExist "${criteria}" matches more than one ${r.type}`);
   if (found.length === 0) return randomUUID();
