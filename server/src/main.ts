@@ -16,6 +16,7 @@ import { oauthDevices, startMqtt, type MqttTransport } from './ingest/mqtt.ts';
 import { ingestRouter } from './ingest/routes.ts';
 import { createQueueFactory, type QueueFactory } from './jobs/queue.ts';
 import { AuditTrail } from './ops/audit.ts';
+import { auditWriter } from './ops/audit-writer.ts';
 import { createLogger, type Logger } from './ops/logger.ts';
 import { createMetrics } from './ops/metrics.ts';
 import { openDatabase, type Database } from './store/database.ts';
@@ -82,7 +83,7 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   const feed = new ChangeFeed();
   const repo = new Repository(db, config.baseUrl, feed);
   const metrics = createMetrics(db);
-  const audit = new AuditTrail(db, config.baseUrl, logger, metrics.registry);
+  const audit = new AuditTrail(auditWriter(db, config.databaseUrl, config.baseUrl), config.baseUrl, logger, metrics.registry);
   const mappings = new MappingStore(db);
   await mappings.installBuiltins();
   const gateway = new IngestGateway(repo, mappings, new IdentityResolver(repo, feed), metrics.registry);

@@ -1,6 +1,6 @@
 import type { Resource } from '@medplum/fhirtypes';
 import type { Sql } from './database.ts';
-import { quote } from './columns.ts';
+import { type Column, quote } from './columns.ts';
 import { extractIndex, type IndexRow } from './extract.ts';
 import { historyTable, tableColumns } from './schema.ts';
 import { TickBatcher } from './tick-batcher.ts';
@@ -25,7 +25,12 @@ export function insertBatcher(sql: Sql): TickBatcher<string, undefined> {
  * no history, and seen by no subscriber or bot).
  */
 export async function insertRows(sql: Sql, type: string, rows: string[], journal = true): Promise<void> {
-  if (rows.length) await sql.query(insertRowsSql(type, journal), [wellFormed(`[${rows.join(',')}]`)]);
+  await insertRowsWith(sql, insertRowsSql(type, journal), rows);
+}
+
+/** `insertRows` with its statement (`insertRowsSql`) at hand: for a thread that has not loaded the FHIR model. */
+export async function insertRowsWith(sql: Sql, statement: string, rows: string[]): Promise<void> {
+  if (rows.length) await sql.query(statement, [wellFormed(`[${rows.join(',')}]`)]);
 }
 
 /**
@@ -34,16 +39,28 @@ export async function insertRows(sql: Sql, type: string, rows: string[], journal
  * the ~56 values of a row on its own (arrays element by element) and PostgreSQL bound them one by
  * one, and every batch size was a statement text of its own. `content` is `JSON.stringify(resource)`.
  */
-export function rowJson(resource: Resource, content: string, baseUrl: string, index: IndexRow = extractIndex(resource, baseUrl, content)): string {
+export function rowJson(
+  resource: Resource, content: string, baseUrl: string, index: IndexRow = extractIndex(resource, baseUrl, content), columns: Column[] = tableColumns(resource.resourceType),
+): string {
   const meta = resource.meta as { versionId: string; lastUpdated: string };
-  let json = `{"id":${JSON.stringify(resource.id)},"version_id":${Number(meta.versionId)},"last_updated":${JSON.stringify(meta.lastUpdated)},"deleted":false,"content":${JSON.stringify(content)}`;
-  for (const c of tableColumns(resource.resourceType)) {
+  let json = `{"id":${JSON.stringify(resource.id)},"version_id":${Number(meta.versionId)},"last_updated":${JSON.stringify(meta.lastUpdated)},"deleted":false,"content":${embedded(content)}`;
+  for (const c of columns) {
     const value = index[c.name];
     if (value === undefined || value === null) continue;
     // composite columns already hold their jsonb text
     json += `,${JSON.stringify(c.name)}:${c.sqlType === 'jsonb' ? (value as string) : JSON.stringify(value)}`;
   }
   return `${json}}`;
+}
+
+/**
+ * `content` as it goes into the row: the resource's JSON itself, which PostgreSQL keeps verbatim as
+ * the text of a text column, rather than that JSON escaped into a string (a fifth longer, escaped
+ * here and unescaped there). `wellFormed` would replace a lone surrogate's escape in it, so such
+ * content goes as a string, which keeps it.
+ */
+function embedded(content: string): string {
+  return content.includes('\\ud') ? JSON.stringify(content) : content;
 }
 
 /**
@@ -58,7 +75,7 @@ function wellFormed(json: string): string {
 const sqlCache = new Map<string, string>();
 
 /** One statement for any number of rows: prepared once per connection. */
-function insertRowsSql(type: string, journal: boolean): string {
+export function insertRowsSql(type: string, journal: boolean): string {
   const key = `${type}|${journal}`;
   let sql = sqlCache.get(key);
   if (!sql) {

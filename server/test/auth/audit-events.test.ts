@@ -5,7 +5,9 @@ import pg from 'pg';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../../src/config.ts';
 import { startVigil } from '../../src/main.ts';
-import { AuditTrail, auditIndex } from '../../src/ops/audit.ts';
+import { AuditTrail } from '../../src/ops/audit.ts';
+import { auditIndex } from '../../src/ops/audit-events.ts';
+import { inlineAuditWriter } from '../../src/ops/audit-writer.ts';
 import { createLogger } from '../../src/ops/logger.ts';
 import { openPostgres } from '../../src/store/postgres.ts';
 import { extractIndex } from '../../src/store/extract.ts';
@@ -193,7 +195,7 @@ describe('the audit trail\'s inserts (postgres)', () => {
       if (text.startsWith('INSERT INTO "AuditEvent"')) inserts.push((JSON.parse(params?.[0] as string) as unknown[]).length);
       return query(text, params);
     };
-    const trail = new AuditTrail(db, 'http://localhost', createLogger('silent'), new Registry(), { flushMs: 60_000, batchSize: 8, maxBuffered: 100 });
+    const trail = new AuditTrail(inlineAuditWriter(db, 'http://localhost'), 'http://localhost', createLogger('silent'), new Registry(), { flushMs: 60_000, batchSize: 8, maxBuffered: 100 });
     const count = async () => (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM "AuditEvent"'))[0].n;
     const event = (i: number): AuditEvent => ({
       resourceType: 'AuditEvent', type: { code: 'batch-test' }, recorded: new Date().toISOString(),
