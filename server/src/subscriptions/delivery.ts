@@ -11,6 +11,7 @@ import { eventCount, type NumberedEvent } from './events.ts';
 import { notificationBundle } from './notification.ts';
 import type { Change } from './outbox.ts';
 import { parseSubscription, type ParsedSubscription } from './parse.ts';
+import { postNotification } from './rest-hook.ts';
 import type { SubscriptionRegistry } from './registry.ts';
 import { setStatus } from './status.ts';
 
@@ -89,18 +90,11 @@ export class Deliverer {
     }
     const url = new URL(sub.channel.endpoint as string);
     await assertPublicHost(url, this.#config.allowPrivateEndpoints);
-    const headers = new Headers(sub.channel.headers);
-    if (notification.contentType) headers.set('content-type', notification.contentType);
+    const headers = sub.channel.headers.filter(([name]) => !notification.contentType || name.toLowerCase() !== 'content-type');
+    if (notification.contentType) headers.push(['content-type', notification.contentType]);
     const timeout = Math.min(sub.timeoutMs ?? Infinity, this.#config.timeoutMs);
-    const res = await fetch(url, {
-      method: 'POST',
-      headers,
-      body: notification.body,
-      redirect: 'error',
-      signal: AbortSignal.any([signal, AbortSignal.timeout(timeout)]),
-    });
-    await res.body?.cancel();
-    if (!res.ok) throw new Error(`${url.host} answered ${res.status}`);
+    const status = await postNotification(url, headers, notification.body, AbortSignal.any([signal, AbortSignal.timeout(timeout)]));
+    if (status < 200 || status > 299) throw new Error(`${url.host} answered ${status}`);
   }
 
   /** A `requested` subscription becomes `active` once its endpoint took the handshake; a failure throws, to be retried. */
