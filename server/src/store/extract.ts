@@ -26,12 +26,17 @@ export function extractIndex(resource: Resource, baseUrl: string, content?: stri
   return indexWith(evaluate, resource, baseUrl, content);
 }
 
+/** The columns of these search parameters alone (the others left null): what the subscription index looks up. */
+export function extractParams(resource: Resource, baseUrl: string, codes: ReadonlySet<string>): IndexRow {
+  return indexWith(evaluate, resource, baseUrl, undefined, codes);
+}
+
 /** The same row with every expression run by medplum's FHIRPath evaluator: what compiled paths must reproduce. */
 export function extractIndexByFhirPath(resource: Resource, baseUrl: string): IndexRow {
   return indexWith((atom, context, input) => atom.eval(context, input), resource, baseUrl);
 }
 
-function indexWith(evaluate: Evaluate, resource: Resource, baseUrl: string, content?: string): IndexRow {
+function indexWith(evaluate: Evaluate, resource: Resource, baseUrl: string, content?: string, only?: ReadonlySet<string>): IndexRow {
   const root = toTypedValue(withRelativeReferences(resource, baseUrl, content));
   const context = { variables: { '%resource': root, '%rootResource': root } };
   const params = getSearchParams(resource.resourceType);
@@ -43,6 +48,7 @@ function indexWith(evaluate: Evaluate, resource: Resource, baseUrl: string, cont
   let parts: PartCache | undefined;
 
   for (const param of params.values()) {
+    if (only && !only.has(param.code)) continue;
     const items: TypedValue[] = param.self ? [root] : [];
     if (hasAnyRoot(resource, param)) {
       for (const atom of param.expression) for (const item of evaluate(atom, context, [root])) items.push(item);

@@ -4,7 +4,7 @@ import type { CareTeamPatients } from '../auth/care-team.ts';
 import { visible } from '../auth/fhir-guard.ts';
 import type { JobContext, JobQueue } from '../jobs/queue.ts';
 import { quote } from '../store/columns.ts';
-import { extractIndex } from '../store/extract.ts';
+import { extractParams } from '../store/extract.ts';
 import type { Repository } from '../store/repository.ts';
 import { historyTable } from '../store/schema.ts';
 import { Params } from '../store/search/conditions.ts';
@@ -136,7 +136,8 @@ export class Matcher {
     let previous = deleted ? Promise.resolve(read(change.versionId - 1)) : undefined;
     const loadPrevious = () => (previous ??= change.versionId > 1 ? this.#version(change, change.versionId - 1) : Promise.resolve(undefined));
     const indexed = deleted ? read(change.versionId - 1) : current;
-    const row = indexed ? extractIndex(indexed, this.#repo.baseUrl) : undefined;
+    const keyed = this.#registry.keyedParams(change.resourceType);
+    const row = indexed && keyed.size ? extractParams(indexed, this.#repo.baseUrl, keyed) : undefined;
     const candidates = deleted || current ? this.#registry.candidates(change.resourceType, change.interaction, row) : [];
     return { change, current, previous: loadPrevious, candidates };
   }

@@ -75,6 +75,11 @@ export class SubscriptionRegistry {
     await this.#loading;
   }
 
+  /** The search parameters whose values `candidates` looks up for a change of this type. */
+  keyedParams(type: string): ReadonlySet<string> {
+    return new Set(this.#byType.get(type)?.keyed.keys());
+  }
+
   candidates(type: string, interaction: Interaction, row: IndexRow | undefined): Candidate[] {
     const index = this.#byType.get(type);
     if (!index) return [];

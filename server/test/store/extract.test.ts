@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import type { Resource } from '@medplum/fhirtypes';
 import { loadDefinitions } from '../../src/definitions.ts';
-import { extractIndex, extractIndexByFhirPath } from '../../src/store/extract.ts';
+import { extractIndex, extractIndexByFhirPath, extractParams } from '../../src/store/extract.ts';
 import { randomSlot, seeded } from './mutation.ts';
 import { deviceObservations, syntheaSample } from './write-path-samples.ts';
 
@@ -28,6 +28,21 @@ describe('search columns from compiled paths', () => {
     const row = extractIndex(deviceObservations()[0], BASE);
     assert.ok(Array.isArray(row.code) && row.patient === 'Patient/p-1' && row.date_start, 'the columns are filled');
     assert.ok(new Set(synthea.map((r) => r.resourceType)).size >= 15);
+  });
+
+  it('for chosen parameters alone, their columns as the whole row has them (the subscription index)', () => {
+    const codes = new Set(['patient', 'subject', 'code', 'category']);
+    let filled = 0;
+    for (const r of [...deviceObservations(), ...synthea]) {
+      const whole = extractIndex(r, BASE);
+      const part = extractParams(r, BASE, codes);
+      for (const code of codes) {
+        assert.deepEqual(part[code], whole[code], `${r.resourceType}/${r.id} ${code}`);
+        if (part[code] != null) filled++;
+      }
+      assert.equal(part.status ?? null, null, 'other columns are left out');
+    }
+    assert.ok(filled > 100);
   });
 
   it('on the unusual shapes: choice values, primitive extensions, contained resources, absolute references, foreign type prefixes', () => {
