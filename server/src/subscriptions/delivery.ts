@@ -5,7 +5,7 @@ import { quote } from '../store/columns.ts';
 import type { Repository } from '../store/repository.ts';
 import { historyTable } from '../store/schema.ts';
 import type { SubscriptionConfig } from './config.ts';
-import { assertPublicHost } from './endpoint.ts';
+import { publicLookup } from './endpoint.ts';
 import type { Hub } from './hub.ts';
 import { eventCount, type NumberedEvent } from './events.ts';
 import { notificationBundle } from './notification.ts';
@@ -89,11 +89,11 @@ export class Deliverer {
       return;
     }
     const url = new URL(sub.channel.endpoint as string);
-    await assertPublicHost(url, this.#config.allowPrivateEndpoints);
     const headers = sub.channel.headers.filter(([name]) => !notification.contentType || name.toLowerCase() !== 'content-type');
     if (notification.contentType) headers.push(['content-type', notification.contentType]);
     const timeout = Math.min(sub.timeoutMs ?? Infinity, this.#config.timeoutMs);
-    const status = await postNotification(url, headers, notification.body, AbortSignal.any([signal, AbortSignal.timeout(timeout)]));
+    const lookup = this.#config.allowPrivateEndpoints ? undefined : publicLookup;
+    const status = await postNotification(url, headers, notification.body, AbortSignal.any([signal, AbortSignal.timeout(timeout)]), lookup);
     if (status < 200 || status > 299) throw new Error(`${url.host} answered ${status}`);
   }
 

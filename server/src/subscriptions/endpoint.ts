@@ -1,5 +1,5 @@
-import { lookup } from 'node:dns/promises';
-import { BlockList, isIP } from 'node:net';
+import { lookup } from 'node:dns';
+import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { badRequest } from '../fhir/outcome.ts';
 
 /** Addresses a notification must never reach unless private endpoints are allowed (SSRF). */
@@ -36,11 +36,17 @@ export function checkEndpoint(endpoint: string | undefined, allowPrivate: boolea
   return url;
 }
 
-/** Delivery-time check: the name must still resolve to public addresses only (DNS may have changed). */
-export async function assertPublicHost(url: URL, allowPrivate: boolean): Promise<void> {
-  if (allowPrivate) return;
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  const addresses = isIP(host) ? [{ address: host }] : await lookup(host, { all: true });
-  const blocked = addresses.find((a) => isPrivateAddress(a.address));
-  if (blocked) throw new Error(`${url.host} resolves to the private address ${blocked.address}`);
-}
+/**
+ * The address lookup of delivery connections: refuses a name that resolves to a loopback or private
+ * address. Checked as the connection is made, on the addresses it will use, so a name cannot
+ * resolve to a public address for a check and to a private one for the connection.
+ */
+export const publicLookup: LookupFunction = (hostname, options, callback) => {
+  lookup(hostname, { ...options, all: true }, (err, addresses) => {
+    if (err) return callback(err, '', 0);
+    const blocked = addresses.find((a) => isPrivateAddress(a.address));
+    if (blocked) return callback(new Error(`${hostname} resolves to the private address ${blocked.address}`), '', 0);
+    if (options.all) return callback(null, addresses);
+    callback(null, addresses[0].address, addresses[0].family);
+  });
+};

@@ -1,5 +1,6 @@
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { LookupFunction } from 'node:net';
 
 /** Idle kept-alive connections to an endpoint close after this long. */
 const IDLE_MS = 30_000;
@@ -11,8 +12,9 @@ const https = new HttpsAgent({ keepAlive: true, timeout: IDLE_MS });
  * the response body is read and dropped. node:http rather than fetch: fetch's web streams, and the
  * AbortError it builds to discard each unread body, cost the delivery worker about as much CPU as
  * everything else a notification takes. Redirects are not followed: a 3xx is a failed delivery.
+ * `lookup` resolves the endpoint's name for new connections (see `publicLookup`).
  */
-export function postNotification(url: URL, headers: [string, string][], body: string, signal: AbortSignal): Promise<number> {
+export function postNotification(url: URL, headers: [string, string][], body: string, signal: AbortSignal, lookup?: LookupFunction): Promise<number> {
   const secure = url.protocol === 'https:';
   const fields: Record<string, string | string[]> = { 'content-length': String(Buffer.byteLength(body)) };
   for (const [name, value] of headers) {
@@ -21,7 +23,7 @@ export function postNotification(url: URL, headers: [string, string][], body: st
     fields[key] = seen === undefined ? value : [...(Array.isArray(seen) ? seen : [seen]), value];
   }
   return new Promise((resolve, reject) => {
-    const req = (secure ? httpsRequest : httpRequest)(url, { method: 'POST', headers: fields, agent: secure ? https : http, signal }, (res) => {
+    const req = (secure ? httpsRequest : httpRequest)(url, { method: 'POST', headers: fields, agent: secure ? https : http, signal, lookup }, (res) => {
       res.on('error', reject);
       res.on('end', () => resolve(res.statusCode ?? 0));
       res.resume();
