@@ -6,8 +6,8 @@ import { Registry } from 'prom-client';
 import { loadConfig } from '../../src/config.ts';
 import { startVigil } from '../../src/main.ts';
 import { AuditTrail } from '../../src/ops/audit.ts';
-import { auditIndex } from '../../src/ops/audit-events.ts';
-import { inlineAuditWriter } from '../../src/ops/audit-writer.ts';
+import { auditIndex, type Finished } from '../../src/ops/audit-events.ts';
+import { auditWriter, inlineAuditWriter } from '../../src/ops/audit-writer.ts';
 import { createLogger } from '../../src/ops/logger.ts';
 import { openPostgres } from '../../src/store/postgres.ts';
 import { extractIndex } from '../../src/store/extract.ts';
@@ -212,6 +212,49 @@ describe('the audit trail\'s inserts (postgres)', () => {
       assert.deepEqual(inserts, [8, 5]);
     } finally {
       await trail.stop();
+      await db.close();
+      await fresh.drop();
+    }
+  });
+});
+
+describe('the audit writer\'s thread (postgres)', () => {
+  const read = (path: string): Finished => ({
+    recorded: new Date().toISOString(), base: '/fhir/R4', method: 'GET', path, query: '', status: 200,
+    who: { clientId: 'thread-test', sub: 'thread-test', userPatients: [], system: true },
+  });
+
+  it('builds and inserts the rows of a batch, the patients of what was read included, and stops when closed', async () => {
+    const fresh = await freshPostgresDatabase();
+    const db = await openPostgres(fresh.url, 2);
+    const writer = auditWriter(db, fresh.url, 'http://localhost');
+    try {
+      await db.query(`INSERT INTO "Observation" (id, version_id, last_updated, content, compartments) VALUES ('thread-obs', 1, now(), '{}', '{Patient/thread-p}')`);
+      await writer.write([read('/Observation/thread-obs'), read('/Patient/absent')], []);
+      const rows = await db.query<{ content: string; patient: string[] | null }>(`SELECT content, patient FROM "AuditEvent" WHERE altid @> '{thread-test}' ORDER BY content`);
+      assert.equal(rows.length, 2);
+      const events = rows.map((r) => JSON.parse(r.content));
+      assert.deepEqual(events.map((e) => e.entity[0].what.reference).sort(), ['Observation/thread-obs', 'Patient/absent']);
+      // the Observation's patient, looked up by the thread; a Patient read names that patient itself
+      assert.deepEqual(rows.flatMap((r) => r.patient ?? []).sort(), ['Patient/absent', 'Patient/thread-p']);
+    } finally {
+      await writer.close();
+      await db.close();
+      await fresh.drop();
+    }
+  });
+
+  it('fails a batch it cannot write, and is started again for the next one', async () => {
+    const fresh = await freshPostgresDatabase();
+    const db = await openPostgres(fresh.url, 2);
+    const missing = new URL(fresh.url);
+    missing.pathname = '/vigil_no_such_database';
+    const writer = auditWriter(db, missing.toString(), 'http://localhost');
+    try {
+      await assert.rejects(writer.write([read('/Patient/a')], []), /vigil_no_such_database|stopped/);
+      await assert.rejects(writer.write([read('/Patient/b')], []), /vigil_no_such_database|stopped/);
+    } finally {
+      await writer.close();
       await db.close();
       await fresh.drop();
     }
