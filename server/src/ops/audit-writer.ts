@@ -55,9 +55,12 @@ function threadAuditWriter(databaseUrl: string, baseUrl: string): AuditWriter {
   };
   const start = (): Worker => {
     const w = new Worker(new URL('./audit-thread.ts', import.meta.url), { workerData: data });
+    // an idle thread does not keep the process alive (`close` ends it on shutdown); a write waits for its answer
+    w.unref();
     w.on('message', ({ id, error }: AuditThreadReply) => {
       const p = pending.get(id);
       pending.delete(id);
+      if (pending.size === 0) w.unref();
       if (error) p?.reject(new Error(error));
       else p?.resolve();
     });
@@ -71,6 +74,7 @@ function threadAuditWriter(databaseUrl: string, baseUrl: string): AuditWriter {
   return {
     write(records, rows) {
       worker ??= start();
+      worker.ref();
       const id = next++;
       const done = new Promise<void>((resolve, reject) => pending.set(id, { resolve, reject }));
       worker.postMessage({ id, records, rows } satisfies AuditThreadRequest);
