@@ -18,9 +18,10 @@ import { type SecurityEvent, securityAuditEvent } from './security-audit.ts';
  * Requests never wait for it: a finished request leaves a small record in a bounded buffer, and
  * the buffer is written in multi-row inserts: a full batch whenever it holds `batchSize` records,
  * everything every `flushMs` and at shutdown. Building and writing the rows is the writer's
- * (./audit-writer.ts): on PostgreSQL a thread of its own, off the requests' event loop. When the database is down the records wait for the
- * next flush; when the buffer is full new records are dropped and counted (`vigil_audit_dropped_total`). A crash
- * loses what was buffered: at most `flushMs` worth of requests, and never more than `maxBuffered`.
+ * (./audit-writer.ts): on PostgreSQL a thread of its own, off the requests' event loop. When the
+ * database is down the records wait for the next flush; when the buffer is full new records are
+ * dropped and counted (`vigil_audit_dropped_total`). A crash loses what was buffered: at most
+ * `flushMs` worth of requests, and never more than `maxBuffered`.
  *
  * The server's own AuditEvents take the same path, whole: each bot run's (bots/runtime/audit.ts)
  * and the security events outside the FHIR API (./security-audit.ts: tokens, sign-in, consent,
@@ -178,6 +179,7 @@ export class AuditTrail {
   async #write(batch: (Finished | AuditEvent)[]): Promise<void> {
     const rows: string[] = [];
     for (const built of batch.filter((r): r is AuditEvent => 'resourceType' in r)) {
+      // of another shape than the requests': indexed here, by the generic indexer
       const event: AuditEvent = { ...built, id: randomUUID(), meta: { versionId: '1', lastUpdated: built.recorded } };
       rows.push(rowJson(event, JSON.stringify(event), this.#baseUrl));
     }
