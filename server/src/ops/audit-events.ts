@@ -4,7 +4,7 @@ import type { AuditEvent, AuditEventAgent, AuditEventEntity, Coding, Reference }
 import { type Column, quote } from '../store/columns.ts';
 import type { Sql } from '../store/database.ts';
 import { type IndexRow, normalizeReference, systemCode } from '../store/extract.ts';
-import { rowJson } from '../store/insert-batcher.ts';
+import { insertRowsWith, rowJson } from '../store/insert-batcher.ts';
 import { normalizeString } from '../store/strings.ts';
 
 /**
@@ -55,10 +55,14 @@ export interface Finished {
   target?: string;
 }
 
-/** What building rows needs besides the records: the AuditEvent table's columns and the resource types whose tables hold compartments. */
+/**
+ * What writing rows needs besides the records: the AuditEvent table's columns and INSERT
+ * (`insertRowsSql`), and the resource types whose tables hold compartments.
+ */
 export interface AuditRowContext {
   baseUrl: string;
   columns: Column[];
+  statement: string;
   resourceTypes: ReadonlySet<string>;
 }
 
@@ -74,8 +78,13 @@ const PATIENT: Coding = { system: ROLE, code: '1', display: 'Patient' };
 const PERSON: Coding = { ...SYSTEM_OBJECT, code: '1', display: 'Person' };
 const SERVER_SOURCE: Coding = { system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' };
 
+/** Inserts the AuditEvents of finished requests with `rows`, the server's own already built (`rowJson` texts). */
+export async function insertAuditRows(sql: Sql, ctx: AuditRowContext, records: Finished[], rows: string[]): Promise<void> {
+  await insertRowsWith(sql, ctx.statement, [...(await auditRows(sql, records, ctx)), ...rows]);
+}
+
 /** The AuditEvent rows (`rowJson` texts) of finished requests, with the patients of what they touched looked up in one query per type. */
-export async function auditRows(sql: Sql, records: Finished[], ctx: AuditRowContext): Promise<string[]> {
+async function auditRows(sql: Sql, records: Finished[], ctx: AuditRowContext): Promise<string[]> {
   const described = records.map((f) => ({ f, d: f.base === '/fhir/R4' ? describeFhir(f) : describeOther(f) }));
   const compartments = await lookupCompartments(sql, described, ctx.resourceTypes);
   const fhirBase = `${ctx.baseUrl}/fhir/R4`;

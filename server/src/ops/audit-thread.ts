@@ -1,7 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { insertRowsWith } from '../store/insert-batcher.ts';
 import { openPostgres } from '../store/postgres.ts';
-import { auditRows } from './audit-events.ts';
+import { insertAuditRows } from './audit-events.ts';
 import type { AuditThreadData, AuditThreadReply, AuditThreadRequest } from './audit-writer.ts';
 
 /** The audit writer's thread (see ./audit-writer.ts): one batch at a time, each answered by its id. */
@@ -17,7 +16,7 @@ port.on('message', async (request: AuditThreadRequest) => {
   }
   const reply: AuditThreadReply = { id: request.id };
   try {
-    await insertRowsWith(db, data.statement, [...(await auditRows(db, request.records, data)), ...request.rows]);
+    await insertAuditRows(db, data, request.records, request.rows);
   } catch (err) {
     reply.error = (err as Error).message;
   }

@@ -1,9 +1,9 @@
 import { Worker } from 'node:worker_threads';
 import { getResourceTypeList } from '../definitions.ts';
 import type { Database, Sql } from '../store/database.ts';
-import { insertRowsSql, insertRowsWith } from '../store/insert-batcher.ts';
+import { insertRowsSql } from '../store/insert-batcher.ts';
 import { tableColumns } from '../store/schema.ts';
-import { type AuditRowContext, type Finished, auditRows } from './audit-events.ts';
+import { type AuditRowContext, type Finished, insertAuditRows } from './audit-events.ts';
 
 /**
  * Writes the audit trail's batches: builds the AuditEvent rows of finished requests and inserts
@@ -20,8 +20,6 @@ export interface AuditWriter {
 /** What the thread starts with: everything it would otherwise need the FHIR model for. */
 export interface AuditThreadData extends AuditRowContext {
   databaseUrl: string;
-  /** The AuditEvent INSERT (`insertRowsSql`). */
-  statement: string;
 }
 
 export type AuditThreadRequest = { id: number; records: Finished[]; rows: string[] } | { close: true };
@@ -34,18 +32,15 @@ export function auditWriter(db: Database, databaseUrl: string | undefined, baseU
 /** Builds and inserts on the caller's thread, with the caller's database. */
 export function inlineAuditWriter(db: Sql, baseUrl: string): AuditWriter {
   const context = rowContext(baseUrl);
-  const statement = insertRowsSql('AuditEvent', false);
   return {
-    async write(records, rows) {
-      await insertRowsWith(db, statement, [...(await auditRows(db, records, context)), ...rows]);
-    },
+    write: (records, rows) => insertAuditRows(db, context, records, rows),
     async close() {},
   };
 }
 
 /** Builds and inserts in a worker thread, started on first use and again after it fails. */
 function threadAuditWriter(databaseUrl: string, baseUrl: string): AuditWriter {
-  const data: AuditThreadData = { ...rowContext(baseUrl), databaseUrl, statement: insertRowsSql('AuditEvent', false) };
+  const data: AuditThreadData = { ...rowContext(baseUrl), databaseUrl };
   const pending = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
   let worker: Worker | undefined;
   let next = 0;
@@ -92,5 +87,5 @@ function threadAuditWriter(databaseUrl: string, baseUrl: string): AuditWriter {
 }
 
 function rowContext(baseUrl: string): AuditRowContext {
-  return { baseUrl, columns: tableColumns('AuditEvent'), resourceTypes: new Set(getResourceTypeList()) };
+  return { baseUrl, columns: tableColumns('AuditEvent'), statement: insertRowsSql('AuditEvent', false), resourceTypes: new Set(getResourceTypeList()) };
 }

@@ -27,7 +27,7 @@ export function extractIndex(resource: Resource, baseUrl: string, content?: stri
 }
 
 /** The columns of these search parameters alone (the others left null): what the subscription index looks up. */
-export function extractParams(resource: Resource, baseUrl: string, codes: ReadonlySet<string>): IndexRow {
+export function extractParams(resource: Resource, baseUrl: string, codes: Pick<ReadonlySet<string>, 'has'>): IndexRow {
   return indexWith(evaluate, resource, baseUrl, undefined, codes);
 }
 
@@ -36,7 +36,7 @@ export function extractIndexByFhirPath(resource: Resource, baseUrl: string): Ind
   return indexWith((atom, context, input) => atom.eval(context, input), resource, baseUrl);
 }
 
-function indexWith(evaluate: Evaluate, resource: Resource, baseUrl: string, content?: string, only?: ReadonlySet<string>): IndexRow {
+function indexWith(evaluate: Evaluate, resource: Resource, baseUrl: string, content?: string, only?: Pick<ReadonlySet<string>, 'has'>): IndexRow {
   const root = toTypedValue(withRelativeReferences(resource, baseUrl, content));
   const context = { variables: { '%resource': root, '%rootResource': root } };
   const params = getSearchParams(resource.resourceType);

@@ -20,6 +20,7 @@ interface TypeIndex {
   scan: Candidate[];
 }
 
+const NO_KEYS: ReadonlyMap<string, unknown> = new Map();
 const REFERENCE = /^[A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/;
 
 /**
@@ -75,9 +76,9 @@ export class SubscriptionRegistry {
     await this.#loading;
   }
 
-  /** The search parameters whose values `candidates` looks up for a change of this type. */
-  keyedParams(type: string): ReadonlySet<string> {
-    return new Set(this.#byType.get(type)?.keyed.keys());
+  /** The search parameters (the keys) whose values `candidates` looks up for a change of this type. */
+  keyedParams(type: string): ReadonlyMap<string, unknown> {
+    return this.#byType.get(type)?.keyed ?? NO_KEYS;
   }
 
   candidates(type: string, interaction: Interaction, row: IndexRow | undefined): Candidate[] {
