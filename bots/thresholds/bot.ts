@@ -9,7 +9,7 @@ import { codesOf, LOINC } from '../vitals/codes.ts';
 import { normaliseObservation } from '../vitals/normalise.ts';
 import { isMonitored } from '../vitals/recency.ts';
 import type { QuantityMeasure, QuantityReading, Reading } from '../vitals/reading.ts';
-import { evaluateThresholds } from './evaluate.ts';
+import { evaluateThresholds, needsHistory } from './evaluate.ts';
 import { DEFAULT_LIMITS, type Breach } from './rules.ts';
 import { WEIGHT_GAIN } from './weight.ts';
 
@@ -58,7 +58,7 @@ export const thresholdsBot: Bot = {
     const breached = new Map<AlertCode, Breach>();
     const evaluated = new Set<AlertCode>();
     for (const reading of readings) {
-      const history = await historyOf(fhir, patientId, reading);
+      const history = needsHistory(reading, ranges) ? await historyOf(fhir, patientId, reading) : [];
       for (const rule of [`${reading.measure}-low`, `${reading.measure}-high`, ...(reading.measure === 'weight' ? ['weight-gain'] : [])]) {
         if (THRESHOLD_ALERT[rule]) evaluated.add(THRESHOLD_ALERT[rule]);
       }

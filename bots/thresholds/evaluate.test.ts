@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { QuantityMeasure, QuantityReading, Reading } from '../vitals/reading.ts';
-import { evaluateThresholds } from './evaluate.ts';
+import { evaluateThresholds, needsHistory } from './evaluate.ts';
 import { DEFAULT_LIMITS, type Breach, type PersonalRange } from './rules.ts';
 
 const T = Date.parse('2025-03-01T10:00:00Z');
@@ -223,5 +223,33 @@ describe('weight gain: more than 2 kg in 3 days', () => {
   it('takes another limit when configured', () => {
     const breaches = evaluateThresholds(weight(71.6, 0), [weight(70, 1)], [], { weightGain: { kg: 1.5, days: 2, severity: 'urgent' } });
     assert.deepEqual(severities(breaches), ['weight-gain:urgent']);
+  });
+});
+
+describe('needsHistory', () => {
+  const measures = [...new Set(DEFAULT_LIMITS.map((r) => r.measure))];
+  const personal: PersonalRange[] = [{ measure: 'spo2', low: 88, high: 92 }, { measure: 'pulse', low: 35, high: 140 }];
+  it('is false only where no history could make the reading breach', () => {
+    let skipped = 0;
+    for (const overrides of [[], personal]) {
+      for (const measure of measures) {
+        for (let value = 0; value <= 250; value += 0.5) {
+          if (needsHistory(at(measure, value), overrides)) continue;
+          skipped++;
+          // the worst history there could be: every earlier reading breaches every limit of its side
+          for (const past of [0, 400]) {
+            const history = [1, 2, 3, 4].map((m) => at(measure, past, m));
+            assert.deepEqual(evaluateThresholds(at(measure, value), history, overrides), [], `${measure} ${value} after ${past}`);
+          }
+        }
+      }
+    }
+    assert.ok(skipped > 1000, 'most values within limits need no history');
+  });
+  it('is true for a reading past a limit, and for every weight', () => {
+    assert.equal(needsHistory(at('spo2', 93)), true);
+    assert.equal(needsHistory(at('spo2', 97)), false);
+    assert.equal(needsHistory(at('spo2', 91), personal), false);
+    assert.equal(needsHistory(at('weight', 70)), true);
   });
 });

@@ -46,6 +46,18 @@ export function evaluateThresholds(
   return breaches;
 }
 
+/**
+ * Whether judging `latest` needs its history: only a reading that itself meets a limit can breach
+ * one (persistence counts earlier readings only behind it), and weight gain compares with earlier
+ * weights. Most readings are within limits, so most runs need no history read.
+ */
+export function needsHistory(latest: Reading, overrides: readonly PersonalRange[] = [], options: ThresholdOptions = {}): boolean {
+  if (latest.measure === 'consciousness') return false;
+  if (latest.measure === 'weight') return true;
+  const { measure, value } = latest;
+  return limitRules(measure, overrides.find((o) => o.measure === measure), options.limits).some((rule) => meets(rule, value));
+}
+
 function meets(rule: LimitRule, value: number): boolean {
   const v = roundForTable(rule.measure, value);
   if (rule.side === 'low') return rule.inclusive ? v <= rule.limit : v < rule.limit;
