@@ -14,9 +14,11 @@ import type { JobQueue, QueueFactory } from './jobs/queue.ts';
 import type { AuditTrail } from './ops/audit.ts';
 import type { Logger } from './ops/logger.ts';
 import { conditionalCreate } from './store/conditional.ts';
+import { extractParams } from './store/extract.ts';
 import type { Repository } from './store/repository.ts';
 import { executeSearch, type Restriction } from './store/search/execute.ts';
-import { parseSearch } from './store/search/query.ts';
+import { parseSearch, splitValues } from './store/search/query.ts';
+import { TickBatcher } from './store/tick-batcher.ts';
 import type { ChangeBatch } from './subscriptions/outbox.ts';
 
 export const BUILT_IN_BOTS: readonly Bot[] = [news2Bot, thresholdsBot, rulesBot, baselineBot, remindersBot, silentDeviceBot];
@@ -27,12 +29,15 @@ export const BUILT_IN_BOTS: readonly Bot[] = [news2Bot, thresholdsBot, rulesBot,
  * `restrict`, reads and searches see only what a caller's token does (an operation answering a user).
  */
 export function storeClient(repo: Repository, restrict?: Restriction): FhirClient {
+  const lookups = restrict ? undefined : keyedLookups(repo);
   return {
     async read<T extends Resource>(type: T['resourceType'], id: string): Promise<T> {
       if (restrict && !(await visible(repo.db, restrict, type, id))) throw notFound(`${type}/${id} not found`);
       return repo.read<T>(type, id);
     },
     async search<T extends Resource>(type: T['resourceType'], params: Record<string, string | string[]>): Promise<T[]> {
+      const keyed = lookups && keyedLookup(params);
+      if (keyed) return (await lookups.add(type, keyed)).map((content) => JSON.parse(content) as T);
       const result = await executeSearch(repo.db, parseSearch(type, toQuery(params)), repo.baseUrl, restrict);
       return result.matches.map((m) => JSON.parse(m.content) as T);
     },
@@ -55,6 +60,45 @@ export function storeClient(repo: Repository, restrict?: Restriction): FhirClien
       return { resource: stored as T, created };
     },
   };
+}
+
+interface KeyedLookup {
+  /** The `identifier` parameter as given: one or more `system|value` tokens. */
+  identifier: string;
+  count: number;
+}
+
+const IDENTIFIER: ReadonlySet<string> = new Set(['identifier']);
+const MAX_KEYED_COUNT = 1000;
+
+/** A search by `identifier` (and `_count`) alone: how bots find what they keyed (their Flags, scores, notices). */
+function keyedLookup(params: Record<string, string | string[]>): KeyedLookup | undefined {
+  const { identifier, _count, ...rest } = params;
+  const count = Number(_count);
+  if (typeof identifier !== 'string' || Object.keys(rest).length > 0 || !Number.isInteger(count) || count < 1 || count > MAX_KEYED_COUNT) return undefined;
+  return { identifier, count };
+}
+
+/**
+ * Keyed lookups of one type made in the same tick share one search: with many runs in flight, each
+ * clearing or raising a patient's alert looks its Flag up, and one query a tick serves them all.
+ * Each lookup gets the matches a search of its own would give, in the same order: the matches whose
+ * identifier index holds one of its tokens. Should the shared search be cut short by its count, the
+ * lookups run one by one (the batcher's retry).
+ */
+function keyedLookups(repo: Repository): TickBatcher<KeyedLookup, string[]> {
+  return new TickBatcher(async (type, lookups) => {
+    const count = Math.min(MAX_KEYED_COUNT, lookups.reduce((n, l) => n + l.count, 0));
+    const query = new URLSearchParams({ identifier: lookups.map((l) => l.identifier).join(','), _count: String(count) });
+    const result = await executeSearch(repo.db, parseSearch(type, query), repo.baseUrl);
+    if (lookups.length === 1) return [result.matches.map((m) => m.content)];
+    if (result.next) throw new Error('shared lookup cut short');
+    const found = result.matches.map((m) => ({ content: m.content, tokens: new Set((extractParams(JSON.parse(m.content) as Resource, repo.baseUrl, IDENTIFIER).identifier as string[] | undefined) ?? []) }));
+    return lookups.map(({ identifier, count: n }) => {
+      const wanted = splitValues(identifier);
+      return found.filter((f) => wanted.some((t) => f.tokens.has(t))).slice(0, n).map((f) => f.content);
+    });
+  }, 200);
 }
 
 function toQuery(params: Record<string, string | string[]>): URLSearchParams {
