@@ -47,8 +47,7 @@ export const news2Bot: Bot = {
 
     const at = Math.max(...normalised.readings.map((r) => r.time));
     const windowMinutes = numberParameter(event.parameters, 'windowMinutes');
-    // the newest three of each: the newest usable reading is among them unless the last three were unusable
-    const window = await latestObservations(fhir, patientId, WINDOW_CODES, at - windowMinutes * 60_000, at, 3);
+    const window = await windowOf(fhir, patientId, at - windowMinutes * 60_000, at);
     const scale2 = isScale2(goalRanges(event.goals));
     const result = assessNews2([...readingsOf(window), ...normalised.readings], { at, windowMinutes, scale2 });
     if (!result.scored) return { outcome: 'skipped', message: `not scored: no ${result.missing.join(', ')} in the last ${windowMinutes} min` };
@@ -80,6 +79,17 @@ export const news2Bot: Bot = {
     return { outcome: 'success', message: `NEWS2 ${score.total} (${score.band})${unchanged ? ', unchanged' : ''}: alert ${alert.action}, care team ${alert.notice}` };
   },
 };
+
+/**
+ * The newest Observation of each input and the newest score in the window. Should a newest reading
+ * be unusable (a unit that cannot be read, say), the newest three of each are read instead: the
+ * newest usable one is among them unless all three were unusable.
+ */
+async function windowOf(fhir: FhirClient, patientId: string, from: number, to: number): Promise<Observation[]> {
+  const newest = await latestObservations(fhir, patientId, WINDOW_CODES, from, to, 1);
+  if (newest.every((o) => isScore(o) || normaliseObservation(o).kind !== 'rejected')) return newest;
+  return latestObservations(fhir, patientId, WINDOW_CODES, from, to, 3);
+}
 
 const isScore = (o: Observation): boolean => o.code?.coding?.some((c) => c.system === NEWS2_TOTAL.system && c.code === NEWS2_TOTAL.code) ?? false;
 

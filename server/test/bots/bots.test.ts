@@ -149,6 +149,25 @@ for (const driver of DRIVERS) {
       });
     });
 
+    it('scores with the newest usable reading when a newer one is unusable', async () => {
+      const { patient } = await enrol(server, 'Unusable');
+      // RR 22 →2, SpO2 94 →1, systolic 105 →1, pulse 105 →1, temperature 38.5 →1: NEWS2 6
+      const inputs: [string, number, number][] = [['9279-1', 22, 30], ['2708-6', 94, 29], ['8480-6', 105, 28], ['8867-4', 105, 27], ['8310-5', 38.5, 26]];
+      const [, spo2] = await createAll(server, inputs.map(([code, value, ago]) => vital(patient, code, value, ago)));
+      const implausible = await post(server, vital(patient, '2708-6', 140, 5));
+      await eventually(async () => ((await audits(server, implausible.id as string)).length === 2 ? true : undefined), 'the runs on the implausible SpO2');
+      // pulse 115 →2: NEWS2 7, a new assessment
+      const pulse = await post(server, vital(patient, '8867-4', 115, 1));
+      const score = await eventually(async () => {
+        const found = await search<Observation>(server, `Observation?subject=Patient/${patient}&code=${NEWS2}&derived-from=Observation/${pulse.id}`);
+        return found[0];
+      }, 'the score the last pulse gave');
+      assert.equal(score.valueInteger, 7);
+      const inputsUsed = score.derivedFrom?.map((r) => r.reference);
+      assert.ok(inputsUsed?.includes(`Observation/${spo2.id}`));
+      assert.ok(!inputsUsed?.includes(`Observation/${implausible.id}`));
+    });
+
     describe('thresholds', () => {
       it('raises an urgent Flag at once on SpO2 89', async () => {
         const { patient } = await enrol(server, 'Hypoxic');
