@@ -5,7 +5,7 @@ import { quote } from '../store/columns.ts';
 import type { Repository } from '../store/repository.ts';
 import { historyTable } from '../store/schema.ts';
 import type { SubscriptionConfig } from './config.ts';
-import { publicLookup } from './endpoint.ts';
+import { checkEndpoint, publicLookup } from './endpoint.ts';
 import type { Hub } from './hub.ts';
 import { eventCount, type NumberedEvent } from './events.ts';
 import { notificationBundle } from './notification.ts';
@@ -88,7 +88,8 @@ export class Deliverer {
       await this.#hub.publish({ subscriptionId: sub.id, ping: `ping ${sub.id}`, payload: notification.contentType ? notification.body : undefined });
       return;
     }
-    const url = new URL(sub.channel.endpoint as string);
+    // the create-time rule again (the setting may have changed since): a connection to an IP literal looks nothing up
+    const url = checkEndpoint(sub.channel.endpoint, this.#config.allowPrivateEndpoints);
     const headers = sub.channel.headers.filter(([name]) => !notification.contentType || name.toLowerCase() !== 'content-type');
     if (notification.contentType) headers.push(['content-type', notification.contentType]);
     const timeout = Math.min(sub.timeoutMs ?? Infinity, this.#config.timeoutMs);
