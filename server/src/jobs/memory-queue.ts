@@ -1,3 +1,4 @@
+import { Fifo } from './fifo.ts';
 import { backoffDelay, checkPeriod, DEFAULT_CLOSE_TIMEOUT_MS, resolveOptions, settlesWithin, toError } from './options.ts';
 import type { Backoff, CloseOptions, DeadLetter, EnqueueOptions, JobHandler, JobQueue, ProcessOptions, ScheduleOptions } from './queue.ts';
 
@@ -31,9 +32,9 @@ export class MemoryQueue<T> implements JobQueue<T> {
   /** Waiting, delayed and running jobs: the window in which a jobId deduplicates. */
   readonly #live = new Map<string, Entry<T>>();
   readonly #dead = new Map<string, DeadLetter<T>>();
-  readonly #ready: Entry<T>[] = [];
+  readonly #ready = new Fifo<Entry<T>>();
   /** Per group key, its jobs in enqueue order; only the head is ever scheduled. */
-  readonly #groups = new Map<string, Entry<T>[]>();
+  readonly #groups = new Map<string, Fifo<Entry<T>>>();
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #running = new Set<Running>();
   readonly #schedules = new Map<string, NodeJS.Timeout>();
@@ -59,7 +60,9 @@ export class MemoryQueue<T> implements JobQueue<T> {
       if (group) {
         group.push(entry);
       } else {
-        this.#groups.set(groupKey, [entry]);
+        const fifo = new Fifo<Entry<T>>();
+        fifo.push(entry);
+        this.#groups.set(groupKey, fifo);
         this.#schedule(entry);
       }
     }
@@ -185,7 +188,7 @@ export class MemoryQueue<T> implements JobQueue<T> {
     if (group.length === 0) {
       this.#groups.delete(entry.groupKey);
     } else {
-      this.#schedule(group[0]!);
+      this.#schedule(group.peek()!);
     }
   }
 }
