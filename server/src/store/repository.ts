@@ -78,7 +78,27 @@ export class Repository {
   }
 
   update(resource: Resource, options: UpdateOptions = {}): Promise<WriteResult> {
+    if (options.ifMatch !== undefined) return this.#updateIfMatch(resource, options.ifMatch);
     return this.transaction((w) => w.update(resource, options));
+  }
+
+  /**
+   * An update that names the version it replaces is one statement, not a transaction of four: the
+   * row changes only while it is still that version (a concurrent update makes PostgreSQL check the
+   * condition again on the newer row), so there is nothing to lock first.
+   */
+  async #updateIfMatch(resource: Resource, ifMatch: string): Promise<WriteResult> {
+    checkType(resource.resourceType);
+    const id = resource.id;
+    if (!id || !ID_PATTERN.test(id)) throw badRequest('Resource id is missing or not a valid FHIR id', `${resource.resourceType}.id`);
+    const mismatch = () => preconditionFailed(`If-Match ${ifMatch} does not match the current version of ${resource.resourceType}/${id}`);
+    if (!/^[1-9][0-9]{0,8}$/.test(ifMatch)) throw mismatch();
+    const stored = prepare(resource, id, Number(ifMatch) + 1);
+    const content = JSON.stringify(stored);
+    const rows = await this.db.query(updateIfMatchSql(stored.resourceType), rowParams(stored, content, this.baseUrl));
+    if (rows.length === 0) throw mismatch();
+    this.#feed.publish([changeEvent('update', stored)]);
+    return { resource: stored, content, created: false };
   }
 
   delete(resourceType: string, id: string): Promise<StoredVersion | undefined> {
@@ -260,6 +280,23 @@ function updateSql(type: string): string {
     const outbox = `INSERT INTO change_outbox (resource_type, id, version_id, interaction) VALUES ('${type}', $1, $2, 'update')`;
     sql = `WITH h AS (${history}), o AS (${outbox}) UPDATE ${quote(type)} SET ${columns.slice(1).map((c, i) => `${c} = $${i + 2}`).join(', ')} WHERE id = $1`;
     updateCache.set(type, sql);
+  }
+  return sql;
+}
+
+const updateIfMatchCache = new Map<string, string>();
+
+/** `updateSql` for the row only while it is the version before `$2` and not deleted; returns a row when it was written. */
+function updateIfMatchSql(type: string): string {
+  let sql = updateIfMatchCache.get(type);
+  if (!sql) {
+    const columns = tableColumns(type).map((c) => quote(c.name));
+    const set = columns.slice(1).map((c, i) => `${c} = $${i + 2}`).join(', ');
+    sql = `WITH u AS (UPDATE ${quote(type)} SET ${set} WHERE id = $1 AND version_id = $2::int - 1 AND NOT deleted RETURNING id), ` +
+      `h AS (INSERT INTO ${quote(historyTable(type))} (id, version_id, last_updated, deleted, content) SELECT $1, $2, $3, false, $5 FROM u), ` +
+      `o AS (INSERT INTO change_outbox (resource_type, id, version_id, interaction) SELECT '${type}', $1, $2, 'update' FROM u) ` +
+      'SELECT id FROM u';
+    updateIfMatchCache.set(type, sql);
   }
   return sql;
 }
