@@ -31,6 +31,12 @@ export const news2Bot: Bot = {
   trigger: { resourceType: 'Observation', criteria: `Observation?code=${NEWS2_INPUT_CODES.map((c) => `${LOINC}|${c}`).join(',')}`, accepts: async (resource) => isMonitored(resource) },
   timeoutMs: 10_000,
   defaults: { windowMinutes: DEFAULT_WINDOW_MINUTES, ...ALERT_DEFAULTS },
+  // NEWS2 scores the patient's latest vitals: a newer usable reading's run scores them as well
+  coalesce(resource) {
+    const patientId = patientOf(resource);
+    const normalised = normaliseObservation(resource as Observation);
+    return patientId && normalised.kind === 'readings' ? { key: patientId, at: Math.max(...normalised.readings.map((r) => r.time)) } : undefined;
+  },
 
   async handler(event, fhir): Promise<BotResult> {
     const observation = event.resource as Observation;

@@ -141,5 +141,48 @@ describe('BotHost', () => {
     assert.equal(audits.length, 1);
     await queues.close({ timeoutMs: 100 });
   });
-});
 
+  it('coalesces queued runs of a state: the first to start runs on the newest trigger, the others are audited as covered', async () => {
+    const fhir = memoryFhir();
+    const queues = createQueueFactory();
+    const ran: string[] = [];
+    const audits: AuditEvent[] = [];
+    const t0 = Date.parse('2026-11-27T10:00:00Z');
+    const assessor: Bot = {
+      ...bot('assessor', async (event) => (ran.push((event.resource as Observation).code.text as string), { outcome: 'success' })),
+      coalesce: (resource) => {
+        const o = resource as Observation;
+        return { key: o.subject?.reference as string, at: Date.parse(o.effectiveDateTime as string) };
+      },
+    };
+    const host = new BotHost({ fhir, queue: queues.queue<BotJob>('bots'), audit: (event) => audits.push(event), bots: [assessor] });
+    const reading = (text: string, patient: string, offsetMs: number) =>
+      fhir.create<Observation>({ resourceType: 'Observation', status: 'final', code: { text }, subject: { reference: `Patient/${patient}` }, effectiveDateTime: new Date(t0 + offsetMs).toISOString() });
+    const changes = async (...observations: Observation[]) =>
+      host.handleChanges(observations.map((o) => ({ interaction: 'create' as const, resourceType: 'Observation', id: o.id as string, versionId: '1' })));
+    // queued while no worker runs: p1 and p2 are followed by p3; q1 is another patient; p0 is a
+    // late reading, older than p3, and p-old more than five minutes older: both are assessed
+    const [p1, p2, q1, p3, p0, pOld] = [
+      await reading('p1', 'p', 0), await reading('p2', 'p', 1_000), await reading('q1', 'q', 0),
+      await reading('p3', 'p', 2_000), await reading('p0', 'p', -1_000), await reading('p-old', 'p', -10 * 60_000),
+    ];
+    await changes(p1, p2, q1, p3, p0, pOld);
+    host.start();
+    for (let i = 0; i < 100 && audits.length < 6; i++) await sleep(10);
+    assert.deepEqual(ran.sort(), ['p-old', 'p0', 'p3', 'q1']);
+    // the first of p's queued runs to start takes the newest over; the others say who assesses them
+    const said = (o: Observation) => audits.find((a) => a.entity?.[0].what?.reference === `Observation/${o.id}`)?.outcomeDesc;
+    assert.match(said(p1) ?? '', new RegExp(`^run on the newer Observation/${p3.id}`));
+    assert.match(said(p2) ?? '', new RegExp(`^left to the run on Observation/${p3.id}`));
+    assert.match(said(p3) ?? '', new RegExp(`^assessed by the run on Observation/${p1.id}`));
+    for (const made of [q1, p0, pOld]) assert.equal(said(made), undefined);
+    assert.equal(audits.length, 6);
+    assert.equal(audits.find((a) => a.entity?.[0].what?.reference === `Observation/${p1.id}`)?.entity?.[1].what?.reference, 'Patient/p');
+
+    // once those ran, a new reading is assessed: nothing remembered holds it back
+    await changes(await reading('p4', 'p', 3_000));
+    for (let i = 0; i < 100 && ran.length < 5; i++) await sleep(10);
+    assert.deepEqual(ran.slice(4), ['p4']);
+    await queues.close({ timeoutMs: 100 });
+  });
+});

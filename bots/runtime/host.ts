@@ -35,7 +35,25 @@ export interface BotHostOptions {
   onError?: (error: unknown, context: Record<string, unknown>) => void;
 }
 
+/** A run this host enqueued for a bot with `coalesce`: its state, time and enqueue order. */
+interface Queued {
+  key: string;
+  at: number;
+  seq: number;
+  job: RunJob;
+  trigger: string;
+  patientId: string | undefined;
+  /** The run that assesses this trigger, once one has started: its own, or an earlier job's that took it over. */
+  assessedBy?: Queued;
+  /** The newer trigger this job's run took over (a retry runs on it again). */
+  took?: Queued;
+}
+
 const DEFAULT_ATTEMPTS = 3;
+/** Queued runs remembered for coalescing; beyond this the oldest are forgotten (they then simply run). */
+const MAX_QUEUED = 100_000;
+/** A run is left only to a trigger this close after its own: a device catching up on hours gets each older state assessed. */
+const COALESCE_WITHIN_MS = 5 * 60_000;
 const BACKOFF = { baseMs: 500, capMs: 60_000 };
 /** Resources a sweep reads per query. */
 const SWEEP_PAGE = '500';
@@ -56,6 +74,13 @@ export class BotHost {
   readonly #concurrency: number;
   readonly #onError: NonNullable<BotHostOptions['onError']>;
   readonly #agents = new Map<string, Promise<Reference<Device>>>();
+  /**
+   * Coalescing knows only the runs this host enqueued, and only as a hint: a run it does not know
+   * is made, so nothing another replica needs lives here. By job id, and the newest per state.
+   */
+  readonly #queued = new Map<string, Queued>();
+  readonly #newest = new Map<string, Queued>();
+  #seq = 0;
 
   constructor(options: BotHostOptions) {
     this.#bots = new Map(options.bots.map((b) => [b.name, b]));
@@ -113,12 +138,52 @@ export class BotHost {
       if (!enabled) continue;
       const jobId = `${bot.name}/${change.resourceType}/${change.id}/${change.versionId}`;
       await this.#queue.enqueue({ bot: bot.name, change, settings: given }, { jobId, attempts: bot.attempts ?? DEFAULT_ATTEMPTS, backoff: BACKOFF });
+      const state = bot.coalesce?.(current.get(change.id) as Resource);
+      if (state) this.#remember(jobId, { key: `${bot.name}/${state.key}`, at: state.at, seq: ++this.#seq, job: { bot: bot.name, change, settings: given }, trigger: `${change.resourceType}/${change.id}`, patientId });
     }
+  }
+
+  /** Notes a run enqueued (its change committed); it is the newest of its state unless an earlier-enqueued one is later in time. */
+  #remember(jobId: string, queued: Queued): void {
+    this.#queued.set(jobId, queued);
+    const newest = this.#newest.get(queued.key);
+    if (!newest || queued.at >= newest.at) this.#newest.set(queued.key, queued);
+    if (this.#queued.size > MAX_QUEUED) this.#forget(this.#queued.keys().next().value as string);
+  }
+
+  #forget(jobId: string, failed = false): void {
+    const queued = this.#queued.get(jobId);
+    if (!queued) return;
+    this.#queued.delete(jobId);
+    if (this.#newest.get(queued.key) === queued) this.#newest.delete(queued.key);
+    // the newer trigger it took over is no longer being assessed: its own job runs
+    if (failed && queued.took?.assessedBy === queued) queued.took.assessedBy = undefined;
+  }
+
+  /**
+   * What a starting run does: run on its own trigger, run on the newest trigger of its state (taking
+   * that job's work over), or leave its trigger to the run that assesses a newer one. A newer trigger
+   * counts when enqueued after this one (so its change committed first) and at or shortly after its
+   * time. Runs this host did not enqueue run on their own trigger.
+   */
+  #plan(mine: Queued | undefined): { run?: RunJob; note?: string } | { leave: string } {
+    if (!mine) return {};
+    if (mine.assessedBy && mine.assessedBy !== mine) return { leave: `assessed by the run on ${mine.assessedBy.trigger}, which took it over` };
+    const newest = this.#newest.get(mine.key);
+    const ahead = newest && newest.seq > mine.seq ? newest.at - mine.at : -1;
+    if (newest && ahead >= 0 && ahead <= COALESCE_WITHIN_MS) {
+      if (newest.assessedBy) return { leave: `left to the run on ${newest.trigger}, a newer trigger of the same state` };
+      newest.assessedBy = mine;
+      mine.took = newest;
+    }
+    mine.assessedBy = mine;
+    const took = mine.took;
+    return took ? { run: took.job, note: `run on the newer ${took.trigger}, which arrived while this waited` } : {};
   }
 
   /** Consumes the jobs and schedules the sweeps (every replica does; the queue runs each period once). */
   start(): void {
-    this.#queue.process((job) => ('sweep' in job.data ? this.#sweep(job.data.bot) : this.#run(job.data, job.attempt, job.signal)), {
+    this.#queue.process((job) => ('sweep' in job.data ? this.#sweep(job.data.bot) : this.#run(job.id, job.data, job.attempt, job.signal)), {
       concurrency: this.#concurrency,
       onDeadLetter: (job) => this.#onError(new Error(job.error), { bot: job.data.bot, job: job.data, deadLetter: job.id }),
     });
@@ -157,11 +222,35 @@ export class BotHost {
     }
   }
 
-  async #run({ bot: name, change, settings: given }: RunJob, attempt: number, jobSignal: AbortSignal): Promise<void> {
+  async #run(jobId: string, job: RunJob, attempt: number, jobSignal: AbortSignal): Promise<void> {
+    let settled = false;
+    try {
+      const plan = this.#plan(this.#queued.get(jobId));
+      if ('leave' in plan) await this.#leave(jobId, job, plan.leave, attempt);
+      else await this.#runBot(job, attempt, jobSignal, plan.run, plan.note);
+      settled = true;
+    } finally {
+      // a run that will be tried again stays known, with what it took over
+      const final = attempt >= (this.#bots.get(job.bot)?.attempts ?? DEFAULT_ATTEMPTS);
+      if (settled || final) this.#forget(jobId, !settled);
+    }
+  }
+
+  /** A run left to another: the bot does not run, and its AuditEvent says which run assesses its trigger. */
+  async #leave(jobId: string, { bot: name, change }: RunJob, message: string, attempt: number): Promise<void> {
+    const bot = this.#bots.get(name) as Bot;
+    const patientId = this.#queued.get(jobId)?.patientId;
+    this.#audit(runAuditEvent({ bot, agent: await this.#agent(bot), change, patientId, result: { outcome: 'skipped', message }, written: [], attempt }));
+  }
+
+  /** Runs the bot on `target`'s trigger (normally the job's own); the AuditEvent is the job's, with `note` on what it ran on. */
+  async #runBot(job: RunJob, attempt: number, jobSignal: AbortSignal, target: RunJob = job, note?: string): Promise<void> {
+    const { bot: name, change } = job;
+    const given = target.settings;
     const bot = this.#bots.get(name);
     if (!bot) throw new Error(`no bot named ${name}`);
     // the trigger was checked when the job was made
-    const resource = await this.#version(change);
+    const resource = await this.#version(target.change);
     if (!resource) return;
     const patientId = patientOf(resource);
     const settings = given ? { enabled: true, ...given } : await resolveSettings(this.#fhir, bot, patientId);
@@ -169,10 +258,12 @@ export class BotHost {
     const agent = await this.#agent(bot);
     const signal = AbortSignal.any([jobSignal, AbortSignal.timeout(bot.timeoutMs)]);
     const { client, written } = recordingClient(this.#fhir, signal);
-    const record = (result: RunRecord['result']): void => this.#audit(runAuditEvent({ bot, agent, change, patientId, result, written, attempt }));
+    const noted = (message: string | undefined): string => [note, message].filter(Boolean).join(': ');
+    const record = (result: RunRecord['result']): void =>
+      this.#audit(runAuditEvent({ bot, agent, change, patientId, result: 'error' in result ? { error: noted(result.error) } : { ...result, message: noted(result.message) || undefined }, written, attempt }));
     let result: BotResult;
     try {
-      result = await abortable(bot.handler({ interaction: change.interaction, resource, agent, parameters: settings.parameters, goals: settings.goals, signal }, client), signal);
+      result = await abortable(bot.handler({ interaction: target.change.interaction, resource, agent, parameters: settings.parameters, goals: settings.goals, signal }, client), signal);
     } catch (error) {
       const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
       record({ error: message });

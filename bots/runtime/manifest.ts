@@ -100,6 +100,14 @@ export interface Bot {
   /** Attempts before the job is dead-lettered; default 3. */
   attempts?: number;
   defaults: Parameters;
+  /**
+   * For a bot that assesses a state (a patient's latest vitals) rather than each trigger: the state
+   * a trigger is about and the time it brings it to. A run whose trigger a newer one of the same
+   * state follows (enqueued later, at its time or up to five minutes after) is left to that one,
+   * which reads what it would have; under a backlog, a patient's queued readings make one
+   * assessment, not one each.
+   */
+  coalesce?(resource: Resource): { key: string; at: number } | undefined;
   handler(event: BotEvent, fhir: FhirClient): Promise<BotResult>;
 }
 
