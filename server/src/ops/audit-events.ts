@@ -78,9 +78,16 @@ const PATIENT: Coding = { system: ROLE, code: '1', display: 'Patient' };
 const PERSON: Coding = { ...SYSTEM_OBJECT, code: '1', display: 'Person' };
 const SERVER_SOURCE: Coding = { system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' };
 
-/** Inserts the AuditEvents of finished requests with `rows`, the server's own already built (`rowJson` texts). */
-export async function insertAuditRows(sql: Sql, ctx: AuditRowContext, records: Finished[], rows: string[]): Promise<void> {
-  await insertRowsWith(sql, ctx.statement, [...(await auditRows(sql, records, ctx)), ...rows]);
+/**
+ * Inserts the AuditEvents of finished requests, the server's own `events` (bot runs; ones
+ * `auditIndex` covers, given their id and meta here) and `rows` (any others, already `rowJson` texts).
+ */
+export async function insertAuditRows(sql: Sql, ctx: AuditRowContext, records: Finished[], events: AuditEvent[], rows: string[]): Promise<void> {
+  const built = events.map((e) => {
+    const event: AuditEvent = { ...e, id: randomUUID(), meta: { versionId: '1', lastUpdated: e.recorded } };
+    return rowJson(event, JSON.stringify(event), ctx.baseUrl, auditIndex(event, ctx.baseUrl), ctx.columns);
+  });
+  await insertRowsWith(sql, ctx.statement, [...(await auditRows(sql, records, ctx)), ...built, ...rows]);
 }
 
 /** The AuditEvent rows (`rowJson` texts) of finished requests, with the patients of what they touched looked up in one query per type. */
@@ -296,6 +303,7 @@ export function auditIndex(e: AuditEvent, baseUrl: string): IndexRow {
   const plain = (values: (string | undefined)[]): string[] | null => list(values.flatMap((v) => (v ? systemCode(undefined, v) : [])));
   const references = (refs: (Reference | undefined)[]): string[] => refs.flatMap((r) => (r?.reference ? [normalizeReference(r.reference, baseUrl)] : []));
   const addresses = e.agent.flatMap((a) => (a.network?.address ? [a.network.address] : []));
+  const agentNames = e.agent.flatMap((a) => (a.name ? [a.name] : []));
   const names = entities.flatMap((x) => (x.name ? [x.name] : []));
   const patients = [...new Set(references([...e.agent.map((a) => a.who), ...entities.map((x) => x.what)]).filter((r) => r.startsWith('Patient/')))];
   // in the order of the AuditEvent search parameters, as the generic indexer collects token texts
@@ -307,7 +315,7 @@ export function auditIndex(e: AuditEvent, baseUrl: string): IndexRow {
     action: plain([e.action]),
     address: list(addresses.map(normalizeString)),
     agent: list(references(e.agent.map((a) => a.who))),
-    'agent-name': null,
+    'agent-name': list(agentNames.map(normalizeString)),
     'agent-role': null,
     altid: plain(e.agent.map((a) => a.altId)),
     date_start: e.recorded,
@@ -325,13 +333,21 @@ export function auditIndex(e: AuditEvent, baseUrl: string): IndexRow {
     type: coded('type', [e.type]),
   };
   row.token_text = list(text);
-  row.string_exact = list([...addresses.map((a) => `address|${a}`), ...names.map((n) => `entity-name|${n}`)]);
+  row.string_exact = list([...addresses.map((a) => `address|${a}`), ...agentNames.map((n) => `agent-name|${n}`), ...names.map((n) => `entity-name|${n}`)]);
   row.reference_identifier = list(e.agent.flatMap((a) => {
     const id = a.who?.identifier;
     return id?.value ? [`agent|${id.system ?? ''}|${id.value}`, `agent|${id.value}`] : [];
   }));
   row.compartments = list(patients);
   return row;
+}
+
+/** Whether `auditIndex` indexes the AuditEvent completely: no meta, agent roles or policies, and references without identifiers but an agent's. */
+export function auditIndexCovers(e: AuditEvent): boolean {
+  const { meta } = e;
+  if (meta?.profile || meta?.security || meta?.tag || meta?.source) return false;
+  if (e.agent.some((a) => a.role || a.policy)) return false;
+  return !e.source.observer?.identifier && !(e.entity ?? []).some((x) => x.what?.identifier);
 }
 
 /** Distinct values, or null for none (an absent column value). */

@@ -16,7 +16,7 @@ port.on('message', async (request: AuditThreadRequest) => {
   }
   const reply: AuditThreadReply = { id: request.id };
   try {
-    await insertAuditRows(db, data, request.records, request.rows);
+    await insertAuditRows(db, data, request.records, request.events, request.rows);
   } catch (err) {
     reply.error = (err as Error).message;
   }

@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import type { AuditEvent } from '@medplum/fhirtypes';
 import { getResourceTypeList } from '../definitions.ts';
 import type { Database, Sql } from '../store/database.ts';
 import { insertRowsSql } from '../store/insert-batcher.ts';
@@ -13,7 +14,8 @@ import { type AuditRowContext, type Finished, insertAuditRows } from './audit-ev
  * each batch's plain records. Embedded PGlite lives in the main thread, so there the writer does too.
  */
 export interface AuditWriter {
-  write(records: Finished[], rows: string[]): Promise<void>;
+  /** Requests' records, the server's own AuditEvents that `auditIndex` covers, and rows of any others. */
+  write(records: Finished[], events: AuditEvent[], rows: string[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -22,7 +24,7 @@ export interface AuditThreadData extends AuditRowContext {
   databaseUrl: string;
 }
 
-export type AuditThreadRequest = { id: number; records: Finished[]; rows: string[] } | { close: true };
+export type AuditThreadRequest = { id: number; records: Finished[]; events: AuditEvent[]; rows: string[] } | { close: true };
 export interface AuditThreadReply { id: number; error?: string }
 
 export function auditWriter(db: Database, databaseUrl: string | undefined, baseUrl: string): AuditWriter {
@@ -33,7 +35,7 @@ export function auditWriter(db: Database, databaseUrl: string | undefined, baseU
 export function inlineAuditWriter(db: Sql, baseUrl: string): AuditWriter {
   const context = rowContext(baseUrl);
   return {
-    write: (records, rows) => insertAuditRows(db, context, records, rows),
+    write: (records, events, rows) => insertAuditRows(db, context, records, events, rows),
     async close() {},
   };
 }
@@ -67,12 +69,12 @@ function threadAuditWriter(databaseUrl: string, baseUrl: string): AuditWriter {
     return w;
   };
   return {
-    write(records, rows) {
+    write(records, events, rows) {
       worker ??= start();
       worker.ref();
       const id = next++;
       const done = new Promise<void>((resolve, reject) => pending.set(id, { resolve, reject }));
-      worker.postMessage({ id, records, rows } satisfies AuditThreadRequest);
+      worker.postMessage({ id, records, events, rows } satisfies AuditThreadRequest);
       return done;
     },
     async close() {

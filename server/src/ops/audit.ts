@@ -4,7 +4,7 @@ import type { AuditEvent } from '@medplum/fhirtypes';
 import { Counter, type Registry } from 'prom-client';
 import type { AccessPolicy } from '../auth/access-policy.ts';
 import { rowJson } from '../store/insert-batcher.ts';
-import type { AuditedBundle, AuditedEntry, Finished, Requester } from './audit-events.ts';
+import { type AuditedBundle, type AuditedEntry, auditIndexCovers, type Finished, type Requester } from './audit-events.ts';
 import type { AuditWriter } from './audit-writer.ts';
 import type { Logger } from './logger.ts';
 import { type SecurityEvent, securityAuditEvent } from './security-audit.ts';
@@ -175,16 +175,23 @@ export class AuditTrail {
     }
   }
 
-  /** Requests' records are built into rows by the writer; the server's own AuditEvents are rows already. */
+  /** Requests' records and the server's own AuditEvents are built into rows by the writer; events of a shape its indexer does not cover are rows already. */
   async #write(batch: (Finished | AuditEvent)[]): Promise<void> {
+    const records: Finished[] = [];
+    const events: AuditEvent[] = [];
     const rows: string[] = [];
-    for (const built of batch.filter((r): r is AuditEvent => 'resourceType' in r)) {
-      // of another shape than the requests': indexed here, by the generic indexer
-      const event: AuditEvent = { ...built, id: randomUUID(), meta: { versionId: '1', lastUpdated: built.recorded } };
-      rows.push(rowJson(event, JSON.stringify(event), this.#baseUrl));
+    for (const item of batch) {
+      if (!('resourceType' in item)) records.push(item);
+      else if (auditIndexCovers(item)) events.push(item);
+      else {
+        // indexed here, by the generic indexer
+        const event: AuditEvent = { ...item, id: randomUUID(), meta: { versionId: '1', lastUpdated: item.recorded } };
+        rows.push(rowJson(event, JSON.stringify(event), this.#baseUrl));
+      }
     }
-    await this.#writer.write(batch.filter((r): r is Finished => !('resourceType' in r)), rows);
+    await this.#writer.write(records, events, rows);
   }
+
 }
 
 /** The part of an access policy an AuditEvent names, as plain data for the writer's thread. */

@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { AuditEvent } from '@medplum/fhirtypes';
+import type { AuditEvent, Flag } from '@medplum/fhirtypes';
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../../src/config.ts';
 import { startVigil } from '../../src/main.ts';
 import { AuditTrail } from '../../src/ops/audit.ts';
-import { auditIndex, type Finished } from '../../src/ops/audit-events.ts';
+import { news2Bot } from '../../../bots/news2/bot.ts';
+import { runAuditEvent, type RunRecord } from '../../../bots/runtime/audit.ts';
+import { auditIndex, auditIndexCovers, type Finished } from '../../src/ops/audit-events.ts';
+import { securityAuditEvent } from '../../src/ops/security-audit.ts';
 import { auditWriter, inlineAuditWriter } from '../../src/ops/audit-writer.ts';
 import { createLogger } from '../../src/ops/logger.ts';
 import { openPostgres } from '../../src/store/postgres.ts';
@@ -147,6 +150,31 @@ for (const driver of DRIVERS) {
       for (const e of written) assert.deepEqual(auditIndex(e, s.base), extractIndex(e, s.base), JSON.stringify(e));
     });
 
+    it('indexes the server\'s own AuditEvents (bot runs, security events) as the generic indexer would, where it covers them', async () => {
+      const run = (patientId: string | undefined, result: RunRecord['result'], written: RunRecord['written']) => runAuditEvent({
+        bot: news2Bot, agent: { reference: 'Device/bot', display: 'Vigil NEWS2' }, patientId, result, written, attempt: 2,
+        change: { interaction: 'create', resourceType: 'Observation', id: 'o1', versionId: '1' },
+      });
+      const events: AuditEvent[] = [
+        run('p1', { outcome: 'success', message: 'NEWS2 3 (low)' }, [{ resource: { resourceType: 'Flag', id: 'f1', meta: { versionId: '2' } } as Flag, interaction: 'update' }]),
+        run(undefined, { outcome: 'skipped' }, []),
+        run('p2', { error: 'TimeoutError: late' }, []),
+        securityAuditEvent({ kind: 'oauth', subtype: 'login', action: 'E', username: 'au-alpha', fhirUser: 'Practitioner/x', address: '::ffff:10.0.0.1', clientId: 'app' }, s.base),
+        securityAuditEvent({ kind: 'oauth', subtype: 'token', action: 'E', failure: 'invalid_client', clientId: 'app' }, s.base),
+        securityAuditEvent({ kind: 'websocket', subtype: 'bind', action: 'E', address: '127.0.0.1', entity: [{ what: { reference: 'Subscription/s1' } }] }, s.base),
+      ];
+      const stored = (await s.vigil.db.query<{ content: string }>('SELECT content FROM "AuditEvent"')).map((r) => JSON.parse(r.content) as AuditEvent);
+      let compared = 0;
+      for (const e of [...events.map((x) => ({ ...x, id: 'a1', meta: { versionId: '1', lastUpdated: x.recorded } })), ...stored]) {
+        if (!auditIndexCovers(e)) continue;
+        assert.deepEqual(auditIndex(e, s.base), extractIndex(e, s.base), JSON.stringify(e));
+        compared++;
+      }
+      assert.ok(events.every(auditIndexCovers), 'the shapes the server writes are covered');
+      assert.ok(compared > events.length, `compared ${compared}`);
+      assert.ok(!auditIndexCovers({ ...events[0], agent: [{ ...events[0].agent[0], role: [{ text: 'bot' }] }] }), 'agent roles are left to the generic indexer');
+    });
+
     it('notifies no subscription: audit writes stay beside the change outbox', async () => {
       await subscribe(s.fhir, { criteria: 'AuditEvent', channel: { type: 'rest-hook', endpoint: receiver.url, payload: 'application/fhir+json' } });
       receiver.received.length = 0;
@@ -230,7 +258,7 @@ describe('the audit writer\'s thread (postgres)', () => {
     const writer = auditWriter(db, fresh.url, 'http://localhost');
     try {
       await db.query(`INSERT INTO "Observation" (id, version_id, last_updated, content, compartments) VALUES ('thread-obs', 1, now(), '{}', '{Patient/thread-p}')`);
-      await writer.write([read('/Observation/thread-obs'), read('/Patient/absent')], []);
+      await writer.write([read('/Observation/thread-obs'), read('/Patient/absent')], [], []);
       const rows = await db.query<{ content: string; patient: string[] | null }>(`SELECT content, patient FROM "AuditEvent" WHERE altid @> '{thread-test}' ORDER BY content`);
       assert.equal(rows.length, 2);
       const events = rows.map((r) => JSON.parse(r.content));
@@ -251,8 +279,8 @@ describe('the audit writer\'s thread (postgres)', () => {
     missing.pathname = '/vigil_no_such_database';
     const writer = auditWriter(db, missing.toString(), 'http://localhost');
     try {
-      await assert.rejects(writer.write([read('/Patient/a')], []), /vigil_no_such_database|stopped/);
-      await assert.rejects(writer.write([read('/Patient/b')], []), /vigil_no_such_database|stopped/);
+      await assert.rejects(writer.write([read('/Patient/a')], [], []), /vigil_no_such_database|stopped/);
+      await assert.rejects(writer.write([read('/Patient/b')], [], []), /vigil_no_such_database|stopped/);
     } finally {
       await writer.close();
       await db.close();
