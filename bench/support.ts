@@ -32,6 +32,12 @@ function profiling(): string[] {
   return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
 }
 
+/**
+ * Node's flags for the server, as `npm start` gives them: young-generation space for a server that
+ * parses and builds JSON all day (the default 16 MB semi-space made scavenges ~10% of its time).
+ */
+const NODE_FLAGS = ['--max-semi-space-size=64'];
+
 /** The bootstrap client every bench server runs with; also the MQTT credentials. */
 export const CLIENT_ID = 'vigil-bench';
 export const CLIENT_SECRET = randomBytes(24).toString('hex');
@@ -41,7 +47,7 @@ export const CLIENT_SECRET = randomBytes(24).toString('hex');
  * a bootstrap client whose token `http()` sends.
  */
 export async function startServer(databaseUrl: string, port: number, env: Record<string, string> = {}): Promise<{ base: string; child: ChildProcess; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [...profiling(), 'server/src/main.ts'], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, ...profiling(), 'server/src/main.ts'], {
     env: {
       // The API tier, as api replicas run it: subscription matching and bots belong to worker replicas.
       ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), LOG_LEVEL: 'warn', VIGIL_DEMO: 'off', MQTT_PORT: '0', VIGIL_ROLE: 'api',
