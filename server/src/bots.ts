@@ -8,7 +8,7 @@ import type { Bot, FhirClient } from '../../bots/runtime/manifest.ts';
 import { silentDeviceBot } from '../../bots/silent-device/bot.ts';
 import { thresholdsBot } from '../../bots/thresholds/bot.ts';
 import { visible } from './auth/fhir-guard.ts';
-import { lastnRows } from './fhir/operations/lastn.ts';
+import { lastnRows, lastnRowsMany, type LastnRow } from './fhir/operations/lastn.ts';
 import { notFound } from './fhir/outcome.ts';
 import type { JobQueue, QueueFactory } from './jobs/queue.ts';
 import type { AuditTrail } from './ops/audit.ts';
@@ -30,6 +30,8 @@ export const BUILT_IN_BOTS: readonly Bot[] = [news2Bot, thresholdsBot, rulesBot,
  */
 export function storeClient(repo: Repository, restrict?: Restriction): FhirClient {
   const lookups = restrict ? undefined : keyedLookups(repo);
+  // window reads of runs in flight together share a round trip, as keyed lookups do
+  const windows = restrict ? undefined : new TickBatcher<URLSearchParams, LastnRow[]>((_, requests) => lastnRowsMany({ repo, baseUrl: repo.baseUrl }, requests), 200);
   return {
     async read<T extends Resource>(type: T['resourceType'], id: string): Promise<T> {
       if (restrict && !(await visible(repo.db, restrict, type, id))) throw notFound(`${type}/${id} not found`);
@@ -51,7 +53,8 @@ export function storeClient(repo: Repository, restrict?: Restriction): FhirClien
       }
     },
     async lastn(params: Record<string, string | string[]>): Promise<Observation[]> {
-      return (await lastnRows({ repo, baseUrl: repo.baseUrl }, toQuery(params), restrict)).map((r) => JSON.parse(r.content) as Observation);
+      const rows = windows ? await windows.add('lastn', toQuery(params)) : await lastnRows({ repo, baseUrl: repo.baseUrl }, toQuery(params), restrict);
+      return rows.map((r) => JSON.parse(r.content) as Observation);
     },
     create: async <T extends Resource>(resource: T) => (await repo.create(resource)).resource as T,
     update: async <T extends Resource>(resource: T, options: { ifMatch?: string } = {}) => (await repo.update(resource, { ifMatch: options.ifMatch, allowCreate: false })).resource as T,

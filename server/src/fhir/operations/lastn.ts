@@ -22,7 +22,7 @@ const MAX_SUBJECTS = 500;
 /** Result parameters that make no sense for grouped results. */
 const UNSUPPORTED = new Set(['_sort', '_count', '_cursor', '_total', '_include', '_revinclude']);
 
-interface Row { id: string; content: string; code: string[] | null; text: string | null; ms: number }
+export interface LastnRow { id: string; content: string; code: string[] | null; text: string | null; ms: number }
 
 export const lastn = (ctx: FhirContext) => async (req: Request, res: Response): Promise<void> => {
   const params = operationParams(req);
@@ -40,13 +40,65 @@ export const lastn = (ctx: FhirContext) => async (req: Request, res: Response): 
 };
 
 /** The Observations `$lastn` answers with for these parameters, grouped by subject, then code. */
-export async function lastnRows(ctx: FhirContext, params: URLSearchParams, restriction?: Restriction): Promise<Row[]> {
+export async function lastnRows(ctx: FhirContext, params: URLSearchParams, restriction?: Restriction): Promise<LastnRow[]> {
+  const { max, statements } = lastnStatements(ctx, params, restriction);
+  const perSubject = await Promise.all(statements.map((s) => ctx.repo.db.query<LastnRow>(s.text, s.values)));
+  return perSubject.flatMap((rows) => answer(rows, max));
+}
+
+/**
+ * `lastnRows` for several requests at once, as one statement where their statements have the same
+ * shape (the bots' window reads: the same codes and filters, another patient and time): each
+ * request's varying values become a row of an `unnest`, and its statement runs once per row as a
+ * lateral subquery. One round trip instead of one per request, each answered as on its own.
+ */
+export async function lastnRowsMany(ctx: FhirContext, requests: URLSearchParams[]): Promise<LastnRow[][]> {
+  const built = requests.map((params) => lastnStatements(ctx, params));
+  const byShape = new Map<string, { request: number; subject: number; statement: Statement }[]>();
+  built.forEach((b, request) => b.statements.forEach((statement, subject) => {
+    // the same text with the same values but for strings (a patient, a time): those travel as text
+    const shape = `${statement.text}\u0000${JSON.stringify(statement.values.map((v) => (typeof v === 'string' ? 0 : v)))}`;
+    const group = byShape.get(shape);
+    if (group) group.push({ request, subject, statement });
+    else byShape.set(shape, [{ request, subject, statement }]);
+  }));
+  const answers = built.map((b) => b.statements.map((): LastnRow[] => []));
+  await Promise.all([...byShape.values()].map(async (group) => {
+    const results = await queryMany(ctx, group.map((g) => g.statement));
+    group.forEach((g, i) => (answers[g.request][g.subject] = answer(results[i], built[g.request].max)));
+  }));
+  return answers.map((perSubject) => perSubject.flat());
+}
+
+interface Statement { text: string; values: unknown[] }
+
+/** Runs statements of one shape as one: the strings that differ between them come from an `unnest`, one row per statement. */
+async function queryMany(ctx: FhirContext, statements: Statement[]): Promise<LastnRow[][]> {
+  if (statements.length === 1) return [await ctx.repo.db.query<LastnRow>(statements[0].text, statements[0].values)];
+  const [first] = statements;
+  const varying = first.values.map((v, i) => typeof v === 'string' && statements.some((s) => s.values[i] !== v));
+  const params = new Params();
+  const renumbered = first.values.map((v, i) => (varying[i] ? `q.v${i + 1}` : params.add(v)));
+  const columns = varying.flatMap((vary, i) => (vary ? [i] : []));
+  const arrays = columns.map((i) => `${params.add(statements.map((s) => s.values[i]))}::text[]`);
+  const body = first.text.replace(/\$(\d+)/g, (_, n: string) => renumbered[Number(n) - 1]);
+  const found = await ctx.repo.db.query<LastnRow & { n: string }>(
+    `SELECT q.n, x.* FROM unnest(${arrays.join(', ')}) WITH ORDINALITY AS q(${[...columns.map((i) => `v${i + 1}`), 'n'].join(', ')}) CROSS JOIN LATERAL (${body}) x`,
+    params.values,
+  );
+  const results: LastnRow[][] = statements.map(() => []);
+  for (const { n, ...row } of found) results[Number(n) - 1].push(row);
+  return results;
+}
+
+/** The statements `$lastn` runs for these parameters, one per subject, with the `max` their answers are cut to. */
+function lastnStatements(ctx: FhirContext, params: URLSearchParams, restriction?: Restriction): { max: number; statements: Statement[] } {
   const maxText = single(params, 'max');
   const max = maxText === undefined ? 1 : Math.min(positiveInt(maxText, 'max'), MAX_PER_GROUP);
   const subjectKey = [...params.keys()].find((k) => /^(patient|subject)(:Patient)?$/.test(k));
   const subjects = subjectKey && params.getAll(subjectKey).length === 1 ? splitValues(params.get(subjectKey) as string) : [undefined];
   if (subjects.length > MAX_SUBJECTS) throw badRequest(`$lastn takes at most ${MAX_SUBJECTS} subjects at once`, subjectKey);
-  const perSubject = await Promise.all(subjects.map(async (subject) => {
+  const statements = subjects.map((subject) => {
     const filters: Filter[] = [];
     for (const [key, value] of params) {
       if (['max', '_summary', '_elements', '_format', '_pretty'].includes(key)) continue;
@@ -56,10 +108,13 @@ export async function lastnRows(ctx: FhirContext, params: URLSearchParams, restr
     if (!filters.some((f) => (f.kind === 'param' || f.kind === 'chain') && (f.param.code === 'patient' || f.param.code === 'subject'))) {
       throw badRequest('$lastn needs a patient or subject parameter', 'patient');
     }
-    return groupByCode(await newestPerCode(ctx, filters, max, restriction)).flatMap((group) => newest(group, max));
-  }));
-  return perSubject.flat();
+    return newestPerCode(ctx, filters, max, restriction);
+  });
+  return { max, statements };
 }
+
+/** A subject's answer: its rows grouped by code, each group cut to the newest `max`. */
+const answer = (rows: LastnRow[], max: number): LastnRow[] => groupByCode(rows).flatMap((group) => newest(group, max));
 
 /**
  * The newest `max` rows (with ties) for each distinct `code` token array, plus for each text-only
@@ -68,7 +123,7 @@ export async function lastnRows(ctx: FhirContext, params: URLSearchParams, restr
  * code, however many Observations the patient has. Filters other than `code` are checked on each
  * code's rows from the newest down, so a code whose rows rarely match is read further.
  */
-async function newestPerCode(ctx: FhirContext, filters: Filter[], max: number, restrict?: Restriction): Promise<Row[]> {
+function newestPerCode(ctx: FhirContext, filters: Filter[], max: number, restrict?: Restriction): Statement {
   const params = new Params();
   const search: SearchContext = { params, baseUrl: ctx.baseUrl };
   const conditions = ['NOT t.deleted', 't.date_start IS NOT NULL', ...filters.map((f) => filterSql(f, 't', TYPE, search))];
@@ -94,8 +149,8 @@ async function newestPerCode(ctx: FhirContext, filters: Filter[], max: number, r
   const n = `(${params.add(max)}::int)`;
   const ms = 'extract(epoch FROM t.date_start)::float8';
   const text = `(t.content::jsonb)->'code'->>'text'`;
-  return ctx.repo.db.query<Row>(
-    `${codes}
+  return {
+    text: `${codes}
     SELECT x.id, x.content, x.code, NULL AS text, x.ms FROM codes c CROSS JOIN LATERAL (
       SELECT t.id, t.content, t.code, ${ms} AS ms FROM "Observation" t
       WHERE t.code = c.code AND ${where} ORDER BY t.date_start DESC FETCH FIRST ${n} ROWS WITH TIES) x
@@ -104,8 +159,8 @@ async function newestPerCode(ctx: FhirContext, filters: Filter[], max: number, r
     SELECT id, content, NULL, text, ms FROM (
       SELECT t.id, t.content, ${text} AS text, ${ms} AS ms, rank() OVER (PARTITION BY ${text} ORDER BY t.date_start DESC) AS r
       FROM "Observation" t WHERE t.code IS NULL AND ${where}) u WHERE r <= ${n}`,
-    params.values,
-  );
+    values: params.values,
+  };
 }
 
 /** The one Patient the request names, if it names exactly one; otherwise the codes are found by a scan. */
@@ -126,7 +181,7 @@ function patientOf(filters: Filter[], baseUrl: string): string | undefined {
  * joins their groups (transitively); text-only codes group by their exact text. Groups come in code
  * order, text-only ones last.
  */
-function groupByCode(rows: Row[]): Row[][] {
+function groupByCode(rows: LastnRow[]): LastnRow[][] {
   const parent = new Map<string, string>();
   const find = (k: string): string => {
     let root = k;
@@ -134,7 +189,7 @@ function groupByCode(rows: Row[]): Row[][] {
     parent.set(k, root);
     return root;
   };
-  const identities = (r: Row): string[] => {
+  const identities = (r: LastnRow): string[] => {
     // `system|code` and `|code` identify a coding; bare `code` and `system|` tokens would join systems
     const codings = (r.code ?? []).filter((t) => t.includes('|') && !t.endsWith('|'));
     return codings.length ? codings : [`\u0000${r.code ? r.code.join(',') : `text:${r.text ?? ''}`}`];
@@ -147,7 +202,7 @@ function groupByCode(rows: Row[]): Row[][] {
       parent.set(a < b ? b : a, a < b ? a : b);
     }
   }
-  const groups = new Map<string, Row[]>();
+  const groups = new Map<string, LastnRow[]>();
   for (const r of rows) {
     const root = find(identities(r)[0]);
     groups.set(root, [...(groups.get(root) ?? []), r]);
@@ -158,7 +213,7 @@ function groupByCode(rows: Row[]): Row[][] {
 }
 
 /** Newest first; ties at the cut-off are all kept, as the spec asks. */
-function newest(group: Row[], max: number): Row[] {
+function newest(group: LastnRow[], max: number): LastnRow[] {
   const sorted = [...group].sort((a, b) => b.ms - a.ms || (a.id < b.id ? -1 : 1));
   const cutoff = sorted[Math.min(max, sorted.length) - 1].ms;
   return sorted.filter((r) => r.ms >= cutoff);
