@@ -172,7 +172,8 @@ export class BotHost {
     const newest = this.#newest.get(mine.key);
     const ahead = newest && newest.seq > mine.seq ? newest.at - mine.at : -1;
     if (newest && ahead >= 0 && ahead <= COALESCE_WITHIN_MS) {
-      if (newest.assessedBy) return { leave: `left to the run on ${newest.trigger}, a newer trigger of the same state` };
+      // (a retry finds the trigger it took over still assessed by itself)
+      if (newest.assessedBy && newest.assessedBy !== mine) return { leave: `left to the run on ${newest.trigger}, a newer trigger of the same state` };
       newest.assessedBy = mine;
       mine.took = newest;
     }

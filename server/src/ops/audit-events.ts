@@ -84,7 +84,7 @@ const SERVER_SOURCE: Coding = { system: 'http://terminology.hl7.org/CodeSystem/s
  */
 export async function insertAuditRows(sql: Sql, ctx: AuditRowContext, records: Finished[], events: AuditEvent[], rows: string[]): Promise<void> {
   const built = events.map((e) => {
-    const event: AuditEvent = { ...e, id: randomUUID(), meta: { versionId: '1', lastUpdated: e.recorded } };
+    const event = stamped(e);
     return rowJson(event, JSON.stringify(event), ctx.baseUrl, auditIndex(event, ctx.baseUrl), ctx.columns);
   });
   await insertRowsWith(sql, ctx.statement, [...(await auditRows(sql, records, ctx)), ...built, ...rows]);
@@ -342,7 +342,10 @@ export function auditIndex(e: AuditEvent, baseUrl: string): IndexRow {
   return row;
 }
 
-/** Whether `auditIndex` indexes the AuditEvent completely: no meta, agent roles or policies, and references without identifiers but an agent's. */
+/** The server's own AuditEvent as stored: a new id, version 1, updated when recorded. */
+export const stamped = (e: AuditEvent): AuditEvent => ({ ...e, id: randomUUID(), meta: { versionId: '1', lastUpdated: e.recorded } });
+
+/** Whether `auditIndex` indexes the AuditEvent completely: no meta, agent roles or policies, and no reference by identifier but an agent's. */
 export function auditIndexCovers(e: AuditEvent): boolean {
   const { meta } = e;
   if (meta?.profile || meta?.security || meta?.tag || meta?.source) return false;

@@ -1,10 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { AuditEvent } from '@medplum/fhirtypes';
 import { Counter, type Registry } from 'prom-client';
 import type { AccessPolicy } from '../auth/access-policy.ts';
 import { rowJson } from '../store/insert-batcher.ts';
-import { type AuditedBundle, type AuditedEntry, auditIndexCovers, type Finished, type Requester } from './audit-events.ts';
+import { type AuditedBundle, type AuditedEntry, auditIndexCovers, type Finished, type Requester, stamped } from './audit-events.ts';
 import type { AuditWriter } from './audit-writer.ts';
 import type { Logger } from './logger.ts';
 import { type SecurityEvent, securityAuditEvent } from './security-audit.ts';
@@ -185,7 +184,7 @@ export class AuditTrail {
       else if (auditIndexCovers(item)) events.push(item);
       else {
         // indexed here, by the generic indexer
-        const event: AuditEvent = { ...item, id: randomUUID(), meta: { versionId: '1', lastUpdated: item.recorded } };
+        const event = stamped(item);
         rows.push(rowJson(event, JSON.stringify(event), this.#baseUrl));
       }
     }

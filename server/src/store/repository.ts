@@ -95,7 +95,7 @@ export class Repository {
     if (!/^[1-9][0-9]{0,8}$/.test(ifMatch)) throw mismatch();
     const stored = prepare(resource, id, Number(ifMatch) + 1);
     const content = JSON.stringify(stored);
-    const rows = await this.db.query(updateIfMatchSql(stored.resourceType), rowParams(stored, content, this.baseUrl));
+    const rows = await this.db.query(updateSql(stored.resourceType, true), rowParams(stored, content, this.baseUrl));
     if (rows.length === 0) throw mismatch();
     this.#feed.publish([changeEvent('update', stored)]);
     return { resource: stored, content, created: false };
@@ -271,32 +271,24 @@ function prepare(resource: Resource, id: string, version: number, check = true):
 
 const updateCache = new Map<string, string>();
 
-/** One statement writes the new history row, replaces the current row and records the change in the outbox. */
-function updateSql(type: string): string {
-  let sql = updateCache.get(type);
+/**
+ * One statement writes the new history row, replaces the current row and records the change in the
+ * outbox. `guarded`: only while the row is the version before `$2` and not deleted, returning a row
+ * when it was written.
+ */
+function updateSql(type: string, guarded = false): string {
+  const key = `${type}|${guarded}`;
+  let sql = updateCache.get(key);
   if (!sql) {
     const columns = tableColumns(type).map((c) => quote(c.name));
-    const history = `INSERT INTO ${quote(historyTable(type))} (id, version_id, last_updated, deleted, content) VALUES ($1, $2, $3, false, $5)`;
-    const outbox = `INSERT INTO change_outbox (resource_type, id, version_id, interaction) VALUES ('${type}', $1, $2, 'update')`;
-    sql = `WITH h AS (${history}), o AS (${outbox}) UPDATE ${quote(type)} SET ${columns.slice(1).map((c, i) => `${c} = $${i + 2}`).join(', ')} WHERE id = $1`;
-    updateCache.set(type, sql);
-  }
-  return sql;
-}
-
-const updateIfMatchCache = new Map<string, string>();
-
-/** `updateSql` for the row only while it is the version before `$2` and not deleted; returns a row when it was written. */
-function updateIfMatchSql(type: string): string {
-  let sql = updateIfMatchCache.get(type);
-  if (!sql) {
-    const columns = tableColumns(type).map((c) => quote(c.name));
-    const set = columns.slice(1).map((c, i) => `${c} = $${i + 2}`).join(', ');
-    sql = `WITH u AS (UPDATE ${quote(type)} SET ${set} WHERE id = $1 AND version_id = $2::int - 1 AND NOT deleted RETURNING id), ` +
-      `h AS (INSERT INTO ${quote(historyTable(type))} (id, version_id, last_updated, deleted, content) SELECT $1, $2, $3, false, $5 FROM u), ` +
-      `o AS (INSERT INTO change_outbox (resource_type, id, version_id, interaction) SELECT '${type}', $1, $2, 'update' FROM u) ` +
-      'SELECT id FROM u';
-    updateIfMatchCache.set(type, sql);
+    const update = `UPDATE ${quote(type)} SET ${columns.slice(1).map((c, i) => `${c} = $${i + 2}`).join(', ')} WHERE id = $1`;
+    const row = guarded ? 'FROM u' : '';
+    const history = `INSERT INTO ${quote(historyTable(type))} (id, version_id, last_updated, deleted, content) SELECT $1, $2, $3, false, $5 ${row}`;
+    const outbox = `INSERT INTO change_outbox (resource_type, id, version_id, interaction) SELECT '${type}', $1, $2, 'update' ${row}`;
+    sql = guarded
+      ? `WITH u AS (${update} AND version_id = $2::int - 1 AND NOT deleted RETURNING id), h AS (${history}), o AS (${outbox}) SELECT id FROM u`
+      : `WITH h AS (${history}), o AS (${outbox}) ${update}`;
+    updateCache.set(key, sql);
   }
   return sql;
 }

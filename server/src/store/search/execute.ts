@@ -79,8 +79,13 @@ async function search(sql: Sql, queries: SearchQuery[], typed: boolean, baseUrl:
     const keys = keyLists[b];
     const conditions = [where(q, params)];
     if (cursor) conditions.push(afterSql(keys, cursor.k, backwards, params));
-    return `SELECT ${typed ? `'${q.resourceType}' AS "resourceType", ` : ''}t.id, t.content, ${keys.map((k, i) => `${k.expr} AS k${i}`).join(', ')} FROM ${quote(q.resourceType)} t ` +
-      `WHERE ${conditions.join(' AND ')} ORDER BY ${keys.map((k) => `${k.expr} ${direction(k)}`).join(', ')} LIMIT ${count + 1}`;
+    const select = `SELECT ${typed ? `'${q.resourceType}' AS "resourceType", ` : ''}t.id, t.content, ${keys.map((k, i) => `${k.expr} AS k${i}`).join(', ')} FROM ${quote(q.resourceType)} t ` +
+      `WHERE ${conditions.join(' AND ')}`;
+    const limit = `LIMIT ${count + 1}`;
+    // the few matches of an identifier are found first and then sorted: left to choose, a planner
+    // without statistics walks the sort key's index through the whole table looking for them
+    if (byIdentifier(q)) return `SELECT * FROM (${select} OFFSET 0) f ORDER BY ${keys.map((k, i) => `k${i} ${direction(k)}`).join(', ')} ${limit}`;
+    return `${select} ORDER BY ${keys.map((k) => `${k.expr} ${direction(k)}`).join(', ')} ${limit}`;
   });
   const text = typed
     ? `SELECT * FROM (${branches.map((b) => `(${b})`).join(' UNION ALL ')}) u ORDER BY ${keyLists[0].map((k, i) => `k${i} ${direction(k)}`).join(', ')} LIMIT ${count + 1}`
@@ -98,6 +103,11 @@ async function search(sql: Sql, queries: SearchQuery[], typed: boolean, baseUrl:
   result.matches = page.map((r) => ({ resourceType: r.resourceType ?? queries[0].resourceType, id: r.id, content: r.content }));
   result.included = await includes(sql, includeSpecs(queries), result.matches, restrict);
   return result;
+}
+
+/** Whether the search asks for resources by identifier value (`system|value` or `value`): a handful of rows at most. */
+function byIdentifier(query: SearchQuery): boolean {
+  return query.filters.some((f) => f.kind === 'param' && f.param.code === 'identifier' && f.param.type === 'token' && !f.modifier && f.values.every((v) => !v.endsWith('|')));
 }
 
 /** The sort keys, then the type (when several types are searched; a known type name, safe as a literal) and the id as tie-breakers. */
