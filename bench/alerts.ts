@@ -130,16 +130,25 @@ async function stream(base: string, patients: readonly SimulatedPatient[], rate:
   const inFlight = new Set<Promise<void>>();
   const pending: GenericReading[] = [];
   let sent = 0;
+  let resent = 0;
   let cursor = 0;
   let due = 0;
   let last = t0;
   const flush = (): void => {
     while (pending.length > 0 && inFlight.size < MAX_IN_FLIGHT) {
       const batch = pending.splice(0, MAX_BATCH);
-      const request: Promise<void> = http('POST', `${base}/ingest/vigil-generic`, JSON.stringify(batch)).then((res) => {
-        if (res.status !== 200) throw new Error(`ingest: ${res.status} ${res.body.slice(0, 300)}`);
-        sent += batch.length;
-      }).finally(() => inFlight.delete(request));
+      const request: Promise<void> = http('POST', `${base}/ingest/vigil-generic`, JSON.stringify(batch)).then(
+        (res) => {
+          if (res.status !== 200) throw new Error(`ingest: ${res.status} ${res.body.slice(0, 300)}`);
+          sent += batch.length;
+        },
+        // a connection an overloaded Vigil dropped: the device sends the batch again (ingest is idempotent)
+        (err: NodeJS.ErrnoException) => {
+          if (!err.code) throw err;
+          resent += batch.length;
+          pending.unshift(...batch);
+        },
+      ).finally(() => inFlight.delete(request));
       inFlight.add(request);
     }
   };
@@ -165,6 +174,7 @@ async function stream(base: string, patients: readonly SimulatedPatient[], rate:
     flush();
     await Promise.race(inFlight);
   }
+  if (resent > 0) console.log(`  ${fmt(resent)} readings sent again after Vigil dropped their connection`);
   return sent;
 }
 
