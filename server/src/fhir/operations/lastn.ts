@@ -13,7 +13,7 @@ import { operationParams, positiveInt, single } from './parameters.ts';
 /**
  * Observation/$lastn (R4): the newest `max` Observations per code for each subject, filtered by any
  * Observation search parameter. Several subjects (`patient=a,b,c`, as a ward overview asks) are
- * answered one after another, each by the single-subject index path, results grouped by subject.
+ * each answered by the single-subject index path, in one statement, results grouped by subject.
  * Observations without an effective time have no place in a recency order and are left out.
  */
 const TYPE = 'Observation';
@@ -41,19 +41,17 @@ export const lastn = (ctx: FhirContext) => async (req: Request, res: Response): 
 
 /** The Observations `$lastn` answers with for these parameters, grouped by subject, then code. */
 export async function lastnRows(ctx: FhirContext, params: URLSearchParams, restriction?: Restriction): Promise<LastnRow[]> {
-  const { max, statements } = lastnStatements(ctx, params, restriction);
-  const perSubject = await Promise.all(statements.map((s) => ctx.repo.db.query<LastnRow>(s.text, s.values)));
-  return perSubject.flatMap((rows) => answer(rows, max));
+  return (await lastnRowsMany(ctx, [params], restriction))[0];
 }
 
 /**
- * `lastnRows` for several requests at once, as one statement where their statements have the same
- * shape (the bots' window reads: the same codes and filters, another patient and time): each
- * request's varying values become a row of an `unnest`, and its statement runs once per row as a
- * lateral subquery. One round trip instead of one per request, each answered as on its own.
+ * `lastnRows` for several requests at once. Statements of the same shape (a ward's subjects; the
+ * bots' window reads: the same codes and filters, another patient and time) run as one: each one's
+ * varying values become a row of an `unnest`, and the statement runs once per row as a lateral
+ * subquery. One round trip instead of one per subject, each answered as on its own.
  */
-export async function lastnRowsMany(ctx: FhirContext, requests: URLSearchParams[]): Promise<LastnRow[][]> {
-  const built = requests.map((params) => lastnStatements(ctx, params));
+export async function lastnRowsMany(ctx: FhirContext, requests: URLSearchParams[], restriction?: Restriction): Promise<LastnRow[][]> {
+  const built = requests.map((params) => lastnStatements(ctx, params, restriction));
   const byShape = new Map<string, { request: number; subject: number; statement: Statement }[]>();
   built.forEach((b, request) => b.statements.forEach((statement, subject) => {
     // the same text with the same values but for strings (a patient, a time): those travel as text
