@@ -1,7 +1,7 @@
 import type { Observation } from '@medplum/fhirtypes';
 import { clearAlerts, raiseAlert, retractAlerts } from '../alerts/alerts.ts';
 import { ALERT_DEFAULTS, PRIORITY_RANK, SEVERITY_PRIORITY, THRESHOLD_ALERT, type AlertCode } from '../alerts/codes.ts';
-import { latestObservations, readingsBetween, readingsOf } from '../alerts/patient.ts';
+import { readingsBetween } from '../alerts/patient.ts';
 import { goalRanges } from '../vitals/goals.ts';
 import { patientOf } from '../runtime/host.ts';
 import type { Bot, BotResult, FhirClient } from '../runtime/manifest.ts';
@@ -21,17 +21,9 @@ function lookbackMs(measure: QuantityMeasure): number {
   return Math.max(0, ...DEFAULT_LIMITS.filter((r) => r.measure === measure).map((r) => r.persistence.withinMinutes)) * 60_000;
 }
 
-/**
- * The readings a rule on this reading looks back at: the last few of its measure (twice the longest
- * persistence count, so a few unusable ones cannot hide the rest), or every weight of the gain period.
- */
-async function historyOf(fhir: FhirClient, patientId: string, reading: QuantityReading): Promise<Reading[]> {
-  const { measure, time } = reading;
-  const from = time - lookbackMs(measure);
-  if (measure === 'weight') return readingsBetween(fhir, patientId, codesOf(measure), from, time);
-  const max = 2 * Math.max(...DEFAULT_LIMITS.filter((r) => r.measure === measure).map((r) => r.persistence.of));
-  const found = await latestObservations(fhir, patientId, codesOf(measure).map((c) => `${LOINC}|${c}`), from, time, max);
-  return readingsOf(found);
+/** The readings a rule on this reading looks back at: every one of its measure in the persistence window or weight-gain period. */
+async function historyOf(fhir: FhirClient, patientId: string, { measure, time }: QuantityReading): Promise<Reading[]> {
+  return readingsBetween(fhir, patientId, codesOf(measure), time - lookbackMs(measure), time);
 }
 
 export const thresholdsBot: Bot = {

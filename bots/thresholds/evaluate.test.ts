@@ -108,9 +108,42 @@ describe('persistence: advice needs 2 of the last 3 readings within 30 min', () 
     assert.deepEqual(severities(evaluateThresholds(at('pulse', 140), [at('pulse', 115, 10)])), ['pulse-high:urgent']);
   });
   it('counts readings past the urgent limit towards advice when urgent itself does not fire', () => {
-    const limits = DEFAULT_LIMITS.map((r) => (r.severity === 'urgent' ? { ...r, persistence: { count: 2, of: 3, withinMinutes: 30 } } : r));
+    const limits = DEFAULT_LIMITS.map((r) => (r.severity === 'urgent' ? { ...r, persistence: { count: 2, of: 3, withinMinutes: 30, spanMinutes: 0 } } : r));
     const breaches = evaluateThresholds(at('spo2', 91, 0, 'b'), [at('spo2', 94, 10, 'a')], [], { limits });
     assert.deepEqual(breaches.map((b) => [b.rule, b.severity, b.evidence]), [['spo2-low', 'advice', ['a', 'b']]]);
+  });
+});
+
+describe('persistence on a stream: readings less than 5 min apart are one measurement, judged by their median', () => {
+  /** A wearable's SpO2 every 2.5 s over the last `minutes`, its values cycling through `values`. */
+  const stream = (minutes: number, values: number[], endMinutesBefore = 0): QuantityReading[] =>
+    Array.from({ length: (minutes * 60) / 2.5 }, (_, i) => at('spo2', values[i % values.length], endMinutesBefore + (i * 2.5) / 60, `s${endMinutesBefore}-${i}`)).reverse();
+  const judge = (readings: QuantityReading[]) => evaluateThresholds(readings[readings.length - 1], readings.slice(0, -1));
+
+  it('does not add up a sleeping patient’s stray dips', () => {
+    // 95–96 % with a dip to 94 % in two of every five samples: 40 % of the readings, and pairs of them back to back
+    const asleep = stream(30, [94, 94, 96, 95, 96]);
+    assert.equal(asleep[asleep.length - 1].value, 94);
+    assert.deepEqual(judge(asleep), []);
+  });
+  it('fires on a desaturation sustained over two of the last three measurements', () => {
+    const readings = [...stream(20, [96], 10), ...stream(10, [94, 93, 95])];
+    assert.equal(readings[readings.length - 1].value, 94);
+    const [breach] = judge(readings);
+    assert.equal(breach.severity, 'advice');
+    assert.deepEqual(breach.evidence, ['s0-120', 's0-0'], 'the newest reading at or below the limit of each measurement');
+    assert.equal(breach.text, 'SpO2 94 % (the median of 120 readings in 5 min) is at or below 94 %, in 2 of the last 3 5-minute measurements within 30 min');
+  });
+  it('waits for the second measurement', () => {
+    assert.deepEqual(judge([...stream(25, [96], 5), ...stream(5, [94, 93, 95])]), []);
+  });
+  it('still fires urgent on one reading', () => {
+    const readings = [...stream(30, [96]), at('spo2', 91, -0.1, 'low')];
+    assert.deepEqual(severities(judge(readings)), ['spo2-low:urgent']);
+  });
+  it('mixes spot checks and streamed readings', () => {
+    const readings = [at('spo2', 93, 20, 'cuff'), ...stream(3, [94, 95, 93])];
+    assert.deepEqual(judge(readings).map((b) => b.evidence), [['cuff', 's0-0']]);
   });
 });
 
@@ -229,7 +262,7 @@ describe('weight gain: more than 2 kg in 3 days', () => {
 describe('needsHistory', () => {
   const measures = [...new Set(DEFAULT_LIMITS.map((r) => r.measure))];
   const personal: PersonalRange[] = [{ measure: 'spo2', low: 88, high: 92 }, { measure: 'pulse', low: 35, high: 140 }];
-  it('is false only where no history could make the reading breach', () => {
+  it('is false only where no history could change what the reading breaches', () => {
     let skipped = 0;
     for (const overrides of [[], personal]) {
       for (const measure of measures) {
@@ -239,16 +272,17 @@ describe('needsHistory', () => {
           // the worst history there could be: every earlier reading breaches every limit of its side
           for (const past of [0, 400]) {
             const history = [1, 2, 3, 4].map((m) => at(measure, past, m));
-            assert.deepEqual(evaluateThresholds(at(measure, value), history, overrides), [], `${measure} ${value} after ${past}`);
+            assert.deepEqual(evaluateThresholds(at(measure, value), history, overrides), evaluateThresholds(at(measure, value), [], overrides), `${measure} ${value} after ${past}`);
           }
         }
       }
     }
     assert.ok(skipped > 1000, 'most values within limits need no history');
   });
-  it('is true for a reading past a limit, and for every weight', () => {
+  it('is true for a reading past a limit that needs persistence, and for every weight', () => {
     assert.equal(needsHistory(at('spo2', 93)), true);
     assert.equal(needsHistory(at('spo2', 97)), false);
+    assert.equal(needsHistory(at('spo2', 91)), false, 'urgent fires at once');
     assert.equal(needsHistory(at('spo2', 91), personal), false);
     assert.equal(needsHistory(at('weight', 70)), true);
   });

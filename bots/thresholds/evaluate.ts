@@ -1,6 +1,6 @@
 import { orderReadings } from '../vitals/order.ts';
 import { DISPLAY_UNIT, MEASURE_LABEL, formatForTable, roundForTable, type QuantityReading, type Reading } from '../vitals/reading.ts';
-import { limitRules, type Breach, type LimitRule, type PersonalRange } from './rules.ts';
+import { limitRules, type Breach, type LimitRule, type Persistence, type PersonalRange } from './rules.ts';
 import { checkWeightGain, type WeightGainRule } from './weight.ts';
 
 export interface ThresholdOptions {
@@ -48,15 +48,22 @@ export function evaluateThresholds(
 
 /**
  * Whether judging `latest` needs its history: only a reading that itself meets a limit can breach
- * one (persistence counts earlier readings only behind it), and weight gain compares with earlier
- * weights. Most readings are within limits, so most runs need no history read.
+ * one, and only a limit with persistence looks behind it (the most severe limit met on a side
+ * decides when it fires at once); weight gain compares with earlier weights. Most readings are
+ * within limits, so most runs need no history read.
  */
 export function needsHistory(latest: Reading, overrides: readonly PersonalRange[] = [], options: ThresholdOptions = {}): boolean {
   if (latest.measure === 'consciousness') return false;
   if (latest.measure === 'weight') return true;
   const { measure, value } = latest;
-  return limitRules(measure, overrides.find((o) => o.measure === measure), options.limits).some((rule) => meets(rule, value));
+  const rules = limitRules(measure, overrides.find((o) => o.measure === measure), options.limits);
+  return (['low', 'high'] as const).some((side) => {
+    const met = rules.find((r) => r.side === side && meets(r, value));
+    return met !== undefined && !firesAtOnce(met.persistence);
+  });
 }
+
+const firesAtOnce = ({ count, of, spanMinutes }: Persistence): boolean => count === 1 && of === 1 && spanMinutes === 0;
 
 function meets(rule: LimitRule, value: number): boolean {
   const v = roundForTable(rule.measure, value);
@@ -64,27 +71,67 @@ function meets(rule: LimitRule, value: number): boolean {
   return rule.inclusive ? v >= rule.limit : v > rule.limit;
 }
 
+/** Readings less than a span apart, judged as one by their median. */
+interface Measurement {
+  value: number;
+  readings: QuantityReading[];
+}
+
+/**
+ * The time-ordered readings as measurements, oldest first: each takes the readings within `spanMs`
+ * before its newest one, so spot checks further apart stay one reading each.
+ */
+function measurementsOf(readings: readonly QuantityReading[], spanMs: number): Measurement[] {
+  const measurements: Measurement[] = [];
+  let end = readings.length;
+  while (end > 0) {
+    const newest = readings[end - 1].time;
+    let start = end - 1;
+    while (start > 0 && readings[start - 1].time > newest - spanMs) start--;
+    const group = readings.slice(start, end);
+    measurements.push({ value: median(group.map((r) => r.value)), readings: group });
+    end = start;
+  }
+  return measurements.reverse();
+}
+
+function median(values: number[]): number {
+  const sorted = values.sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
 function checkLimit(rule: LimitRule, latest: QuantityReading, history: readonly QuantityReading[]): Breach | undefined {
   if (!meets(rule, latest.value)) return undefined;
-  const { count, of, withinMinutes } = rule.persistence;
+  const { count, of, withinMinutes, spanMinutes } = rule.persistence;
   const from = latest.time - withinMinutes * 60_000;
-  // History ends with `latest`, so it is always among the last `of`.
-  const considered = history.filter((r) => r.time >= from).slice(-of);
-  const hits = considered.filter((r) => meets(rule, r.value));
+  // History ends with `latest`, so its measurement is always the last.
+  const considered = measurementsOf(
+    history.filter((r) => r.time >= from),
+    spanMinutes * 60_000,
+  ).slice(-of);
+  const current = considered[considered.length - 1];
+  if (!meets(rule, current.value)) return undefined;
+  const hits = considered.filter((m) => meets(rule, m.value));
   if (hits.length < count) return undefined;
-  const persistence = count > 1 ? `, in ${hits.length} of the last ${considered.length} readings within ${withinMinutes} min` : '';
+  const value = current.readings.length > 1 ? current.value : latest.value;
+  const source = current.readings.length > 1 ? ` (the median of ${current.readings.length} readings in ${spanMinutes} min)` : '';
+  const counted = considered.some((m) => m.readings.length > 1) ? `${spanMinutes}-minute measurements` : 'readings';
+  const persistence = count > 1 ? `, in ${hits.length} of the last ${considered.length} ${counted} within ${withinMinutes} min` : '';
   return {
     rule: `${rule.measure}-${rule.side}`,
     severity: rule.severity,
-    evidence: hits.map((r) => r.observationId),
-    text: `${describe(rule, latest.value)}${persistence}`,
+    // a measurement's evidence is its newest reading that meets the rule: a handful of references, not a stream
+    // (the median meets, so one reading at least does: rounding keeps the order)
+    evidence: hits.map((m) => (m.readings.findLast((r) => meets(rule, r.value)) as QuantityReading).observationId),
+    text: `${describe(rule, value, source)}${persistence}`,
   };
 }
 
-function describe(rule: LimitRule, value: number): string {
+function describe(rule: LimitRule, value: number, source: string): string {
   const unit = DISPLAY_UNIT[rule.measure];
   const label = MEASURE_LABEL[rule.measure];
-  const reading = `${label[0].toUpperCase()}${label.slice(1)} ${formatForTable(rule.measure, value)} ${unit}`;
+  const reading = `${label[0].toUpperCase()}${label.slice(1)} ${formatForTable(rule.measure, value)} ${unit}${source}`;
   if (rule.personal) return `${reading} is outside the personal range ${range(rule.personal, unit)}`;
   const direction = rule.side === 'low' ? 'below' : 'above';
   return `${reading} is ${rule.inclusive ? `at or ${direction}` : direction} ${formatForTable(rule.measure, rule.limit)} ${unit}`;

@@ -13,17 +13,22 @@ export interface Breach {
 
 /**
  * A rule fires when the triggering reading meets it and so do at least `count` of the last `of`
- * readings of its measure taken within `withinMinutes` before it (the triggering one included).
+ * measurements of its measure taken within `withinMinutes` before it (the triggering one included).
+ * Readings less than `spanMinutes` apart make one measurement, judged by their median: a spot-check
+ * cuff gives one reading per measurement, a wearable streaming every few seconds gives hundreds,
+ * and its single noisy samples (a sleeping patient's SpO2 dipping a point for a breath) must not
+ * add up to an alert while a sustained change does.
  */
 export interface Persistence {
   count: number;
   of: number;
   withinMinutes: number;
+  spanMinutes: number;
 }
 
-export const AT_ONCE: Persistence = { count: 1, of: 1, withinMinutes: 0 };
-/** One stray reading (a cold finger, a moving arm) is not advice-worthy; two of three close together are. */
-export const TWO_OF_LAST_THREE_IN_30_MIN: Persistence = { count: 2, of: 3, withinMinutes: 30 };
+export const AT_ONCE: Persistence = { count: 1, of: 1, withinMinutes: 0, spanMinutes: 0 };
+/** One stray reading (a cold finger, a moving arm) is not advice-worthy; two of three 5-minute measurements within 30 minutes are. */
+export const TWO_OF_LAST_THREE_IN_30_MIN: Persistence = { count: 2, of: 3, withinMinutes: 30, spanMinutes: 5 };
 
 /**
  * A one-sided limit on a measure's value, rounded to the clinical table's precision. On the low
