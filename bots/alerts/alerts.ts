@@ -2,7 +2,7 @@ import type { Communication, Flag } from '@medplum/fhirtypes';
 import { numberParameter, type BotEvent, type FhirClient } from '../runtime/manifest.ts';
 import { PRIORITY_RANK, type Priority } from './codes.ts';
 import { alertCommunication, careTeamRecipients, NOTICE_KEY, RULE_KEY } from './communication.ts';
-import { ALERT_KEY, alertKey, clearedSince, endFlag, flagPriority, isSnoozed, markCleared, newFlag, withEvidence, type AlertSpec } from './flag.ts';
+import { ALERT_KEY, alertKey, endFlag, EVIDENCE_REFRESH_MS, flagPriority, isSnoozed, lastBreach, newFlag, withEvidence, type AlertSpec } from './flag.ts';
 
 export type AlertAction = 'raised' | 'escalated' | 'updated' | 'unchanged';
 
@@ -35,9 +35,10 @@ export async function raiseAlert(fhir: FhirClient, event: AlertEvent, spec: Aler
 }
 
 /**
- * The rules' conditions are not met at `at`: the first clear reading starts a Flag's clearance, and
- * the Flag ends when its condition has stayed clear for `clearAfterMinutes`. One search finds the
- * Flags of all the rules.
+ * The rules' conditions are not met at `at`: a Flag ends at once when `clearAfterMinutes` is 0, and
+ * otherwise once `at` is that long after the last breach it recorded plus the refresh interval, as
+ * breaches that close after the recorded one refreshed nothing. Clear readings write nothing before
+ * that. One search finds the Flags of all the rules.
  */
 export async function clearAlerts(fhir: FhirClient, event: AlertEvent, patientId: string, rules: readonly string[], at: string): Promise<Flag[]> {
   if (rules.length === 0) return [];
@@ -45,9 +46,7 @@ export async function clearAlerts(fhir: FhirClient, event: AlertEvent, patientId
   return onConflictRetry(async () => {
     const changed: Flag[] = [];
     for (const flag of (await flagsByKey(fhir, patientId, rules)).filter((f) => f.status === 'active')) {
-      const since = clearedSince(flag);
-      if (since === undefined && clearAfterMs > 0) changed.push(await fhir.update(markCleared(flag, at), { ifMatch: flag.meta?.versionId }));
-      else if (Date.parse(at) - Date.parse(since ?? at) >= clearAfterMs) changed.push(await fhir.update(endFlag(flag, 'inactive', at), { ifMatch: flag.meta?.versionId }));
+      if (clearAfterMs === 0 || Date.parse(at) - lastBreach(flag) >= clearAfterMs + EVIDENCE_REFRESH_MS) changed.push(await fhir.update(endFlag(flag, 'inactive', at), { ifMatch: flag.meta?.versionId }));
     }
     return changed;
   });

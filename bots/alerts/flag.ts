@@ -7,8 +7,14 @@ export const ALERT_KEY = 'urn:vigil:alert';
 export const ENDED_KEY = 'urn:vigil:alert-ended';
 export const FLAG_DETAIL = 'http://hl7.org/fhir/StructureDefinition/flag-detail';
 export const PRIORITY_URL = 'https://vigil.health/fhir/StructureDefinition/alert-priority';
-/** Reading time from which the condition has been clear; removed when it recurs. */
-export const CLEARED_URL = 'https://vigil.health/fhir/StructureDefinition/alert-cleared-since';
+/** Reading time of the newest breach the Flag recorded: the time of its evidence. */
+export const LAST_BREACH_URL = 'https://vigil.health/fhir/StructureDefinition/alert-last-breach';
+/**
+ * New evidence at the same priority refreshes a Flag at most this often (by reading time): a device
+ * streaming every few seconds would otherwise rewrite it on every reading, a version each time for
+ * the clinicians' history and every subscriber. An escalation is written at once.
+ */
+export const EVIDENCE_REFRESH_MS = 5 * 60_000;
 /** Set by a clinician: until then new evidence updates the Flag but tells no one, unless it escalates. */
 export const SNOOZE_URL = 'https://vigil.health/fhir/StructureDefinition/alert-snoozed-until';
 
@@ -45,25 +51,34 @@ export function newFlag(spec: AlertSpec, author: Reference<Device>): Flag {
     subject: { reference: `Patient/${spec.patientId}` },
     period: { start: spec.at },
     author,
-    extension: extensions(spec.priority, spec.evidence),
+    extension: extensions(spec.priority, spec.evidence, spec.at),
   };
 }
 
 /**
- * The Flag with new evidence: code and priority move only upwards, the evidence is the latest,
- * and a pending clearance is dropped because the condition holds again. An escalation also ends a
- * snooze: the clinician snoozed a milder alert.
+ * The Flag with new evidence: code and priority move only upwards, and an escalation also ends a
+ * snooze (the clinician snoozed a milder alert). Evidence at the same priority is taken only once
+ * `EVIDENCE_REFRESH_MS` has passed since the recorded breach, and never when older than it; the
+ * Flag comes back as it was otherwise.
  */
 export function withEvidence(flag: Flag, spec: AlertSpec): Flag {
   const escalates = PRIORITY_RANK[spec.priority] > PRIORITY_RANK[flagPriority(flag)];
+  const at = Date.parse(spec.at);
+  const last = lastBreach(flag);
+  if (!escalates && at < last + EVIDENCE_REFRESH_MS) return flag;
   const priority = escalates ? spec.priority : flagPriority(flag);
-  const replaced = [FLAG_DETAIL, PRIORITY_URL, CLEARED_URL, ...(escalates ? [SNOOZE_URL] : [])];
+  const replaced = [FLAG_DETAIL, PRIORITY_URL, LAST_BREACH_URL, ...(escalates ? [SNOOZE_URL] : [])];
   const others = (flag.extension ?? []).filter((e) => !replaced.includes(e.url));
   return {
     ...flag,
     code: escalates ? codeOf(spec) : flag.code,
-    extension: [...others, ...extensions(priority, spec.evidence)],
+    extension: [...others, ...extensions(priority, spec.evidence, at > last ? spec.at : new Date(last).toISOString())],
   };
+}
+
+/** When the Flag last recorded a breach (ms); a Flag without the record, when it was raised. */
+export function lastBreach(flag: Flag): number {
+  return Date.parse(flag.extension?.find((e) => e.url === LAST_BREACH_URL)?.valueDateTime ?? flag.period?.start ?? '') || 0;
 }
 
 /** Whether a clinician has snoozed the Flag past `now`; an unreadable date snoozes nothing. */
@@ -79,10 +94,6 @@ export function flagPriority(flag: Flag): Priority {
 export const evidenceOf = (flag: Flag): string[] =>
   (flag.extension ?? []).filter((e) => e.url === FLAG_DETAIL).map((e) => e.valueReference?.reference ?? '');
 
-export const clearedSince = (flag: Flag): string | undefined => flag.extension?.find((e) => e.url === CLEARED_URL)?.valueDateTime;
-
-export const markCleared = (flag: Flag, at: string): Flag => ({ ...flag, extension: [...(flag.extension ?? []), { url: CLEARED_URL, valueDateTime: at }] });
-
 /** Ends the episode: its key moves to ENDED_KEY so the next breach starts a new Flag. */
 export function endFlag(flag: Flag, status: Flag['status'], at: string): Flag {
   return {
@@ -90,7 +101,6 @@ export function endFlag(flag: Flag, status: Flag['status'], at: string): Flag {
     status,
     period: { ...flag.period, end: at },
     identifier: flag.identifier?.map((i) => (i.system === ALERT_KEY ? { ...i, system: ENDED_KEY } : i)),
-    extension: flag.extension?.filter((e) => e.url !== CLEARED_URL),
   };
 }
 
@@ -103,6 +113,6 @@ function codeOf({ code, label, codings = [] }: AlertSpec): Flag['code'] {
   return { coding: [{ system: ALERT_SYSTEM, code, display: ALERT_DISPLAY[code] }, ...codings], text: label ?? ALERT_DISPLAY[code] };
 }
 
-function extensions(priority: Priority, evidence: Reference[]): Extension[] {
-  return [{ url: PRIORITY_URL, valueCode: priority }, ...evidence.map((valueReference) => ({ url: FLAG_DETAIL, valueReference }))];
+function extensions(priority: Priority, evidence: Reference[], at: string): Extension[] {
+  return [{ url: PRIORITY_URL, valueCode: priority }, { url: LAST_BREACH_URL, valueDateTime: at }, ...evidence.map((valueReference) => ({ url: FLAG_DETAIL, valueReference }))];
 }

@@ -37,15 +37,15 @@ for (const driver of DRIVERS) {
 
     it('a new episode after acknowledgement opens a new Flag, re-alerting only on escalation', async () => {
       const { patient } = await enrol(server, 'Acknowledged');
-      await pulse(patient, 115, 10);
-      await pulse(patient, 118, 9);
+      await pulse(patient, 115, 30);
+      await pulse(patient, 118, 25);
       const [first] = await flags(patient);
       assert.equal(priorityOf(first), 'routine');
       assert.equal((await notices(patient)).length, 1);
 
       // the clinician acknowledges: the Flag ends
       await put(server, { ...first, status: 'inactive' });
-      const { run } = await pulse(patient, 119, 8);
+      const { run } = await pulse(patient, 119, 15);
       assert.match(run.outcomeDesc ?? '', /pulse-high advice: alert raised, care team suppressed/);
       const [ended, second] = await flags(patient);
       assert.equal(ended.id, first.id);
@@ -56,7 +56,7 @@ for (const driver of DRIVERS) {
       assert.equal((await notices(patient)).length, 1, 'no re-alert within the suppression window');
 
       // escalation overrides suppression
-      await pulse(patient, 135, 7);
+      await pulse(patient, 135, 13);
       const escalated = await eventually(async () => {
         const f = (await flags(patient)).find((x) => x.id === second.id);
         return priorityOf(f as Flag) === 'urgent' ? f : undefined;
@@ -71,8 +71,8 @@ for (const driver of DRIVERS) {
       // no care team yet: the first alert tells no one
       const patient = await post<Patient>(server, { resourceType: 'Patient', name: [{ family: 'Snoozed' }] });
       const id = patient.id as string;
-      await pulse(id, 115, 10);
-      const { run } = await pulse(id, 118, 9);
+      await pulse(id, 115, 30);
+      const { run } = await pulse(id, 118, 25);
       assert.match(run.outcomeDesc ?? '', /care team no-care-team/);
       const [flag] = await flags(id);
       const until = new Date(Date.now() + 2 * 60 * MIN).toISOString();
@@ -80,8 +80,8 @@ for (const driver of DRIVERS) {
       const practitioner = await post<Practitioner>(server, { resourceType: 'Practitioner', name: [{ family: 'Dr Snooze' }] });
       await post<CareTeam>(server, { resourceType: 'CareTeam', status: 'active', subject: { reference: `Patient/${id}` }, participant: [{ member: { reference: `Practitioner/${practitioner.id}` } }] });
 
-      // new evidence: the Flag is updated, nobody is told
-      const later = await pulse(id, 119, 8);
+      // new evidence, past the refresh interval: the Flag is updated, nobody is told
+      const later = await pulse(id, 119, 15);
       assert.match(later.run.outcomeDesc ?? '', /alert updated, care team snoozed/);
       const [updated] = await flags(id);
       assert.ok(updated.extension?.some((e) => e.valueReference?.reference === `Observation/${later.observation.id}`));
@@ -89,7 +89,7 @@ for (const driver of DRIVERS) {
       assert.equal((await notices(id)).length, 0);
 
       // escalation overrides the snooze, and ends it
-      const worse = await pulse(id, 135, 7);
+      const worse = await pulse(id, 135, 13);
       assert.match(worse.run.outcomeDesc ?? '', /alert escalated, care team sent/);
       const [escalated] = await flags(id);
       assert.equal(priorityOf(escalated), 'urgent');
