@@ -117,6 +117,42 @@ describe('BotHost', () => {
     await queues.close({ timeoutMs: 100 });
   });
 
+  it('checks no further changes while maxPendingRuns runs are pending, and catches up once they ran', async () => {
+    const fhir = memoryFhir();
+    const queues = createQueueFactory();
+    const jobs = queues.queue<BotJob>('bots');
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const ran: string[] = [];
+    let most = 0;
+    const host = new BotHost({
+      fhir,
+      queue: jobs,
+      audit: () => {},
+      maxPendingRuns: 3,
+      concurrency: 1,
+      bots: [bot('held', async (event) => {
+        most = Math.max(most, await jobs.pending());
+        await gate;
+        ran.push(event.resource.id as string);
+        return { outcome: 'success' };
+      })],
+    });
+    host.start();
+    const readings = [];
+    for (let i = 0; i < 250; i++) readings.push(await fhir.create<Observation>({ resourceType: 'Observation', status: 'final', code: { text: `r${i}` } }));
+    const handled = host.handleChanges(readings.map((o) => ({ interaction: 'create' as const, resourceType: 'Observation', id: o.id as string, versionId: '1' })));
+    await sleep(300);
+    // the first page of 100 changes went in, the rest wait for room
+    assert.equal(await jobs.pending(), 100);
+    open();
+    await handled;
+    for (let i = 0; i < 200 && ran.length < 250; i++) await sleep(10);
+    assert.equal(ran.length, 250);
+    assert.ok(most < 3 + 100, `at most a page over the limit pending, saw ${most}`);
+    await queues.close({ timeoutMs: 100 });
+  });
+
   it('makes no job for a resource that accepts() refuses, and leaves no AuditEvent', async () => {
     const fhir = memoryFhir();
     const queues = createQueueFactory();
@@ -128,7 +164,7 @@ describe('BotHost', () => {
     const audits: AuditEvent[] = [];
     const enqueued: string[] = [];
     const jobs = queues.queue<BotJob>('bots');
-    const queue: BotQueue = { enqueue: (data, options) => (enqueued.push(options.jobId), jobs.enqueue(data, options)), schedule: jobs.schedule.bind(jobs), process: jobs.process.bind(jobs) };
+    const queue: BotQueue = { enqueue: (data, options) => (enqueued.push(options.jobId), jobs.enqueue(data, options)), schedule: jobs.schedule.bind(jobs), process: jobs.process.bind(jobs), pending: jobs.pending.bind(jobs) };
     const host = new BotHost({ fhir, queue, audit: (event) => audits.push(event), bots: [picky] });
     host.start();
     const unwanted = await fhir.create<Observation>({ resourceType: 'Observation', status: 'final', code: { text: 'other' } });

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { AuditEvent, Device, Reference, Resource } from '@medplum/fhirtypes';
 import { runAuditEvent, type RunRecord } from './audit.ts';
 import { BOT_SYSTEM, botDevice } from './identity.ts';
@@ -17,6 +18,7 @@ type Backoff = { baseMs: number; capMs: number };
 
 /** The part of the job queue (server/src/jobs) the host uses. */
 export interface BotQueue {
+  pending(): Promise<number>;
   enqueue(data: BotJob, options: { jobId: string; attempts: number; backoff: Backoff }): Promise<string>;
   schedule(scheduleId: string, everyMs: number, data: BotJob, options: { attempts: number; backoff: Backoff }): Promise<void>;
   process(
@@ -32,6 +34,8 @@ export interface BotHostOptions {
   /** Takes each run's AuditEvent (Vigil: its batched audit trail, so that recording a run is no write that notifies). */
   audit: (event: AuditEvent) => void;
   concurrency?: number;
+  /** Runs queued or running beyond which `handleChanges` waits (default 10,000). */
+  maxPendingRuns?: number;
   onError?: (error: unknown, context: Record<string, unknown>) => void;
 }
 
@@ -59,6 +63,12 @@ const BACKOFF = { baseMs: 500, capMs: 60_000 };
 const SWEEP_PAGE = '500';
 /** Changed resources read per query when changes are checked against the triggers. */
 const CHANGE_PAGE = 100;
+/**
+ * Overload backs up in the changes not yet checked (a few bytes each, in the feed's batches) rather
+ * than in runs (each with its settings): a host that cannot keep up holds at most this many.
+ */
+const MAX_PENDING_RUNS = 10_000;
+const BACKLOG_POLL_MS = 100;
 
 /**
  * Runs bots on committed changes: `handleChanges` enqueues one job per bot whose trigger a change
@@ -72,6 +82,7 @@ export class BotHost {
   readonly #queue: BotQueue;
   readonly #audit: (event: AuditEvent) => void;
   readonly #concurrency: number;
+  readonly #maxPendingRuns: number;
   readonly #onError: NonNullable<BotHostOptions['onError']>;
   readonly #agents = new Map<string, Promise<Reference<Device>>>();
   /**
@@ -88,6 +99,7 @@ export class BotHost {
     this.#queue = options.queue;
     this.#audit = options.audit;
     this.#concurrency = options.concurrency ?? 8;
+    this.#maxPendingRuns = options.maxPendingRuns ?? MAX_PENDING_RUNS;
     this.#onError = options.onError ?? ((error, context) => console.error(context, error));
   }
 
@@ -97,8 +109,9 @@ export class BotHost {
    * change of its own; a deleted resource has nothing to act on), each bot's `accepts` is tried,
    * then its `criteria` as one search `criteria&_id=…` (the server's own semantics); the settings
    * of every bot and patient with a run to make are read together, and disabled runs are not made.
+   * Each page of changes waits while `maxPendingRuns` runs are pending (until `signal` aborts).
    */
-  async handleChanges(changes: readonly Change[]): Promise<void> {
+  async handleChanges(changes: readonly Change[], signal?: AbortSignal): Promise<void> {
     const bots = [...this.#bots.values()].filter((b) => b.trigger);
     const byType = new Map<string, Change[]>();
     for (const change of changes) {
@@ -108,7 +121,10 @@ export class BotHost {
       else byType.set(change.resourceType, [change]);
     }
     for (const [type, list] of byType) {
-      for (let i = 0; i < list.length; i += CHANGE_PAGE) await this.#handleChanges(type, list.slice(i, i + CHANGE_PAGE), bots);
+      for (let i = 0; i < list.length; i += CHANGE_PAGE) {
+        while ((await this.#queue.pending()) >= this.#maxPendingRuns) await delay(BACKLOG_POLL_MS, undefined, { signal });
+        await this.#handleChanges(type, list.slice(i, i + CHANGE_PAGE), bots);
+      }
     }
   }
 

@@ -147,7 +147,7 @@ export function startBots({ repo, queues, audit, logger, concurrency }: BotParts
   host.start();
   const changes = queues.queue<ChangeBatch>('bot-changes');
   changes.process(
-    (job) => host.handleChanges(job.data.changes.map(({ versionId, ...change }) => ({ ...change, versionId: String(versionId) }))),
+    (job) => host.handleChanges(job.data.changes.map(({ versionId, ...change }) => ({ ...change, versionId: String(versionId) })), job.signal),
     { concurrency: FEED_CONCURRENCY },
   );
   return { host, changes };

@@ -211,6 +211,11 @@ export class BullMqQueue<T> implements JobQueue<T> {
     this.#worker = worker;
   }
 
+  async pending(): Promise<number> {
+    const counts = await this.#queue.getJobCounts('wait', 'paused', 'prioritized', 'delayed', 'active');
+    return Object.values(counts).reduce((sum, n) => sum + n, 0);
+  }
+
   async deadLetters(limit = 100): Promise<DeadLetter<T>[]> {
     const jobs = await this.#queue.getFailed(0, limit - 1);
     return jobs.map((job) => deadLetter(job as Job<Envelope<T>>));

@@ -97,6 +97,10 @@ export class MemoryQueue<T> implements JobQueue<T> {
     this.#pump();
   }
 
+  async pending(): Promise<number> {
+    return this.#live.size;
+  }
+
   async deadLetters(limit = 100): Promise<DeadLetter<T>[]> {
     return [...this.#dead.values()].reverse().slice(0, limit);
   }

@@ -71,6 +71,8 @@ export interface JobQueue<T> {
   schedule(scheduleId: string, everyMs: number, data: T, options?: ScheduleOptions): Promise<void>;
   /** Starts consuming; one handler per queue instance. */
   process(handler: JobHandler<T>, options?: ProcessOptions<T>): void;
+  /** Jobs enqueued and not yet done or dead: waiting, delayed or running (on Redis, not those held behind their group). */
+  pending(): Promise<number>;
   /** Most recent first. */
   deadLetters(limit?: number): Promise<DeadLetter<T>[]>;
   /** Stops taking jobs and waits for in-flight ones up to the timeout. */

@@ -115,6 +115,26 @@ for (const backend of backends) {
       assert.equal(job.attempt, 1);
     });
 
+    it('counts the jobs pending: waiting, delayed and running, not done', async () => {
+      const queue = factoryOf(backend).queue<string>(uniqueName());
+      const release = deferred();
+      const started: string[] = [];
+      await queue.enqueue('a');
+      await queue.enqueue('b');
+      await queue.enqueue('later', { delayMs: 60_000 });
+      assert.equal(await queue.pending(), 3);
+      queue.process(async (job) => {
+        started.push(job.data);
+        await release.promise;
+      }, { concurrency: 1 });
+      await until(() => started.length === 1);
+      assert.equal(await queue.pending(), 3, 'one running, one waiting, one delayed');
+      release.resolve();
+      await until(() => started.length === 2);
+      for (let i = 0; i < 100 && (await queue.pending()) > 1; i++) await sleep(20);
+      assert.equal(await queue.pending(), 1, 'the delayed job only');
+    });
+
     it('deduplicates by jobId while the job exists', async () => {
       const queue = factoryOf(backend).queue<string>(uniqueName());
       const runs: string[] = [];
