@@ -23,6 +23,13 @@ export const NEWS2_KEY = 'urn:vigil:news2';
 /** What a run reads of the window: the inputs, and the scores to tell whether the assessment changed. */
 const WINDOW_CODES = [...NEWS2_INPUT_CODES.map((c) => `${LOINC}|${c}`), `${NEWS2_TOTAL.system}|${NEWS2_TOTAL.code}`];
 
+/**
+ * Within its band, a changed assessment is stored at most this often (reading time): a wearable's
+ * noise flips a sub-score (SpO2 95/96 %, pulse 90/91) every few readings, and each stored score is
+ * an Observation and a RiskAssessment. A new band is stored, and alerted on, at once.
+ */
+const SCORE_REFRESH_MS = 5 * 60_000;
+
 const BAND_PRIORITY: Record<Exclude<News2Band, 'low'>, Priority> = { 'low-medium': 'urgent', medium: 'asap', high: 'stat' };
 
 export const news2Bot: Bot = {
@@ -63,14 +70,16 @@ export const news2Bot: Bot = {
     const fresh = news2Observation(result, { reference: `Patient/${patientId}` });
     // A reading that leaves the assessment as it was adds no score: a wearable would otherwise add two a second.
     const unchanged = latest !== undefined && sameAssessment(latest, fresh);
+    const stands = unchanged || (latest !== undefined && sameBand(latest, fresh) && at - Date.parse(latest.effectiveDateTime ?? '') < SCORE_REFRESH_MS);
+    const kept = unchanged ? ', unchanged' : stands ? `, stored score ${latest?.valueInteger} stands (same band)` : '';
     const when = new Date(at).toISOString();
     if (score.band === 'low') {
-      if (!unchanged) await writeScore(fhir, patientId, result, fresh);
+      if (!stands) await writeScore(fhir, patientId, result, fresh);
       await clearAlerts(fhir, event, patientId, ['news2'], when);
-      return { outcome: 'success', message: `NEWS2 ${score.total} (low)${unchanged ? ', unchanged' : ''}` };
+      return { outcome: 'success', message: `NEWS2 ${score.total} (low)${kept}` };
     }
     // The alert cites the score in force and the readings it rests on.
-    const reused = unchanged ? await storedScore(fhir, latest) : undefined;
+    const reused = stands ? await storedScore(fhir, latest as Observation) : undefined;
     const { observation: news2, assessment } = reused ?? (await writeScore(fhir, patientId, result, fresh));
     const inputs = news2.derivedFrom ?? [];
     const alert = await raiseAlert(fhir, event, {
@@ -82,7 +91,7 @@ export const news2Bot: Bot = {
       text: news2AlertText(result),
       at: when,
     });
-    return { outcome: 'success', message: `NEWS2 ${score.total} (${score.band})${unchanged ? ', unchanged' : ''}: alert ${alert.action}, care team ${alert.notice}` };
+    return { outcome: 'success', message: `NEWS2 ${score.total} (${score.band})${kept}: alert ${alert.action}, care team ${alert.notice}` };
   },
 };
 
@@ -104,6 +113,8 @@ function sameAssessment(a: Observation, b: Observation): boolean {
   const gist = (o: Observation): string => JSON.stringify([o.valueInteger, o.interpretation, o.component, o.note ?? []]);
   return gist(a) === gist(b);
 }
+
+const sameBand = (a: Observation, b: Observation): boolean => JSON.stringify(a.interpretation) === JSON.stringify(b.interpretation);
 
 /** The NEWS2 Observation and RiskAssessment, each created once per set of input values. */
 async function writeScore(fhir: FhirClient, patientId: string, result: News2Result, observation: Observation): Promise<{ observation: Observation; assessment: RiskAssessment }> {

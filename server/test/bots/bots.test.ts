@@ -17,6 +17,28 @@ for (const driver of DRIVERS) {
   describe(`bots (${driver})`, () => {
     const server = useServer(driver);
 
+    describe('NEWS2 on a wearable', () => {
+      it('stores a changed score within its band at most every 5 minutes of readings, a new band at once', async () => {
+        const { patient } = await enrol(server, 'Streaming');
+        const scores = async () => (await search<Observation>(server, `Observation?subject=Patient/${patient}&code=${NEWS2}&_sort=-date`)).map((o) => o.valueInteger);
+        const news2 = async (code: string, value: number, minutesAgo: number) => {
+          const o = await post(server, vital(patient, code, value, minutesAgo));
+          return (await ranOn(server, `Observation/${o.id}`, 'news2'))[0].outcomeDesc ?? '';
+        };
+        const inputs: [string, number][] = [['9279-1', 16], ['2708-6', 97], ['8480-6', 120], ['8867-4', 80]];
+        for (const [i, [code, value]] of inputs.entries()) await post(server, vital(patient, code, value, 31 - i));
+        assert.match(await news2('8310-5', 37, 26), /^NEWS2 0 \(low\)$/);
+        // SpO2 95 % →1 a minute later: still low, the stored 0 stands
+        assert.match(await news2('2708-6', 95, 25), /^NEWS2 1 \(low\), stored score 0 stands \(same band\)$/);
+        assert.deepEqual(await scores(), [0]);
+        assert.match(await news2('2708-6', 95, 20), /^NEWS2 1 \(low\)$/);
+        assert.deepEqual(await scores(), [1, 0]);
+        // SpO2 91 % →3: low-medium, stored (and alerted on) at once
+        assert.match(await news2('2708-6', 91, 19), /^NEWS2 3 \(low-medium\): alert raised/);
+        assert.deepEqual(await scores(), [3, 1, 0]);
+      });
+    });
+
     describe('NEWS2 on a deteriorating patient', () => {
       let patient = '';
       let practitioner = '';
