@@ -53,6 +53,21 @@ export async function clearAlerts(fhir: FhirClient, event: AlertEvent, patientId
 }
 
 /**
+ * Of the given rules and priorities, those whose active Flag stands at that priority or higher with a
+ * breach recorded less than the refresh interval before `at`: another breach would leave such a Flag
+ * as it is (`withEvidence`), so a bot may spare the reads that would confirm one. One search.
+ */
+export async function standingAlerts(fhir: FhirClient, patientId: string, candidates: readonly { rule: string; priority: Priority }[], at: number): Promise<Set<string>> {
+  if (candidates.length === 0) return new Set();
+  const flags = (await flagsByKey(fhir, patientId, candidates.map((c) => c.rule))).filter((f) => f.status === 'active');
+  return new Set(candidates.filter(({ rule, priority }) => flags.some((f) =>
+    f.identifier?.some((i) => i.system === ALERT_KEY && i.value === alertKey(patientId, rule)) &&
+    PRIORITY_RANK[flagPriority(f)] >= PRIORITY_RANK[priority] &&
+    at < lastBreach(f) + EVIDENCE_REFRESH_MS,
+  )).map((c) => c.rule));
+}
+
+/**
  * An Observation was entered in error: every active Flag of this bot citing it is retracted, with
  * the Communications sent about it, since the alert rested on a reading that never was. Each bot
  * retracts only its own Flags, so bots reacting to the same error do not contend for one Flag.

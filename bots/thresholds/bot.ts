@@ -1,6 +1,7 @@
 import type { Observation } from '@medplum/fhirtypes';
-import { clearAlerts, raiseAlert, retractAlerts } from '../alerts/alerts.ts';
+import { clearAlerts, raiseAlert, retractAlerts, standingAlerts } from '../alerts/alerts.ts';
 import { ALERT_DEFAULTS, PRIORITY_RANK, SEVERITY_PRIORITY, THRESHOLD_ALERT, type AlertCode } from '../alerts/codes.ts';
+import { EVIDENCE_REFRESH_MS } from '../alerts/flag.ts';
 import { readingsBetween } from '../alerts/patient.ts';
 import { goalRanges } from '../vitals/goals.ts';
 import { patientOf } from '../runtime/host.ts';
@@ -9,8 +10,8 @@ import { codesOf, LOINC } from '../vitals/codes.ts';
 import { normaliseObservation } from '../vitals/normalise.ts';
 import { isMonitored } from '../vitals/recency.ts';
 import type { QuantityMeasure, QuantityReading, Reading } from '../vitals/reading.ts';
-import { evaluateThresholds, needsHistory } from './evaluate.ts';
-import { DEFAULT_LIMITS, type Breach } from './rules.ts';
+import { evaluateThresholds, needsHistory, persistentLimits } from './evaluate.ts';
+import { DEFAULT_LIMITS, type Breach, type PersonalRange } from './rules.ts';
 import { WEIGHT_GAIN } from './weight.ts';
 
 const MEASURES = new Set<QuantityMeasure>(DEFAULT_LIMITS.map((r) => r.measure)).add('weight');
@@ -24,6 +25,19 @@ function lookbackMs(measure: QuantityMeasure): number {
 /** The readings a rule on this reading looks back at: every one of its measure in the persistence window or weight-gain period. */
 async function historyOf(fhir: FhirClient, patientId: string, { measure, time }: QuantityReading): Promise<Reading[]> {
   return readingsBetween(fhir, patientId, codesOf(measure), time - lookbackMs(measure), time);
+}
+
+/**
+ * The alerts a reading past limits with persistence would only confirm, when its Flags all stand
+ * (see `standingAlerts`): then its history need not be read. A device streaming past an advice
+ * limit would otherwise read half an hour of its readings on every sample. Weights are always read.
+ */
+async function standingFor(fhir: FhirClient, patientId: string, reading: QuantityReading, ranges: PersonalRange[]): Promise<AlertCode[] | undefined> {
+  if (reading.measure === 'weight') return undefined;
+  const candidates = persistentLimits(reading, ranges).map((l) => ({ rule: THRESHOLD_ALERT[`${l.measure}-${l.side}`], priority: SEVERITY_PRIORITY[l.severity] }));
+  if (candidates.some((c) => !c.rule)) return undefined;
+  const standing = await standingAlerts(fhir, patientId, candidates, reading.time);
+  return candidates.every((c) => standing.has(c.rule)) ? candidates.map((c) => c.rule) : undefined;
 }
 
 export const thresholdsBot: Bot = {
@@ -49,8 +63,15 @@ export const thresholdsBot: Bot = {
     const readings = normalised.readings.filter((r): r is QuantityReading => r.measure !== 'consciousness' && MEASURES.has(r.measure));
     const breached = new Map<AlertCode, Breach>();
     const evaluated = new Set<AlertCode>();
+    // alerts whose persistence this run leaves unconfirmed: their Flag stands, neither raised nor cleared
+    const standing = new Set<AlertCode>();
     for (const reading of readings) {
-      const history = needsHistory(reading, ranges) ? await historyOf(fhir, patientId, reading) : [];
+      let history: Reading[] = [];
+      if (needsHistory(reading, ranges)) {
+        const held = await standingFor(fhir, patientId, reading, ranges);
+        if (held) held.forEach((code) => standing.add(code));
+        else history = await historyOf(fhir, patientId, reading);
+      }
       for (const rule of [`${reading.measure}-low`, `${reading.measure}-high`, ...(reading.measure === 'weight' ? ['weight-gain'] : [])]) {
         if (THRESHOLD_ALERT[rule]) evaluated.add(THRESHOLD_ALERT[rule]);
       }
@@ -77,7 +98,8 @@ export const thresholdsBot: Bot = {
       });
       actions.push(`${code} ${breach.severity}: alert ${alert.action}, care team ${alert.notice}`);
     }
-    await clearAlerts(fhir, event, patientId, [...evaluated].filter((code) => !breached.has(code)), at);
+    for (const code of standing) if (!breached.has(code)) actions.push(`${code}: alert stands (breach recorded within ${EVIDENCE_REFRESH_MS / 60_000} min)`);
+    await clearAlerts(fhir, event, patientId, [...evaluated].filter((code) => !breached.has(code) && !standing.has(code)), at);
     return { outcome: 'success', message: actions.length ? actions.join('; ') : 'within limits' };
   },
 };

@@ -54,12 +54,16 @@ export function evaluateThresholds(
  */
 export function needsHistory(latest: Reading, overrides: readonly PersonalRange[] = [], options: ThresholdOptions = {}): boolean {
   if (latest.measure === 'consciousness') return false;
-  if (latest.measure === 'weight') return true;
+  return latest.measure === 'weight' || persistentLimits(latest, overrides, options).length > 0;
+}
+
+/** On each side of the reading's measure, the most severe limit it meets, where that limit has persistence. */
+export function persistentLimits(latest: QuantityReading, overrides: readonly PersonalRange[] = [], options: ThresholdOptions = {}): LimitRule[] {
   const { measure, value } = latest;
   const rules = limitRules(measure, overrides.find((o) => o.measure === measure), options.limits);
-  return (['low', 'high'] as const).some((side) => {
+  return (['low', 'high'] as const).flatMap((side) => {
     const met = rules.find((r) => r.side === side && meets(r, value));
-    return met !== undefined && !firesAtOnce(met.persistence);
+    return met && !firesAtOnce(met.persistence) ? [met] : [];
   });
 }
 

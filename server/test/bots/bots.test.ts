@@ -217,6 +217,22 @@ for (const driver of DRIVERS) {
         assert.equal(flag.extension?.filter((e) => e.valueReference).length, 2);
       });
 
+      it('leaves a standing advice Flag alone, reading no history, until 5 minutes of readings have passed', async () => {
+        const { patient } = await enrol(server, 'Desaturating');
+        const flags = () => search<Flag>(server, `Flag?patient=Patient/${patient}`);
+        const spo2 = async (value: number, minutesAgo: number) => {
+          const o = await post(server, vital(patient, '2708-6', value, minutesAgo));
+          return (await ranOn(server, `Observation/${o.id}`, 'thresholds'))[0].outcomeDesc ?? '';
+        };
+        await spo2(94, 12);
+        assert.match(await spo2(94, 7), /^spo2-low advice: alert raised/);
+        const [flag] = await flags();
+        assert.match(await spo2(93, 5), /^spo2-low: alert stands \(breach recorded within 5 min\)$/);
+        assert.equal((await flags())[0].meta?.versionId, flag.meta?.versionId);
+        assert.match(await spo2(93, 1), /^spo2-low advice: alert updated/);
+        assert.equal((await flags()).length, 1);
+      });
+
       it('leaves readings from the past alone (an imported history), monitoring the recent ones', async () => {
         const { patient } = await enrol(server, 'Imported');
         const old = await post(server, vital(patient, '2708-6', 84, 8 * 24 * 60));
