@@ -129,9 +129,14 @@ function newestPerCode(ctx: FhirContext, filters: Filter[], max: number, restric
   if (access) conditions.push(access);
   const patient = patientOf(filters, ctx.baseUrl);
   let codes: string;
+  // a code's rows, newest first
+  let rowsOfCode = `"Observation" t`;
   if (patient) {
     const p = params.add(patient);
     conditions.push(`t.patient = ${p}`);
+    // Read from the (patient, code, date_start) index backwards and fenced (OFFSET 0) from the
+    // filters: offered them, the planner reads and sorts a code's whole history to find its newest rows.
+    rowsOfCode = `(SELECT * FROM "Observation" o WHERE o.patient = ${p} AND o.code = c.code ORDER BY o.date_start DESC OFFSET 0) t`;
     codes = `WITH RECURSIVE codes(code) AS (
       (SELECT o.code FROM "Observation" o WHERE o.patient = ${p} AND o.code IS NOT NULL ORDER BY o.code LIMIT 1)
       UNION ALL
@@ -150,7 +155,7 @@ function newestPerCode(ctx: FhirContext, filters: Filter[], max: number, restric
   return {
     text: `${codes}
     SELECT x.id, x.content, x.code, NULL AS text, x.ms FROM codes c CROSS JOIN LATERAL (
-      SELECT t.id, t.content, t.code, ${ms} AS ms FROM "Observation" t
+      SELECT t.id, t.content, t.code, ${ms} AS ms FROM ${rowsOfCode}
       WHERE t.code = c.code AND ${where} ORDER BY t.date_start DESC FETCH FIRST ${n} ROWS WITH TIES) x
     WHERE ${['c.code IS NOT NULL', ...arrayFilters].join(' AND ')}
     UNION ALL
