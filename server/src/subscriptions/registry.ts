@@ -40,6 +40,7 @@ export class SubscriptionRegistry {
   #byId = new Map<string, ParsedSubscription>();
   #signature = '';
   #checkedAt = 0;
+  #generation = 0;
   #loading?: Promise<void>;
 
   constructor(db: Database, baseUrl: string, allowPrivate: boolean, maxAgeMs = 1_000) {
@@ -62,18 +63,21 @@ export class SubscriptionRegistry {
     return this.#byType.has(type);
   }
 
-  /** Forces the next `refresh()` to reload. */
+  /** Forces the next `refresh()` to reload, even one that joins a reload already under way. */
   invalidate(): void {
+    this.#generation++;
     this.#checkedAt = 0;
     this.#signature = '';
   }
 
   async refresh(): Promise<void> {
-    if (Date.now() - this.#checkedAt < this.#maxAgeMs) return;
-    this.#loading ??= this.#reload().finally(() => {
-      this.#loading = undefined;
-    });
-    await this.#loading;
+    // a reload that began before an invalidation may have read the table as it was before the change: another follows it
+    while (Date.now() - this.#checkedAt >= this.#maxAgeMs) {
+      this.#loading ??= this.#reload().finally(() => {
+        this.#loading = undefined;
+      });
+      await this.#loading;
+    }
   }
 
   /** The search parameters (the keys) whose values `candidates` looks up for a change of this type. */
@@ -97,12 +101,16 @@ export class SubscriptionRegistry {
   }
 
   async #reload(): Promise<void> {
+    const generation = this.#generation;
     const [state] = await this.#db.query<{ n: number; m: string | null }>(
       'SELECT count(*)::int AS n, max(last_updated)::text AS m FROM "Subscription"',
     );
-    this.#checkedAt = Date.now();
+    const checkedAt = Date.now();
     const signature = `${state.n}|${state.m}`;
-    if (signature === this.#signature) return;
+    if (signature === this.#signature) {
+      if (generation === this.#generation) this.#checkedAt = checkedAt;
+      return;
+    }
     const rows = await this.#db.query<{ content: string }>(`SELECT content FROM "Subscription" WHERE NOT deleted`);
     const all: ParsedSubscription[] = [];
     const byType = new Map<string, TypeIndex>();
@@ -120,10 +128,12 @@ export class SubscriptionRegistry {
       all.push(sub);
       for (const trigger of sub.triggers) add(byType, sub, trigger, this.#baseUrl);
     }
+    if (generation !== this.#generation) return;
     this.#all = all;
     this.#byId = new Map(all.map((sub) => [sub.id, sub]));
     this.#byType = byType;
     this.#signature = signature;
+    this.#checkedAt = checkedAt;
   }
 }
 
