@@ -26,7 +26,7 @@ export async function raiseAlert(fhir: FhirClient, event: AlertEvent, spec: Aler
     const { flag: current, created } = await activeFlag(fhir, event, spec);
     if (created) return { flag: current, action: 'raised' as AlertAction };
     const next = withEvidence(current, spec);
-    if (JSON.stringify(next) === JSON.stringify(current)) return { flag: current, action: 'unchanged' as AlertAction };
+    if (next === current) return { flag: current, action: 'unchanged' as AlertAction };
     const updated = await fhir.update(next, { ifMatch: current.meta?.versionId });
     return { flag: updated, action: (flagPriority(updated) !== flagPriority(current) ? 'escalated' : 'updated') as AlertAction };
   });
