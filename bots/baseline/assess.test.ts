@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { addDays } from '../calendar/zone.ts';
 import { assessBaseline, METHODS, scoreDay, type BaselineAssessment, type DayValue } from './assess.ts';
-import { mad, median, percentile } from './robust.ts';
+import { mad, median, percentile } from '../vitals/robust.ts';
 
 /** Consecutive days from 2026-03-01, one value each. */
 const days = (values: number[], from = '2026-03-01'): DayValue[] => values.map((value, i) => ({ day: addDays(from, i), value, observationId: `d${i}` }));

@@ -1,6 +1,6 @@
 import { addDays, daysBetween } from '../calendar/zone.ts';
 import { DISPLAY_UNIT, formatForTable, type QuantityMeasure } from '../vitals/reading.ts';
-import { MAD_TO_SD, mad, median, percentile } from './robust.ts';
+import { MAD_TO_SD, mad, median, percentile } from '../vitals/robust.ts';
 
 /**
  * Personal baseline (bots/README.md): each day's value of a measure is compared with the same

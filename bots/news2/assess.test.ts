@@ -94,6 +94,42 @@ describe('assessNews2', () => {
     assert.ok(!result.used.some((r) => r.observationId === 'oldest' || r.observationId === 'pulse-5'));
   });
 
+  describe('a streamed input scores by its latest measurement', () => {
+    const SECOND = MINUTE / 60;
+    /** SpO2 samples 10 s apart, the last one now, with the other inputs a normal set. */
+    const streamed = (...values: number[]): Reading[] => [
+      ...vitals().filter((r) => r.measure !== 'spo2'),
+      ...values.map((v, i) => quantity('spo2', v, ((values.length - 1 - i) * 10 * SECOND) / MINUTE, `spo2-${i}`)),
+    ];
+    const spo2 = (readings: Reading[]) => scored(assessNews2(readings, { at: AT }));
+
+    it('one stray sample among the newest five moves nothing', () => {
+      const result = spo2(streamed(97, 97, 97, 96, 91));
+      assert.equal(result.score.subscores.spo2, 0);
+      assert.deepEqual(result.used.filter((r) => r.measure === 'spo2').map((r) => r.observationId), ['spo2-0', 'spo2-1', 'spo2-2', 'spo2-3', 'spo2-4']);
+    });
+
+    it('a fall held by most of the newest five scores', () => {
+      assert.equal(spo2(streamed(97, 97, 97, 97, 97, 97, 91, 91, 91)).score.subscores.spo2, 3);
+    });
+
+    it('only the newest five count, and only those within 5 min of the newest', () => {
+      assert.equal(spo2(streamed(91, 91, 91, 97, 97, 97, 97, 97)).score.subscores.spo2, 0);
+      const spotChecks = [...vitals().filter((r) => r.measure !== 'spo2'), quantity('spo2', 97, 7), quantity('spo2', 97, 6), quantity('spo2', 91, 0, 'now')];
+      const result = spo2(spotChecks);
+      assert.equal(result.score.subscores.spo2, 3);
+      assert.deepEqual(result.used.filter((r) => r.measure === 'spo2').map((r) => r.observationId), ['now']);
+    });
+
+    it('an even number of readings leaves out the oldest, so the value scored is one that was read', () => {
+      assert.equal(spo2(streamed(91, 97, 91, 91)).score.subscores.spo2, 3);
+      const twice = [...vitals().filter((r) => r.measure !== 'systolic'), quantity('systolic', 120, 1, 'first'), quantity('systolic', 95, 0, 'second')];
+      const result = spo2(twice);
+      assert.equal(result.score.subscores.systolic, 2);
+      assert.deepEqual(result.used.filter((r) => r.measure === 'systolic').map((r) => r.observationId), ['second']);
+    });
+  });
+
   it('uses only NEWS2 inputs as evidence', () => {
     const result = scored(assessNews2([...vitals(), quantity('weight', 80, 5)], { at: AT }));
     assert.deepEqual(result.used.map((r) => r.measure).sort(), ['pulse', 'respiratoryRate', 'spo2', 'systolic', 'temperature']);

@@ -1,5 +1,6 @@
 import { orderReadings } from '../vitals/order.ts';
-import type { Measure, QuantityMeasure, Reading } from '../vitals/reading.ts';
+import type { Measure, QuantityMeasure, QuantityReading, Reading } from '../vitals/reading.ts';
+import { median } from '../vitals/robust.ts';
 import { scoreNews2, type News2Score } from './score.ts';
 
 export interface News2Options {
@@ -23,7 +24,7 @@ export interface News2Result {
   scored: true;
   at: number;
   score: News2Score;
-  /** The readings scored, one per measure: the evidence for the resources built from this. */
+  /** The readings scored (each physiological input's measurement, the latest ACVPU and oxygen flow): the evidence for the resources built from this. */
   used: Reading[];
   assumptions: News2Assumption[];
 }
@@ -36,34 +37,46 @@ export interface News2NotScored {
 }
 
 export const DEFAULT_WINDOW_MINUTES = 60;
+/**
+ * A physiological input is scored by its latest measurement: the median of its newest readings taken
+ * within `MEASUREMENT_SPAN_MS` of the newest, at most `MEASUREMENT_READINGS` of them and an odd
+ * number (the oldest left out to make it so), so the value scored is one that was read. A wearable
+ * sends SpO2 or pulse every few seconds with sensor noise, and one stray sample would otherwise
+ * move the score (and a band, and an alert); a spot check scores as taken, and of two readings
+ * the newer counts.
+ */
+export const MEASUREMENT_READINGS = 5;
+const MEASUREMENT_SPAN_MS = 5 * 60_000;
+
+function latestMeasurement(readings: readonly QuantityReading[]): QuantityReading[] {
+  const newest = readings.at(-1);
+  if (!newest) return [];
+  const recent = readings.slice(-MEASUREMENT_READINGS).filter((r) => r.time > newest.time - MEASUREMENT_SPAN_MS);
+  return recent.slice(1 - (recent.length % 2));
+}
 const REQUIRED = ['respiratoryRate', 'spo2', 'systolic', 'pulse', 'temperature'] as const;
 const INPUTS: ReadonlySet<Measure> = new Set([...REQUIRED, 'consciousness', 'oxygenFlow']);
 
-/** NEWS2 from the latest reading of each measure in the window. */
+/** NEWS2 from the latest measurement of each physiological input and the latest ACVPU and oxygen flow in the window. */
 export function assessNews2(readings: readonly Reading[], options: News2Options): News2Assessment {
   const { at } = options;
   const windowMinutes = options.windowMinutes ?? DEFAULT_WINDOW_MINUTES;
   const from = at - windowMinutes * 60_000;
-  const latest = new Map<Measure, Reading>();
-  // In time order, so a later reading (or, at the same time, the one given later) replaces an earlier one.
-  for (const r of orderReadings(readings)) {
-    if (INPUTS.has(r.measure) && r.time >= from && r.time <= at) latest.set(r.measure, r);
-  }
-
-  const value = (measure: QuantityMeasure): number | undefined => {
-    const r = latest.get(measure);
-    return r && r.measure !== 'consciousness' ? r.value : undefined;
-  };
-  const missing = REQUIRED.filter((m) => value(m) === undefined);
+  // In time order, so a later reading (or, at the same time, the one given later) comes after an earlier one.
+  const inWindow = orderReadings(readings).filter((r) => INPUTS.has(r.measure) && r.time >= from && r.time <= at);
+  const latest = new Map<Measure, Reading>(inWindow.map((r) => [r.measure, r]));
+  const measured = REQUIRED.map((measure) => latestMeasurement(inWindow.filter((r): r is QuantityReading => r.measure === measure)));
+  const missing = REQUIRED.filter((_, i) => measured[i].length === 0);
   if (missing.length > 0) return { scored: false, at, missing };
-  const [respiratoryRate, spo2, systolic, pulse, temperature] = REQUIRED.map(value) as number[];
+  const [respiratoryRate, spo2, systolic, pulse, temperature] = measured.map((m) => median(m.map((r) => r.value)));
 
   const assumptions: News2Assumption[] = [];
   const consciousness = latest.get('consciousness');
   if (consciousness?.measure !== 'consciousness') {
     assumptions.push({ measure: 'consciousness', text: `No consciousness (ACVPU) reading in the last ${windowMinutes} min: assumed alert.` });
   }
-  const oxygenFlow = value('oxygenFlow');
+  const flow = latest.get('oxygenFlow');
+  const oxygenFlow = flow?.measure === 'oxygenFlow' ? flow.value : undefined;
   if (oxygenFlow === undefined) {
     assumptions.push({ measure: 'oxygenFlow', text: `No inhaled oxygen flow reading in the last ${windowMinutes} min: assumed breathing air.` });
   }
@@ -78,5 +91,6 @@ export function assessNews2(readings: readonly Reading[], options: News2Options)
     consciousness: consciousness?.measure === 'consciousness' ? consciousness.value : 'alert',
     scale2: options.scale2 ?? false,
   });
-  return { scored: true, at, score, used: [...latest.values()], assumptions };
+  const used = [...measured.flat(), ...(['consciousness', 'oxygenFlow'] as const).flatMap((m) => latest.get(m) ?? [])];
+  return { scored: true, at, score, used, assumptions };
 }

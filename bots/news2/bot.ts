@@ -9,7 +9,7 @@ import { LOINC } from '../vitals/codes.ts';
 import { goalRanges, isScale2 } from '../vitals/goals.ts';
 import { normaliseObservation } from '../vitals/normalise.ts';
 import { isMonitored } from '../vitals/recency.ts';
-import { assessNews2, DEFAULT_WINDOW_MINUTES, type News2Result } from './assess.ts';
+import { assessNews2, DEFAULT_WINDOW_MINUTES, MEASUREMENT_READINGS, type News2Result } from './assess.ts';
 import { NEWS2_TOTAL } from './codes.ts';
 import { news2Observation, news2RiskAssessment } from './resources.ts';
 import { news2AlertText } from './response.ts';
@@ -96,14 +96,11 @@ export const news2Bot: Bot = {
 };
 
 /**
- * The newest Observation of each input and the newest score in the window. Should a newest reading
- * be unusable (a unit that cannot be read, say), the newest three of each are read instead: the
- * newest usable one is among them unless all three were unusable.
+ * The newest Observations of each input (enough for a measurement: unusable ones, such as a unit
+ * that cannot be read, are left out of it) and the newest scores in the window.
  */
-async function windowOf(fhir: FhirClient, patientId: string, from: number, to: number): Promise<Observation[]> {
-  const newest = await latestObservations(fhir, patientId, WINDOW_CODES, from, to, 1);
-  if (newest.every((o) => isScore(o) || normaliseObservation(o).kind !== 'rejected')) return newest;
-  return latestObservations(fhir, patientId, WINDOW_CODES, from, to, 3);
+function windowOf(fhir: FhirClient, patientId: string, from: number, to: number): Promise<Observation[]> {
+  return latestObservations(fhir, patientId, WINDOW_CODES, from, to, MEASUREMENT_READINGS);
 }
 
 const isScore = (o: Observation): boolean => o.code?.coding?.some((c) => c.system === NEWS2_TOTAL.system && c.code === NEWS2_TOTAL.code) ?? false;

@@ -1,4 +1,4 @@
-import { median } from '../baseline/robust.ts';
+import { median } from '../vitals/robust.ts';
 
 /**
  * Whether a device has gone quiet (bots/README.md, "Silent device"). A device is watched only if

@@ -1,4 +1,5 @@
 import { orderReadings } from '../vitals/order.ts';
+import { median } from '../vitals/robust.ts';
 import { DISPLAY_UNIT, MEASURE_LABEL, formatForTable, roundForTable, type QuantityReading, type Reading } from '../vitals/reading.ts';
 import { limitRules, type Breach, type LimitRule, type Persistence, type PersonalRange } from './rules.ts';
 import { checkWeightGain, type WeightGainRule } from './weight.ts';
@@ -97,12 +98,6 @@ function measurementsOf(readings: readonly QuantityReading[], spanMs: number): M
     end = start;
   }
   return measurements.reverse();
-}
-
-function median(values: number[]): number {
-  const sorted = values.sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 function checkLimit(rule: LimitRule, latest: QuantityReading, history: readonly QuantityReading[]): Breach | undefined {
