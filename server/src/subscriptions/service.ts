@@ -56,6 +56,11 @@ export async function startSubscriptions({ config, repo, feed, queues, server, l
   const stops: (() => Promise<void>)[] = [];
   let drainer: OutboxDrainer | undefined;
 
+  if (config.role === 'api') {
+    // the workers drain the outbox: they learn of this replica's commits at once, not at their next poll
+    const unsubscribe = feed.subscribe(() => hub.committed());
+    stops.push(async () => unsubscribe());
+  }
   if (config.role !== 'worker') {
     const websockets = new WebsocketChannel({ server, hub, db: repo.db, fhirBase, logger, audit, trustProxy: config.trustProxy });
     stops.push(() => websockets.close());
@@ -70,8 +75,9 @@ export async function startSubscriptions({ config, repo, feed, queues, server, l
     deliveries.process(deliverer.handle, { concurrency: settings.concurrency, onDeadLetter: deliverer.onDeadLetter });
     const targets = [{ queue: changes, groupKey: 'changes' }, ...feeds.map((queue) => ({ queue }))];
     drainer = new OutboxDrainer(repo.db, feed, targets, { pollMs: settings.pollMs, onError });
-    const ticker = setInterval(() => tick(repo, registry, deliveries, settings.attempts).catch(onError), TICK_MS);
     const d = drainer;
+    hub.onCommitted(() => d.wake());
+    const ticker = setInterval(() => tick(repo, registry, deliveries, settings.attempts).catch(onError), TICK_MS);
     stops.push(async () => {
       clearInterval(ticker);
       await d.stop();

@@ -206,7 +206,8 @@ for (const driver of DRIVERS) {
 
 describe('scale-out: websocket on an api replica, delivery on a worker replica, BullMQ on Redis (postgres)', () => {
   const prefix = `vigil-test-${randomUUID()}`;
-  const env = { ...ENV, REDIS_URL: 'redis://127.0.0.1:6379', VIGIL_QUEUE_PREFIX: prefix, VIGIL_ROLE: 'api' };
+  // the worker polls the outbox every 10 min: the api replica's commits must wake it
+  const env = { ...ENV, VIGIL_OUTBOX_POLL_MS: '600000', REDIS_URL: 'redis://127.0.0.1:6379', VIGIL_QUEUE_PREFIX: prefix, VIGIL_ROLE: 'api' };
   let worker: Vigil | undefined;
   let receiver: Receiver;
   // registered before useServer's own teardown, so the worker lets go of the database before it is dropped
@@ -219,7 +220,7 @@ describe('scale-out: websocket on an api replica, delivery on a worker replica, 
     receiver = await startReceiver();
     worker = await startVigil({ ...loadConfig({ ...env, PORT: '0', LOG_LEVEL: 'warn', VIGIL_DEMO: 'off', VIGIL_ROLE: 'worker', MQTT_PORT: '0', DATABASE_URL: api.vigil.config.databaseUrl as string }) });
   });
-  it('a write on the api replica is matched by the worker and reaches the api replica\'s websocket and a rest-hook', async () => {
+  it('a write on the api replica wakes the worker, which matches it; it reaches the api replica\'s websocket and a rest-hook', async () => {
     const hook = await subscribe(api.fhir, { criteria: 'Observation?subject=Patient/s1', channel: { type: 'rest-hook', endpoint: receiver.url, payload: 'application/fhir+json' } });
     const ws = await subscribe(api.fhir, { criteria: 'Observation?subject=Patient/s1', channel: { type: 'websocket' } });
     const client = await connect(`${api.base.replace('http', 'ws')}/fhir/R4/ws`);
