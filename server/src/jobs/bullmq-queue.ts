@@ -79,6 +79,20 @@ if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then
 end
 return redis.call('LINDEX', KEYS[1], 0)`;
 
+/** The group scripts as ioredis commands: sent by SHA (EVALSHA), not as their source on every call. */
+interface GroupCommands {
+  vigilEnqueueInGroup(list: string, index: string, job: string, id: string, now: number): unknown;
+  vigilAdvanceGroup(list: string, index: string, id: string): Promise<unknown>;
+}
+
+function withGroupCommands(redis: Redis): Redis & GroupCommands {
+  if (!('vigilAdvanceGroup' in redis)) {
+    redis.defineCommand('vigilEnqueueInGroup', { numberOfKeys: 3, lua: ENQUEUE_IN_GROUP });
+    redis.defineCommand('vigilAdvanceGroup', { numberOfKeys: 2, lua: ADVANCE_GROUP });
+  }
+  return redis as Redis & GroupCommands;
+}
+
 /** One connection per factory, shared by all its queues and workers (workers add their own blocking one). */
 export function connectRedis(url: string, onError: (error: Error) => void): Redis {
   // BullMQ needs maxRetriesPerRequest: null so commands wait out a reconnect instead of failing.
@@ -94,7 +108,7 @@ function toBullId(id: string): string {
 
 export class BullMqQueue<T> implements JobQueue<T> {
   readonly name: string;
-  readonly #redis: Redis;
+  readonly #redis: Redis & GroupCommands;
   readonly #prefix: string;
   readonly #onError: (error: Error) => void;
   readonly #timing: GroupTiming;
@@ -106,7 +120,7 @@ export class BullMqQueue<T> implements JobQueue<T> {
 
   constructor(name: string, options: BullMqQueueOptions) {
     this.name = name;
-    this.#redis = options.redis;
+    this.#redis = withGroupCommands(options.redis);
     this.#prefix = options.prefix;
     this.#onError = options.onError;
     this.#timing = options.groupTiming ?? { parkMs: 5 * 60_000, staleMs: 60_000 };
@@ -140,9 +154,9 @@ export class BullMqQueue<T> implements JobQueue<T> {
     });
     const grouped = resolved.filter((job) => job.groupKey !== undefined);
     if (grouped.length) {
-      const pipeline = this.#redis.pipeline();
+      const pipeline = this.#redis.pipeline() as ReturnType<Redis['pipeline']> & GroupCommands;
       for (const job of grouped) {
-        pipeline.eval(ENQUEUE_IN_GROUP, 3, this.#groupList(job.groupKey!), this.#groupIndex(), this.#queue.toKey(job.bullId), job.bullId, now);
+        pipeline.vigilEnqueueInGroup(this.#groupList(job.groupKey!), this.#groupIndex(), this.#queue.toKey(job.bullId), job.bullId, now);
       }
       const results = (await pipeline.exec()) ?? [];
       grouped.forEach((job, i) => {
@@ -297,7 +311,7 @@ export class BullMqQueue<T> implements JobQueue<T> {
 
   /** Removes a finished head and wakes the next job of its group. */
   async #advance(groupKey: string, bullId: string): Promise<void> {
-    const next = await this.#redis.eval(ADVANCE_GROUP, 2, this.#groupList(groupKey), this.#groupIndex(), bullId);
+    const next = await this.#redis.vigilAdvanceGroup(this.#groupList(groupKey), this.#groupIndex(), bullId);
     if (typeof next === 'string') await this.#promote(next);
   }
 
