@@ -361,9 +361,10 @@ function hasAnyRoot(resource: Resource, param: SearchParam): boolean {
   });
 }
 
+/** The value of the choice element `name[x]` present (an object built in code may hold `valueString: undefined` too). */
 function choiceValue(r: Record<string, unknown>, name: string): unknown {
   for (const key in r) {
-    if (key.length > name.length && key.startsWith(name) && key.charCodeAt(name.length) < 91) return r[key];
+    if (key.length > name.length && key.startsWith(name) && key.charCodeAt(name.length) < 91 && r[key] != null) return r[key];
   }
   return undefined;
 }

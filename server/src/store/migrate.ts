@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Database, Sql } from './database.ts';
-import { identifierIndexDdl, inlineRowsDdl, schemaDdl } from './schema.ts';
+import { dateSpanDdl, identifierIndexDdl, inlineRowsDdl, schemaDdl } from './schema.ts';
 
 /**
  * Versioned, idempotent migrations. Concurrent starts of several replicas serialise on an advisory
@@ -119,6 +119,13 @@ const MIGRATIONS: Migration[] = [
       );
     },
   },
+  {
+    version: 10,
+    name: 'longest date range per type and parameter, kept by statement triggers',
+    async up(tx) {
+      for (const statement of dateSpanDdl()) await tx.query(statement);
+    },
+  },
 ];
 
 const LOCK_ID = 0x56_49_47_49; // "VIGI"
@@ -148,6 +155,6 @@ export async function migrate(db: Database): Promise<number[]> {
 export function schemaFingerprint(): string {
   const hash = createHash('sha256');
   for (const m of MIGRATIONS) hash.update(`${m.version}\0${m.name}\0${m.up.toString()}\0`);
-  for (const statement of schemaDdl()) hash.update(`${statement}\0`);
+  for (const statement of [...schemaDdl(), ...inlineRowsDdl(), ...identifierIndexDdl(), ...dateSpanDdl()]) hash.update(`${statement}\0`);
   return hash.digest('hex').slice(0, 16);
 }

@@ -88,6 +88,45 @@ export function identifierIndexDdl(): string[] {
     });
 }
 
+/**
+ * `date_span` holds, per type and date parameter, the longest range (end − start, in seconds) any
+ * row has held: a search for ranges ending after X can then seek the start index from X minus that
+ * span (see conditions.ts). A statement trigger on each table raises it from the rows a statement
+ * wrote, so every write path feeds it, in the writing transaction. It only ever grows; it takes a
+ * row lock only when it does, which after the first writes is rare.
+ */
+export function dateSpanDdl(): string[] {
+  loadDefinitions();
+  const ddl = ['CREATE TABLE IF NOT EXISTS date_span (resource_type text not null, param text not null, longest float8 not null, primary key (resource_type, param))'];
+  for (const type of getResourceTypeList()) {
+    const dates = [...getSearchParams(type).values()].filter((p) => p.type === 'date').map((p) => p.code);
+    if (dates.length === 0) continue;
+    const spans = (rows: string) =>
+      `SELECT v.param, v.longest FROM (SELECT ${dates.map((d, i) => `max(${spanSql(d)}) AS s${i}`).join(', ')} FROM ${rows}) m, ` +
+      `LATERAL (VALUES ${dates.map((d, i) => `(${literal(d)}, m.s${i})`).join(', ')}) v(param, longest)`;
+    const raise =
+      `INSERT INTO date_span (resource_type, param, longest) SELECT ${literal(type)}, n.param, n.longest FROM (${spans('new_rows')}) n ` +
+      `WHERE n.longest > COALESCE((SELECT d.longest FROM date_span d WHERE d.resource_type = ${literal(type)} AND d.param = n.param), '-Infinity') ` +
+      'ON CONFLICT (resource_type, param) DO UPDATE SET longest = greatest(date_span.longest, excluded.longest)';
+    const fn = quote(`${type}_date_span`);
+    ddl.push(`CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN ${raise}; RETURN NULL; END $fn$`);
+    for (const event of ['INSERT', 'UPDATE']) {
+      const trigger = quote(`${type}_date_span_${event.toLowerCase()}`);
+      ddl.push(`DROP TRIGGER IF EXISTS ${trigger} ON ${quote(type)}`);
+      ddl.push(`CREATE TRIGGER ${trigger} AFTER ${event} ON ${quote(type)} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`);
+    }
+    // what the table already holds (the trigger, created first, locks out writes until commit)
+    ddl.push(`INSERT INTO date_span (resource_type, param, longest) SELECT ${literal(type)}, param, longest FROM (${spans(quote(type))}) n WHERE longest IS NOT NULL ` +
+      'ON CONFLICT (resource_type, param) DO UPDATE SET longest = greatest(date_span.longest, excluded.longest)');
+  }
+  return ddl;
+}
+
+/** A row's span of a date parameter in seconds: infinite for an open-ended range. */
+const spanSql = (code: string): string => `date_part('epoch', ${quote(`${code}_end`)}) - date_part('epoch', ${quote(`${code}_start`)})`;
+
+const literal = (text: string): string => `'${text.replaceAll("'", "''")}'`;
+
 export function schemaDdl(): string[] {
   loadDefinitions(); // here, not up front: a tool opening a migrated database never needs them
   return getResourceTypeList().flatMap(resourceTableDdl);

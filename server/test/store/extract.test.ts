@@ -61,6 +61,11 @@ describe('search columns from compiled paths', () => {
     for (const r of shapes) same({ id: 'x', meta: { versionId: '1', lastUpdated: '2026-01-01T00:00:00Z' }, ...r } as Resource);
   });
 
+  it('on objects built in code, where a choice element set to undefined comes before the one that holds the value', () => {
+    const row = extractIndex({ resourceType: 'Observation', status: 'final', code: { text: 'x' }, effectiveDateTime: undefined, effectivePeriod: { start: '2024-01-01', end: '2024-01-02' } }, BASE);
+    assert.deepEqual([row.date_start, row.date_end], ['2024-01-01T00:00:00.000Z', '2024-01-03T00:00:00.000Z']);
+  });
+
   it('on damaged variants (wrong types, nulls, odd keys), where both evaluations must agree too', () => {
     const random = seeded(7);
     const originals = [...deviceObservations(), ...synthea.filter((_, i) => i % 7 === 0)];

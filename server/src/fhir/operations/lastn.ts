@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import { normalizeReference } from '../../store/extract.ts';
-import { Params, filterSql, type SearchContext } from '../../store/search/conditions.ts';
+import { Params, filterSql, startBounds, type SearchContext } from '../../store/search/conditions.ts';
 import type { Restriction } from '../../store/search/execute.ts';
 import { parseFilter, splitValues, type Filter } from '../../store/search/query.ts';
 import { bundleText } from '../bundle.ts';
@@ -135,8 +135,11 @@ function newestPerCode(ctx: FhirContext, filters: Filter[], max: number, restric
     const p = params.add(patient);
     conditions.push(`t.patient = ${p}`);
     // Read from the (patient, code, date_start) index backwards and fenced (OFFSET 0) from the
-    // filters: offered them, the planner reads and sorts a code's whole history to find its newest rows.
-    rowsOfCode = `(SELECT * FROM "Observation" o WHERE o.patient = ${p} AND o.code = c.code ORDER BY o.date_start DESC OFFSET 0) t`;
+    // filters: offered them, the planner reads and sorts a code's whole history to find its newest
+    // rows. Inside go only the date window's bounds on date_start, where the scan stops.
+    const window = filters.flatMap((f) =>
+      f.kind === 'param' && f.param.code === 'date' && !f.modifier && f.values.length === 1 ? startBounds(f.values[0], 'o.date_start', TYPE, 'date', search) : []);
+    rowsOfCode = `(SELECT * FROM "Observation" o WHERE ${[`o.patient = ${p}`, 'o.code = c.code', ...window].join(' AND ')} ORDER BY o.date_start DESC OFFSET 0) t`;
     codes = `WITH RECURSIVE codes(code) AS (
       (SELECT o.code FROM "Observation" o WHERE o.patient = ${p} AND o.code IS NOT NULL ORDER BY o.code LIMIT 1)
       UNION ALL

@@ -48,11 +48,11 @@ export function filterSql(filter: Filter, t: string, type: string, ctx: SearchCo
       return `EXISTS (SELECT 1 FROM ${quote(filter.sourceType)} ${h} WHERE NOT ${h}.deleted AND ${link} AND ${filterSql(filter.inner, h, filter.sourceType, ctx)})`;
     }
     case 'param':
-      return paramSql(filter.param, filter.modifier, filter.values, t, ctx);
+      return paramSql(filter.param, filter.modifier, filter.values, t, type, ctx);
   }
 }
 
-function paramSql(param: SearchParam, modifier: string | undefined, values: string[], t: string, ctx: SearchContext): string {
+function paramSql(param: SearchParam, modifier: string | undefined, values: string[], t: string, type: string, ctx: SearchContext): string {
   const name = param.code;
   if (modifier === 'missing') {
     return missingOr(modifier, missingSql(param, t), () => '', values);
@@ -84,7 +84,7 @@ function paramSql(param: SearchParam, modifier: string | undefined, values: stri
       return refs.length === 1 ? `${col(t, name)} = ${p.add(refs[0])}` : `${col(t, name)} = ANY(${p.add(refs)})`;
     }
     case 'date':
-      return anyOf(values.map((v) => dateSql(v, col(t, `${name}_start`), col(t, `${name}_end`), ctx, name)));
+      return anyOf(values.map((v) => dateSql(v, col(t, `${name}_start`), col(t, `${name}_end`), ctx, name, type)));
     case 'number':
       return anyOf(values.map((v) => {
         const { prefix, rest } = splitPrefix(v);
@@ -135,31 +135,73 @@ function referenceValues(param: SearchParam, modifier: string | undefined, value
   return targets.length ? targets.map((type) => `${type}/${ref}`) : [ref];
 }
 
-/** FHIR date semantics: the resource's range [rs, re) against the search value's range [ss, se). */
-function dateSql(value: string, rs: string, re: string, ctx: SearchContext, name: string): string {
-  const { prefix, rest } = splitPrefix(value);
-  const range = parseDate(rest, name);
+/**
+ * FHIR date semantics: the resource's range [rs, re) against the search value's range [ss, se).
+ * With the resource `type`, a condition also states the bounds it implies on `rs` alone (see
+ * `startBounds`), which an index on the start column can seek to.
+ */
+function dateSql(value: string, rs: string, re: string, ctx: SearchContext, name: string, type?: string): string {
+  const { prefix, range } = dateValue(value, name);
   // Each bound is bound only where used: an unused parameter has no inferable type.
   const at = (iso: string): string => `${ctx.params.add(iso)}::timestamptz`;
   const within = (): string => `(${rs} >= ${at(range.s)} AND ${re} <= ${at(range.e)})`;
-  switch (prefix) {
-    case 'eq': return within();
-    case 'ne': return `NOT ${within()}`;
-    case 'gt': return `${re} > ${at(range.e)}`;
-    case 'lt': return `${rs} < ${at(range.s)}`;
-    case 'ge': return `(${re} > ${at(range.e)} OR ${within()})`;
-    case 'le': return `(${rs} < ${at(range.s)} OR ${within()})`;
-    case 'sa': return `${rs} >= ${at(range.e)}`;
-    case 'eb': return `${re} <= ${at(range.s)}`;
-    case 'ap': {
-      // approximately: within 10% of the distance from now, at least a day
-      const width = Math.max(Math.abs(Date.now() - Date.parse(range.s)) * 0.1, 86_400_000);
-      const lo = new Date(Date.parse(range.s) - width).toISOString();
-      const hi = new Date(Date.parse(range.e) + width).toISOString();
-      return `(${rs} < ${at(hi)} AND ${re} > ${at(lo)})`;
+  const exact = ((): string => {
+    switch (prefix) {
+      case 'eq': return within();
+      case 'ne': return `NOT ${within()}`;
+      case 'gt': return `${re} > ${at(range.e)}`;
+      case 'lt': return `${rs} < ${at(range.s)}`;
+      case 'ge': return `(${re} > ${at(range.e)} OR ${within()})`;
+      case 'le': return `(${rs} < ${at(range.s)} OR ${within()})`;
+      case 'sa': return `${rs} >= ${at(range.e)}`;
+      case 'eb': return `${re} <= ${at(range.s)}`;
+      case 'ap': return `(${rs} < ${at(range.e)} AND ${re} > ${at(range.s)})`;
     }
+  })();
+  const bounds = type ? boundsOn(rs, prefix, range, type, name, ctx) : [];
+  return bounds.length ? `(${[exact, ...bounds].join(' AND ')})` : exact;
+}
+
+/** A date search value's prefix and range; for `ap`, the range widened by 10% of its distance from now, at least a day. */
+function dateValue(value: string, name: string): { prefix: Prefix; range: { s: string; e: string } } {
+  const { prefix, rest } = splitPrefix(value);
+  const range = parseDate(rest, name);
+  if (prefix !== 'ap') return { prefix, range };
+  const width = Math.max(Math.abs(Date.now() - Date.parse(range.s)) * 0.1, 86_400_000);
+  return { prefix, range: { s: new Date(Date.parse(range.s) - width).toISOString(), e: new Date(Date.parse(range.e) + width).toISOString() } };
+}
+
+/**
+ * The bounds on a range's start `rs` that a date search value implies but does not state in a form
+ * an index on `rs` can seek with. Conditions on the end (`gt`, `ge`, `ap`: "ends after X") bound the
+ * start only through the longest range the parameter has ever held, which the database keeps per
+ * type and parameter (`date_span`, raised by a trigger on every write). Without these bounds, a
+ * window like `date=ge<an hour ago>` reads a patient's whole history to find the hour's rows.
+ */
+export function startBounds(value: string, rs: string, type: string, name: string, ctx: SearchContext): string[] {
+  const { prefix, range } = dateValue(value, name);
+  return boundsOn(rs, prefix, range, type, name, ctx);
+}
+
+function boundsOn(rs: string, prefix: Prefix, range: { s: string; e: string }, type: string, name: string, ctx: SearchContext): string[] {
+  const p = ctx.params;
+  // the span's lookup takes no part of the row or the value: an InitPlan, run once per statement
+  const floor = (iso: string): string =>
+    `${rs} >= COALESCE(${p.add(iso)}::timestamptz - (SELECT make_interval(secs => longest) FROM date_span ` +
+    `WHERE resource_type = ${p.add(type)} AND param = ${p.add(name)} AND longest < ${LONGEST_BOUNDED_SPAN}), '-infinity')`;
+  switch (prefix) {
+    case 'gt': return [floor(range.e)];
+    case 'ge':
+    case 'ap': return [floor(range.s)];
+    // a range ends after it starts: ending by X, it started before X
+    case 'le': return [`${rs} < ${p.add(range.e)}::timestamptz`];
+    case 'eb': return [`${rs} < ${p.add(range.s)}::timestamptz`];
+    default: return [];
   }
 }
+
+/** Seconds (~317 years): a longer span, or an open-ended one, gives no usable bound. */
+const LONGEST_BOUNDED_SPAN = 1e10;
 
 /** One stored value against a prefixed number; like every prefix, `ne` holds when some value differs. */
 function numberSql(prefix: Prefix, n: { value: number; low: number; high: number }, v: string, p: Params): string {
