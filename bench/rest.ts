@@ -12,8 +12,9 @@ import { databaseUrl, fmt, http, load, percentiles, recreateDatabase, startServe
 
 /**
  * `npm run bench -- rest [--observations N] [--patients N] [--heavy N]`: the FHIR REST API on PostgreSQL with
- * 1,000,000 vital-sign Observations. Reports create/s, read/s, hot-path search latency, $lastn on a
- * patient with 100,000 Observations (--heavy), and a raw COPY of the same JSON rows in the same run as the ceiling.
+ * 1,000,000 vital-sign Observations. Reports create/s, read/s, hot-path search latency, $lastn and
+ * last-hour windows on a patient with 100,000 Observations (--heavy), and a raw COPY of the same JSON
+ * rows in the same run as the ceiling.
  */
 const VITALS = [
   { code: '8867-4', display: 'Heart rate', unit: '/min', base: 72, spread: 15 },
@@ -153,6 +154,16 @@ export async function main(args: string[]): Promise<void> {
       const res = await http('GET', `${fhir}/Observation/$lastn?patient=Patient/${heavyId}&max=1`);
       if (res.status !== 200) throw new Error(`$lastn: ${res.status} ${res.body}`);
     });
+    // a bot's window on a long history: the last hour of one measure, and $lastn within it
+    const hour = (): string => new Date(Date.now() - 3_600_000).toISOString();
+    const windowSearch = await load(2000, 1, async (i) => {
+      const res = await http('GET', `${fhir}/Observation?patient=Patient/${heavyId}&code=http://loinc.org|${VITALS[i % VITALS.length].code}&date=ge${hour()}&_sort=-date&_count=50`);
+      if (res.status !== 200) throw new Error(`window search: ${res.status} ${res.body}`);
+    });
+    const windowLastn = await load(2000, 1, async () => {
+      const res = await http('GET', `${fhir}/Observation/$lastn?patient=Patient/${heavyId}&date=ge${hour()}&max=5`);
+      if (res.status !== 200) throw new Error(`$lastn: ${res.status} ${res.body}`);
+    });
     const l1 = percentiles(searches1.latencies);
     const l8 = percentiles(searches8.latencies);
     const ms = (n: number): string => `${fmt(n, 2)} ms`;
@@ -164,6 +175,10 @@ export async function main(args: string[]): Promise<void> {
     console.log(`hot-path search, _count=50, 8 clients:           p50 ${ms(l8.p50)} p95 ${ms(l8.p95)} p99 ${ms(l8.p99)} (${fmt(searches8.perSecond)}/s)`);
     const ln = percentiles(lastn.latencies);
     console.log(`$lastn max=1, one patient with ${fmt(heavyObservations)} Observations: p50 ${ms(ln.p50)} p95 ${ms(ln.p95)} p99 ${ms(ln.p99)}`);
+    const ws = percentiles(windowSearch.latencies);
+    console.log(`last hour of one code, _count=50, same patient:  p50 ${ms(ws.p50)} p95 ${ms(ws.p95)} p99 ${ms(ws.p99)}`);
+    const wl = percentiles(windowLastn.latencies);
+    console.log(`$lastn max=5 within the last hour, same patient: p50 ${ms(wl.p50)} p95 ${ms(wl.p95)} p99 ${ms(wl.p99)}`);
   } finally {
     await client.end();
     await server.stop();

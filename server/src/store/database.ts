@@ -1,6 +1,15 @@
 /** The one seam between Vigil and its SQL engine: PostgreSQL (pg) or embedded PGlite run the same SQL. */
 export interface Sql {
-  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+  query<T = Record<string, unknown>>(text: string, params?: unknown[], options?: QueryOptions): Promise<T[]>;
+}
+
+export interface QueryOptions {
+  /**
+   * Plan the statement for these values, not once for any values: for a statement whose best plan
+   * depends on them (PostgreSQL prepares the others and may settle on a generic plan; PGlite plans
+   * every statement anew).
+   */
+  customPlan?: boolean;
 }
 
 export interface Database extends Sql {

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { type Database, type Sql, isoTimestamp } from './database.ts';
+import { type Database, type QueryOptions, type Sql, isoTimestamp } from './database.ts';
 
 // Timestamps travel as ISO instants and bigints as numbers, identically to PGlite's results.
 const types = {
@@ -19,8 +19,9 @@ export async function openPostgres(url: string, max = Number(process.env.VIGIL_D
   pool.on('error', () => undefined); // an idle client's error is followed by reconnection on next use
   await pool.query('SELECT 1');
   const run = (client: pg.Pool | pg.PoolClient): Sql => ({
-    async query<T>(text: string, params?: unknown[]) {
-      return (await client.query({ name: params?.length ? statementName(text) : undefined, text, values: params })).rows as T[];
+    async query<T>(text: string, params?: unknown[], options?: QueryOptions) {
+      const name = params?.length && !options?.customPlan ? statementName(text) : undefined;
+      return (await client.query({ name, text, values: params })).rows as T[];
     },
   });
   return {

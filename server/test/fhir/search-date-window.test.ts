@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Observation } from '@medplum/fhirtypes';
 import { storeClient } from '../../src/bots.ts';
+import type { QueryOptions } from '../../src/store/database.ts';
 import { DRIVERS, useServer } from '../support.ts';
 
 const LOINC = 'http://loinc.org';
@@ -35,12 +36,14 @@ for (const driver of DRIVERS) {
       for (let h = 1; h <= 150; h++) await repo.create(instant('history', '2708-6', h));
       await repo.db.query('ANALYZE "Observation"'); // as autovacuum would have
       const plans: unknown[] = [];
+      const customPlans: (boolean | undefined)[] = [];
       const query = repo.db.query.bind(repo.db);
       // every statement the reads run is explained (analysed) instead of answered
-      repo.db.query = (async (text: string, values?: unknown[]) => {
-        if (!text.includes(`FROM "Observation"`)) return query(text, values);
+      repo.db.query = (async (text: string, values?: unknown[], options?: QueryOptions) => {
+        if (!text.includes(`FROM "Observation"`)) return query(text, values, options);
         const [row] = await query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, values);
         plans.push(row['QUERY PLAN']);
+        customPlans.push(options?.customPlan);
         return [];
       }) as typeof repo.db.query;
       try {
@@ -51,6 +54,8 @@ for (const driver of DRIVERS) {
         repo.db.query = query;
       }
       assert.equal(plans.length, 2);
+      // the search is planned for its window: a generic plan reads the whole window and sorts it
+      assert.deepEqual(customPlans, [true, undefined]);
       for (const plan of plans) {
         // three readings in the window, 147 before it: what the scans fetch and throw away stays small
         const read = rowsRead(plan);

@@ -10,6 +10,8 @@ import { escapeLike, numberRange, parseDate, splitPrefix, type Prefix } from './
 /** Collects bind parameters while SQL text is assembled. */
 export class Params {
   readonly values: unknown[] = [];
+  /** A condition's selectivity hangs on its values (a date window's bounds): the statement wants a plan for them. */
+  customPlan = false;
   #aliases = 0;
 
   add(value: unknown): string {
@@ -189,15 +191,22 @@ function boundsOn(rs: string, prefix: Prefix, range: { s: string; e: string }, t
   const floor = (iso: string): string =>
     `${rs} >= COALESCE(${p.add(iso)}::timestamptz - (SELECT make_interval(secs => longest) FROM date_span ` +
     `WHERE resource_type = ${p.add(type)} AND param = ${p.add(name)} AND longest < ${LONGEST_BOUNDED_SPAN}), '-infinity')`;
-  switch (prefix) {
-    case 'gt': return [floor(range.e)];
-    case 'ge':
-    case 'ap': return [floor(range.s)];
-    // a range ends after it starts: ending by X, it started before X
-    case 'le': return [`${rs} < ${p.add(range.e)}::timestamptz`];
-    case 'eb': return [`${rs} < ${p.add(range.s)}::timestamptz`];
-    default: return [];
-  }
+  const bounds = ((): string[] => {
+    switch (prefix) {
+      case 'gt': return [floor(range.e)];
+      case 'ge':
+      case 'ap': return [floor(range.s)];
+      // a range ends after it starts: ending by X, it started before X
+      case 'le': return [`${rs} < ${p.add(range.e)}::timestamptz`];
+      case 'eb': return [`${rs} < ${p.add(range.s)}::timestamptz`];
+      default: return [];
+    }
+  })();
+  // Planned for any values, a bound on the start cuts the rows the planner expects by two thirds,
+  // and a generic plan then trades the start index's early stop for a bitmap scan and a sort of
+  // the whole window: 10 ms instead of 0.2 for the page of a week of a patient's readings.
+  if (bounds.length) p.customPlan = true;
+  return bounds;
 }
 
 /** Seconds (~317 years): a longer span, or an open-ended one, gives no usable bound. */

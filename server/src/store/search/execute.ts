@@ -65,7 +65,7 @@ async function search(sql: Sql, queries: SearchQuery[], typed: boolean, baseUrl:
   } else if (total === 'accurate' || (countOnly && total !== 'none')) {
     const params = new Params();
     const counts = queries.map((q) => `(SELECT count(*) FROM ${quote(q.resourceType)} t WHERE ${where(q, params)})`);
-    const rows = await sql.query<{ n: number }>(`SELECT (${counts.join(' + ')})::int AS n`, params.values);
+    const rows = await sql.query<{ n: number }>(`SELECT (${counts.join(' + ')})::int AS n`, params.values, { customPlan: params.customPlan });
     result.total = rows[0].n;
   }
   if (countOnly) return result;
@@ -90,7 +90,7 @@ async function search(sql: Sql, queries: SearchQuery[], typed: boolean, baseUrl:
   const text = typed
     ? `SELECT * FROM (${branches.map((b) => `(${b})`).join(' UNION ALL ')}) u ORDER BY ${keyLists[0].map((k, i) => `k${i} ${direction(k)}`).join(', ')} LIMIT ${count + 1}`
     : branches[0];
-  const rows = await sql.query<{ resourceType?: string; id: string; content: string } & Record<string, unknown>>(text, params.values);
+  const rows = await sql.query<{ resourceType?: string; id: string; content: string } & Record<string, unknown>>(text, params.values, { customPlan: params.customPlan });
   const more = rows.length > count;
   const page = rows.slice(0, count);
   if (backwards) page.reverse();
