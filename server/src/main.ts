@@ -19,6 +19,7 @@ import { AuditTrail } from './ops/audit.ts';
 import { auditWriter } from './ops/audit-writer.ts';
 import { createLogger, type Logger } from './ops/logger.ts';
 import { createMetrics } from './ops/metrics.ts';
+import { startAutovacuum } from './store/autovacuum.ts';
 import { openDatabase, type Database } from './store/database.ts';
 import { ChangeFeed } from './store/events.ts';
 import { migrate } from './store/migrate.ts';
@@ -69,6 +70,8 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   const db = await openDatabase(config);
   const applied = await migrate(db);
   if (applied.length) logger.info({ applied }, 'database migrated');
+  // PostgreSQL vacuums and analyses its tables itself; the embedded engine has no autovacuum
+  const stopAutovacuum = db.kind === 'pglite' ? startAutovacuum(db, (err) => logger.warn({ err }, 'autovacuum round failed')) : undefined;
   // listening comes first (PORT=0 must pick the port the base URL names); until every part is
   // wired, requests are refused as transient rather than left unanswered
   const server = createServer(startingUp);
@@ -113,6 +116,7 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await audit.stop(); // the requests served last are recorded too
+      await stopAutovacuum?.();
       await db.close();
     },
   };
