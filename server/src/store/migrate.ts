@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Database, Sql } from './database.ts';
-import { dateSpanDdl, identifierIndexDdl, inlineRowsDdl, schemaDdl } from './schema.ts';
+import { dateSpanDdl, identifierIndexDdl, inlineRowsDdl, redundantIndexDdl, schemaDdl } from './schema.ts';
 
 /**
  * Versioned, idempotent migrations. Concurrent starts of several replicas serialise on an advisory
@@ -126,6 +126,13 @@ const MIGRATIONS: Migration[] = [
       for (const statement of dateSpanDdl()) await tx.query(statement);
     },
   },
+  {
+    version: 11,
+    name: 'no single-column B-tree where a composite index leads with its column',
+    async up(tx) {
+      for (const statement of redundantIndexDdl()) await tx.query(statement);
+    },
+  },
 ];
 
 const LOCK_ID = 0x56_49_47_49; // "VIGI"
@@ -155,6 +162,6 @@ export async function migrate(db: Database): Promise<number[]> {
 export function schemaFingerprint(): string {
   const hash = createHash('sha256');
   for (const m of MIGRATIONS) hash.update(`${m.version}\0${m.name}\0${m.up.toString()}\0`);
-  for (const statement of [...schemaDdl(), ...inlineRowsDdl(), ...identifierIndexDdl(), ...dateSpanDdl()]) hash.update(`${statement}\0`);
+  for (const statement of [...schemaDdl(), ...inlineRowsDdl(), ...identifierIndexDdl(), ...dateSpanDdl(), ...redundantIndexDdl()]) hash.update(`${statement}\0`);
   return hash.digest('hex').slice(0, 16);
 }

@@ -47,7 +47,7 @@ export function resourceTableDdl(type: string): string[] {
     `CREATE INDEX IF NOT EXISTS ${quote(`${type}_History_last_updated`)} ON ${quote(historyTable(type))} (last_updated)`,
   ];
   for (const c of columns) {
-    if (c.index) {
+    if (c.index && !ledByComposite(type, c)) {
       // Most parameters are empty on most rows; partial indexes skip those rows entirely, and
       // PostgreSQL still uses them because every search operator implies IS NOT NULL.
       const partial = FIXED.includes(c) ? '' : ` WHERE ${quote(c.name)} IS NOT NULL`;
@@ -58,6 +58,21 @@ export function resourceTableDdl(type: string): string[] {
     ddl.push(`CREATE INDEX IF NOT EXISTS ${quote(`${type}_${cols.join('_')}_idx`)} ON ${table} (${cols.map(quote).join(', ')})`);
   }
   return ddl;
+}
+
+/**
+ * A single-column B-tree whose column leads a hot-path index only repeats it: the composite answers
+ * the same searches, and each index costs every insert (these three were an eighth of an Observation
+ * row's insert time in PostgreSQL).
+ */
+const ledByComposite = (type: string, c: Column): boolean => c.index === 'btree' && (HOT_PATH_INDEXES[type] ?? []).some(([first]) => first === c.name);
+
+/** Drops what `ledByComposite` no longer creates from databases made before. */
+export function redundantIndexDdl(): string[] {
+  loadDefinitions();
+  return Object.keys(HOT_PATH_INDEXES).flatMap((type) =>
+    tableColumns(type).filter((c) => ledByComposite(type, c)).map((c) => `DROP INDEX IF EXISTS ${quote(`${type}_${c.name}_idx`)}`),
+  );
 }
 
 /**
