@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import type { Observation } from '@medplum/fhirtypes';
 import { storeClient } from '../../src/bots.ts';
 import type { QueryOptions } from '../../src/store/database.ts';
+import type { Repository } from '../../src/store/repository.ts';
 import { DRIVERS, useServer } from '../support.ts';
 
 const LOINC = 'http://loinc.org';
@@ -21,7 +22,7 @@ const instant = (patient: string, code: string, hoursAgo: number) => observation
 /**
  * Date windows ("ended after X") seek the start index from X minus the longest range the parameter
  * has held. These check that every write path raises that span, so that a long range is never cut
- * off, and that a window reads its own rows rather than the patient's history.
+ * off, and that a window, or `$lastn`'s newest rows, are read without the patient's history.
  */
 for (const driver of DRIVERS) {
   describe(`date windows on the start index (${driver})`, () => {
@@ -35,24 +36,11 @@ for (const driver of DRIVERS) {
       const { repo } = server.vigil;
       for (let h = 1; h <= 150; h++) await repo.create(instant('history', '2708-6', h));
       await repo.db.query('ANALYZE "Observation"'); // as autovacuum would have
-      const plans: unknown[] = [];
-      const customPlans: (boolean | undefined)[] = [];
-      const query = repo.db.query.bind(repo.db);
-      // every statement the reads run is explained (analysed) instead of answered
-      repo.db.query = (async (text: string, values?: unknown[], options?: QueryOptions) => {
-        if (!text.includes(`FROM "Observation"`)) return query(text, values, options);
-        const [row] = await query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, values);
-        plans.push(row['QUERY PLAN']);
-        customPlans.push(options?.customPlan);
-        return [];
-      }) as typeof repo.db.query;
-      try {
+      const { plans, customPlans } = await explained(repo, async () => {
         const client = storeClient(repo);
         await client.search('Observation', { subject: 'Patient/history', code: `${LOINC}|2708-6`, date: `ge${ago(3.5)}`, _sort: '-date', _count: '50' });
         await client.lastn({ subject: 'Patient/history', code: `${LOINC}|2708-6`, date: `ge${ago(3.5)}`, max: '10' });
-      } finally {
-        repo.db.query = query;
-      }
+      });
       assert.equal(plans.length, 2);
       // the search is planned for its window: a generic plan reads the whole window and sorts it
       assert.deepEqual(customPlans, [true, undefined]);
@@ -61,6 +49,26 @@ for (const driver of DRIVERS) {
         const read = rowsRead(plan);
         assert.ok(read <= 10, `read ${read} rows: ${JSON.stringify(plan)}`);
       }
+    });
+
+    it('$lastn reads a code\'s newest rows, however the planner prices reading its whole history', async () => {
+      const { repo } = server.vigil;
+      // 20,000 readings of 5 codes, half of them one patient's, in random order on disk
+      await repo.db.query(
+        `INSERT INTO "Observation" (id, version_id, last_updated, content, patient, subject, code, date_start, date_end)
+         SELECT 'disk-' || g, 1, now(), '{"pad":"' || array_to_string(ARRAY(SELECT gen_random_uuid()::text FROM generate_series(1, 40) k WHERE g > 0), '') || '"}',
+           p, p, ARRAY['${LOINC}|' || c, c, '${LOINC}|'], t, t + interval '1 ms'
+         FROM generate_series(1, 20000) g,
+           LATERAL (SELECT CASE WHEN g % 2 = 0 THEN 'Patient/disk' ELSE 'Patient/disk-' || g % 100 END AS p, now() - g * interval '1 minute' AS t, (8860 + g % 5)::text AS c) x
+         ORDER BY random()`,
+      );
+      await repo.db.query('ANALYZE "Observation"');
+      // with random reads priced as on network storage, a plan for a code's whole history scans the
+      // table and sorts it; the per-code scan must be planned for the few rows it reads
+      const { plans } = await explained(repo, () => storeClient(repo).lastn({ patient: 'Patient/disk', max: '3' }), 'SET LOCAL random_page_cost = 20');
+      assert.equal(plans.length, 1);
+      const read = rowsRead(plans[0]);
+      assert.ok(read <= 50, `read ${read} rows: ${JSON.stringify(plans[0])}`);
     });
 
     it('$lastn finds a long range that is the newest in its window', async () => {
@@ -98,6 +106,29 @@ for (const driver of DRIVERS) {
       assert.equal((await ids('span', `eb${ago(3)}`)).length, 2, 'the readings of 4 and 5 hours ago');
     });
   });
+}
+
+/** Every statement on Observation that `run` makes is explained (analysed) instead of answered, after `setting` if given. */
+async function explained(repo: Repository, run: () => Promise<unknown>, setting?: string): Promise<{ plans: unknown[]; customPlans: (boolean | undefined)[] }> {
+  const plans: unknown[] = [];
+  const customPlans: (boolean | undefined)[] = [];
+  const query = repo.db.query.bind(repo.db);
+  repo.db.query = (async (text: string, values?: unknown[], options?: QueryOptions) => {
+    if (!text.includes(`FROM "Observation"`)) return query(text, values, options);
+    const explain = `EXPLAIN (ANALYZE, FORMAT JSON) ${text}`;
+    const [row] = setting
+      ? await repo.db.transaction(async (tx) => (await tx.query(setting), tx.query<{ 'QUERY PLAN': unknown }>(explain, values)))
+      : await query<{ 'QUERY PLAN': unknown }>(explain, values);
+    plans.push(row['QUERY PLAN']);
+    customPlans.push(options?.customPlan);
+    return [];
+  }) as typeof repo.db.query;
+  try {
+    await run();
+  } finally {
+    repo.db.query = query;
+  }
+  return { plans, customPlans };
 }
 
 /** The rows the plan's scans of Observation produced or filtered out. */

@@ -134,12 +134,14 @@ function newestPerCode(ctx: FhirContext, filters: Filter[], max: number, restric
   if (patient) {
     const p = params.add(patient);
     conditions.push(`t.patient = ${p}`);
-    // Read from the (patient, code, date_start) index backwards and fenced (OFFSET 0) from the
-    // filters: offered them, the planner reads and sorts a code's whole history to find its newest
-    // rows. Inside go only the date window's bounds on date_start, where the scan stops.
+    // Read from the (patient, code, date_start) index backwards, fenced from the filters: offered
+    // them, the planner reads and sorts a code's whole history to find its newest rows. The fence is
+    // a LIMIT it cannot read (NULL: none), so it plans for a tenth of the code's rows; an OFFSET 0
+    // fence plans for all of them, and for 20,000 a bitmap scan and sort could win (140 ms against
+    // 0.04). Inside go only the date window's bounds on date_start, where the scan stops.
     const window = filters.flatMap((f) =>
       f.kind === 'param' && f.param.code === 'date' && !f.modifier && f.values.length === 1 ? startBounds(f.values[0], 'o.date_start', TYPE, 'date', search) : []);
-    rowsOfCode = `(SELECT * FROM "Observation" o WHERE ${[`o.patient = ${p}`, 'o.code = c.code', ...window].join(' AND ')} ORDER BY o.date_start DESC OFFSET 0) t`;
+    rowsOfCode = `(SELECT * FROM "Observation" o WHERE ${[`o.patient = ${p}`, 'o.code = c.code', ...window].join(' AND ')} ORDER BY o.date_start DESC LIMIT (SELECT NULL::bigint)) t`;
     codes = `WITH RECURSIVE codes(code) AS (
       (SELECT o.code FROM "Observation" o WHERE o.patient = ${p} AND o.code IS NOT NULL ORDER BY o.code LIMIT 1)
       UNION ALL
