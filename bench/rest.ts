@@ -7,6 +7,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { loadDefinitions } from '../server/src/definitions.ts';
 import { quote } from '../server/src/store/columns.ts';
 import { rowParams } from '../server/src/store/repository.ts';
+import { newResourceId } from '../server/src/store/ids.ts';
 import { historyTable, tableColumns } from '../server/src/store/schema.ts';
 import { databaseUrl, fmt, http, load, percentiles, recreateDatabase, startServer } from './support.ts';
 
@@ -93,7 +94,7 @@ export async function main(args: string[]): Promise<void> {
     for (let p = 0; p < patientCount && loaded < totalObservations; p++) {
       for (let i = 0; i < perPatient && loaded < totalObservations; i++, loaded++) {
         const obs = observation(patients[p], i, now - (perPatient - i) * 60_000);
-        const id = randomUUID();
+        const id = newResourceId();
         const stored = { ...obs, id, meta: { versionId: '1', lastUpdated: new Date().toISOString() } };
         const content = JSON.stringify(stored);
         if (copyRows.length < 200_000) copyRows.push(`${id}\t${content.replaceAll('\\', '\\\\')}\n`);
@@ -111,7 +112,7 @@ export async function main(args: string[]): Promise<void> {
       : (JSON.parse((await http('POST', `${fhir}/Patient`, JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Heavy' }] }))).body) as { id: string }).id;
     for (let i = 0; i < heavyObservations && !reuse; i++) {
       const obs = observation(heavyId, i, now - (heavyObservations - i) * 300_000);
-      const stored = { ...obs, id: randomUUID(), meta: { versionId: '1', lastUpdated: new Date().toISOString() } };
+      const stored = { ...obs, id: newResourceId(), meta: { versionId: '1', lastUpdated: new Date().toISOString() } };
       batch.push(rowParams(stored, JSON.stringify(stored), server.base));
       if (batch.length === 100) await flush();
     }

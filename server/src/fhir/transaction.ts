@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { setImmediate } from 'node:timers/promises';
 import type { Request, Response } from 'express';
 import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { conditionalCreate, conditionalDelete, conditionalUpdate, lockAllCriteria, matchIds } from '../store/conditional.ts';
+import { newResourceId } from '../store/ids.ts';
 import type { WriteResult, Writer } from '../store/repository.ts';
 import { executeSearch } from '../store/search/execute.ts';
 import { parseSearch } from '../store/search/query.ts';
@@ -138,12 +138,12 @@ function conditionalCriteria(r: EntryRequest): { type: string; query: string }[]
 /** The id a POST entry will have: new, or the one resource its ifNoneExist matches. */
 async function createIdentity(w: Writer, r: EntryRequest, ctx: EntryContext, existing: Set<number>): Promise<string> {
   const criteria = r.entry.request?.ifNoneExist;
-  if (!criteria) return randomUUID();
+  if (!criteria) return newResourceId();
   // runTransaction locked every entry's criteria up front
   await authorizeEntry(w, r, ctx);
   const found = await matchIds(w.sql, r.type, criteria, ctx.baseUrl);
   if (found.length > 1) throw preconditionFailed(`ifNoneExist "${criteria}" matches more than one ${r.type}`);
-  if (found.length === 0) return randomUUID();
+  if (found.length === 0) return newResourceId();
   existing.add(r.index);
   return found[0];
 }

@@ -2,6 +2,7 @@ import type { Observation } from '@medplum/fhirtypes';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { allowsAll, writeAllowed, type AccessPolicy } from '../auth/access-policy.ts';
 import { FhirError } from '../fhir/outcome.ts';
+import { newResourceId } from '../store/ids.ts';
 import type { Repository } from '../store/repository.ts';
 import { validate } from '../store/validation.ts';
 import { DeadLetters } from './dead-letters.ts';
@@ -180,7 +181,7 @@ export class IngestGateway {
           outcomes.set(p.key, { id: existing.id as string, outcome: 'unchanged' });
         }
       }
-      const written = await w.createMany(creates.map((p) => ({ resource: p.observation, id: crypto.randomUUID(), validated: p.validated })));
+      const written = await w.createMany(creates.map((p) => ({ resource: p.observation, id: newResourceId(), validated: p.validated })));
       creates.forEach((p, k) => outcomes.set(p.key, { id: written[k].resource.id as string, outcome: 'created' }));
     });
     const now = Date.now();

@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { AuditEvent, AuditEventAgent, AuditEventEntity, Coding, Reference } from '@medplum/fhirtypes';
 import { type Column, quote } from '../store/columns.ts';
 import type { Sql } from '../store/database.ts';
 import { type IndexRow, normalizeReference, systemCode } from '../store/extract.ts';
+import { newResourceId } from '../store/ids.ts';
 import { insertRowsWith, rowJson } from '../store/insert-batcher.ts';
 import { normalizeString } from '../store/strings.ts';
 
@@ -206,7 +206,7 @@ function auditEvent(f: Finished, d: Description, fhirBase: string, compartments:
   for (const reference of touched(f, d)) for (const p of compartments.get(reference) ?? []) patients.add(p);
   return {
     resourceType: 'AuditEvent',
-    id: randomUUID(),
+    id: newResourceId(),
     meta: { versionId: '1', lastUpdated: f.recorded },
     type: REST_TYPE,
     subtype: [{ system: INTERACTION, code: d.interaction }],
@@ -343,7 +343,7 @@ export function auditIndex(e: AuditEvent, baseUrl: string): IndexRow {
 }
 
 /** The server's own AuditEvent as stored: a new id, version 1, updated when recorded. */
-export const stamped = (e: AuditEvent): AuditEvent => ({ ...e, id: randomUUID(), meta: { versionId: '1', lastUpdated: e.recorded } });
+export const stamped = (e: AuditEvent): AuditEvent => ({ ...e, id: newResourceId(), meta: { versionId: '1', lastUpdated: e.recorded } });
 
 /** Whether `auditIndex` indexes the AuditEvent completely: no meta, agent roles or policies, and no reference by identifier but an agent's. */
 export function auditIndexCovers(e: AuditEvent): boolean {

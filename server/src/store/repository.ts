@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { Resource } from '@medplum/fhirtypes';
 import { isKnownResourceType } from '../definitions.ts';
 import { FhirError, badRequest, gone, notFound, preconditionFailed } from '../fhir/outcome.ts';
@@ -6,6 +5,7 @@ import { quote } from './columns.ts';
 import type { Database, Sql } from './database.ts';
 import type { ChangeEvent, ChangeFeed } from './events.ts';
 import { extractIndex, type IndexRow } from './extract.ts';
+import { newResourceId } from './ids.ts';
 import { insertBatcher, insertRows, rowJson } from './insert-batcher.ts';
 import { historyTable, tableColumns } from './schema.ts';
 import { TickBatcher } from './tick-batcher.ts';
@@ -70,7 +70,7 @@ export class Repository {
    * commit: the fast path for device readings.
    */
   async create(resource: Resource): Promise<WriteResult> {
-    const stored = prepare(resource, randomUUID(), 1);
+    const stored = prepare(resource, newResourceId(), 1);
     const content = JSON.stringify(stored);
     await this.#inserts.add(stored.resourceType, rowJson(stored, content, this.baseUrl));
     this.#feed.publish([changeEvent('create', stored)]);
@@ -195,7 +195,7 @@ export class Writer {
     return results;
   }
 
-  async create(resource: Resource, id: string = randomUUID()): Promise<WriteResult> {
+  async create(resource: Resource, id: string = newResourceId()): Promise<WriteResult> {
     const stored = prepare(resource, id, 1);
     const content = JSON.stringify(stored);
     await insertRows(this.sql, stored.resourceType, [rowJson(stored, content, this.baseUrl)]);

@@ -14,7 +14,7 @@ import { auditWriter, inlineAuditWriter } from '../../src/ops/audit-writer.ts';
 import { createLogger } from '../../src/ops/logger.ts';
 import { openPostgres } from '../../src/store/postgres.ts';
 import { extractIndex } from '../../src/store/extract.ts';
-import { authHeader, bootstrapEnv, clientCredentialsToken, DRIVERS, freshPostgresDatabase, request, useServer } from '../support.ts';
+import { authHeader, bootstrapEnv, clientCredentialsToken, DRIVERS, freshPostgresDatabase, request, useServer, UUID_V7 } from '../support.ts';
 import { startReceiver, subscribe, waitFor, type Receiver } from '../subscriptions/helpers.ts';
 import { auditSearch } from './audit-search.ts';
 import { authorizationCodeFlow } from './smart-flow.ts';
@@ -67,6 +67,7 @@ for (const driver of DRIVERS) {
       await request('DELETE', `${s.fhir}/Patient/${id}`);
       const events = await audits(`patient=Patient/${id}`, (e) => e.length >= 7);
       const by = (code: string) => events.find((e) => subtype(e) === code);
+      for (const e of events) assert.match(e.id, UUID_V7);
       assert.deepEqual(['create', 'read', 'update', 'vread', 'search-type', 'delete'].map((c) => by(c)?.action), ['C', 'R', 'U', 'R', 'E', 'D']);
       const create = by('create');
       assert.equal(create.type.code, 'rest');

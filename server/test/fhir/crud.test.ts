@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DRIVERS, authHeader, request, useServer } from '../support.ts';
+import { DRIVERS, UUID_V7, authHeader, request, useServer } from '../support.ts';
 
 const patient = { resourceType: 'Patient', name: [{ family: 'Okafor', given: ['Ada'] }], gender: 'female', birthDate: '1950-02-03' };
 
@@ -11,7 +11,7 @@ for (const driver of DRIVERS) {
     it('creates with a server-assigned id, Location, ETag and Last-Modified', async () => {
       const res = await request('POST', `${s.fhir}/Patient`, { ...patient, id: 'client-chosen' });
       assert.equal(res.status, 201);
-      assert.match(res.body.id, /^[0-9a-f-]{36}$/);
+      assert.match(res.body.id, UUID_V7);
       assert.notEqual(res.body.id, 'client-chosen');
       assert.equal(res.body.meta.versionId, '1');
       assert.equal(res.headers.get('location'), `${s.fhir}/Patient/${res.body.id}/_history/1`);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DRIVERS, request, useServer } from '../support.ts';
+import { DRIVERS, UUID_V7, request, useServer } from '../support.ts';
 
 const count = async (fhir: string, query: string): Promise<number> => (await request('GET', `${fhir}/${query}${query.includes('?') ? '&' : '?'}_summary=count`)).body.total;
 
@@ -46,7 +46,7 @@ for (const driver of DRIVERS) {
       assert.equal(res.body.type, 'transaction-response');
       assert.deepEqual(res.body.entry.map((e: any) => e.response.status), ['201 Created', '201 Created', '200 OK']);
       const patientRef = res.body.entry[1].response.location.split('/_history')[0];
-      assert.match(patientRef, /^Patient\/[0-9a-f-]{36}$/);
+      assert.match(patientRef.slice('Patient/'.length), UUID_V7);
       const obs = (await request('GET', `${s.fhir}/${res.body.entry[0].response.location.split('/_history')[0]}`)).body;
       assert.equal(obs.subject.reference, patientRef);
       assert.equal(obs.extension[0].valueReference.reference, patientRef);

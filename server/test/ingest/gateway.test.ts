@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DRIVERS, authHeader, request, useServer } from '../support.ts';
+import { DRIVERS, UUID_V7, authHeader, request, useServer } from '../support.ts';
 
 const now = () => new Date(Date.now() - 60_000).toISOString().replace(/\.\d+Z$/, 'Z');
 const post = async (base: string, mapping: string, body: unknown) => {
@@ -34,6 +34,7 @@ for (const driver of DRIVERS) {
       assert.match(res.body.results[2].reason, /Unknown device "gw-unknown"/);
       const hrId = res.body.results[0].observations[0].id;
       assert.equal(res.body.results[0].observations[0].outcome, 'created');
+      assert.match(hrId, UUID_V7);
       assert.equal(res.body.results[1].observations[0].id, res.body.results[3].observations[0].id, 'systolic and diastolic make one panel');
 
       const again = await post(s.base, 'vigil-generic', hr);
