@@ -98,7 +98,9 @@ export async function main(args: string[]): Promise<void> {
         const stored = { ...obs, id, meta: { versionId: '1', lastUpdated: new Date().toISOString() } };
         const content = JSON.stringify(stored);
         if (copyRows.length < 200_000) copyRows.push(`${id}\t${content.replaceAll('\\', '\\\\')}\n`);
-        if (ids.length < 100_000 || Math.random() < 0.01) ids.push(id);
+        // a uniform sample of the whole load (reservoir), so reads reach all of the table and its id index
+        if (ids.length < 100_000) ids.push(id);
+        else if (Math.random() * (loaded + 1) < 100_000) ids[Math.floor(Math.random() * 100_000)] = id;
         batch.push(rowParams(stored, content, server.base));
         if (batch.length === 100) await flush();
       }
