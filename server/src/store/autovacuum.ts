@@ -1,6 +1,17 @@
 import type { Sql } from './database.ts';
 import { quote } from './columns.ts';
 
+export interface RoundOptions {
+  /** `default_statistics_target` for ANALYZE: a sample of 300 rows per unit. */
+  sampleTarget?: number;
+}
+
+/**
+ * A tenth of PostgreSQL's default sample (3,000 rows): analysing the Observation table's hundred
+ * search columns at the default took 2 s of the one connection, at this target 0.1 s (30,000 rows).
+ */
+const EMBEDDED_SAMPLE_TARGET = 10;
+
 /**
  * PostgreSQL's autovacuum for the embedded engine, which has none: PGlite is one backend, so no
  * launcher ever runs. Without it no table is ever analysed (the planner knows tables' sizes from
@@ -9,9 +20,11 @@ import { quote } from './columns.ts';
  *
  * One round applies autovacuum's default thresholds to PGlite's own table statistics, one table at a
  * time. The engine serves one statement at a time, so a round holds requests up for as long as it
- * runs; the thresholds grow with the table, so big tables are visited seldom.
+ * runs; the thresholds grow with the table, so big tables are visited seldom. (The benches also run
+ * rounds, with PostgreSQL's own sample, on a PostgreSQL whose autovacuum is off.) `sql` must be one
+ * connection: the sample size is a session setting.
  */
-export async function autovacuum(sql: Sql): Promise<{ vacuumed: string[]; analyzed: string[] }> {
+export async function autovacuum(sql: Sql, { sampleTarget = EMBEDDED_SAMPLE_TARGET }: RoundOptions = {}): Promise<{ vacuumed: string[]; analyzed: string[] }> {
   // The backend reports its counters only now and then (never while idle); make the next statement
   // report them, so that this round sees every write so far.
   await sql.query('SELECT pg_stat_force_next_flush()');
@@ -28,9 +41,7 @@ export async function autovacuum(sql: Sql): Promise<{ vacuumed: string[]; analyz
   const vacuumed: string[] = [];
   const analyzed: string[] = [];
   if (!due.length) return { vacuumed, analyzed };
-  // A tenth of PostgreSQL's default sample (3,000 rows): analysing the Observation table's hundred
-  // search columns at the default took 2 s of the one connection, at this target 0.1 s (30,000 rows)
-  await sql.query('SET default_statistics_target = 10');
+  await sql.query(`SET default_statistics_target = ${Number(sampleTarget)}`);
   try {
     for (const table of due) {
       if (table.vacuum) {
@@ -51,10 +62,10 @@ export async function autovacuum(sql: Sql): Promise<{ vacuumed: string[]; analyz
  * Runs a round every intervalMs (autovacuum's naptime) until the returned function is called; that
  * function resolves once a round under way has finished, so the database can be closed after it.
  */
-export function startAutovacuum(sql: Sql, onError: (err: unknown) => void, intervalMs = 60_000): () => Promise<void> {
+export function startAutovacuum(sql: Sql, onError: (err: unknown) => void, intervalMs = 60_000, options: RoundOptions = {}): () => Promise<void> {
   let round: Promise<unknown> = Promise.resolve();
   const timer = setInterval(() => {
-    round = round.then(() => autovacuum(sql)).catch(onError);
+    round = round.then(() => autovacuum(sql, options)).catch(onError);
   }, intervalMs);
   timer.unref();
   return async () => {
