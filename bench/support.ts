@@ -87,8 +87,9 @@ const standIns = new Map<string, { servers: number; stop: () => Promise<void> }>
 /**
  * A deployment's PostgreSQL runs autovacuum; CI's here does not, and a bench database then grows with
  * no statistics at all, so plans rest on default selectivities (bench alerts read `$lastn`'s windows
- * through the wrong index). Benches then run Vigil's own rounds for it: autovacuum's default
- * thresholds and sample, every minute, on one connection, while any of their servers is up.
+ * through the wrong index) and the figures leave out vacuuming. Benches then run Vigil's own rounds
+ * for it: autovacuum's default thresholds, sample and throttling, every minute, on one connection,
+ * while any of their servers is up.
  */
 async function autovacuumStandIn(databaseUrl: string): Promise<() => Promise<void>> {
   let standIn = standIns.get(databaseUrl);
@@ -100,7 +101,7 @@ async function autovacuumStandIn(databaseUrl: string): Promise<() => Promise<voi
       return async () => undefined;
     }
     console.log('  (PostgreSQL runs no autovacuum here: the bench runs its rounds, default thresholds and sample, every minute)');
-    // and throttled as autovacuum's workers are (its default cost delay and limit), not flat out
+    // autovacuum's default cost delay and limit
     await client.query(`SET vacuum_cost_delay = '2ms'; SET vacuum_cost_limit = 200`);
     const sql = { query: async <T>(text: string, params?: unknown[]) => (await client.query(text, params)).rows as T[] };
     const stopRounds = startAutovacuum(sql, (err) => console.error('autovacuum round failed:', err), 60_000, { sampleTarget: 100 });
