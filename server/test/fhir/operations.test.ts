@@ -98,6 +98,8 @@ for (const driver of DRIVERS) {
       it('returns up to max per group, newest first, ties included', async () => {
         assert.deepEqual(ids(await ok(s, 'Observation/$lastn?patient=lp&max=3')), ['g2', 'g1', 'w2', 'w3', 'w1', 'hr0', 'hr4', 'hr3', 'm2', 'm1', 'm3']);
         assert.deepEqual(ids(await ok(s, 'Observation/$lastn?patient=lp&max=2&code=8867-4')), ['hr4', 'hr3']);
+        // text-only codes are found where a code filter does not name codes
+        assert.deepEqual(ids(await ok(s, 'Observation/$lastn?patient=lp&code:not=8867-4&category:missing=true')), ['m2', 'm3']);
         // entered-in-error is not filtered unless asked; undated Observations have no place in the order
         assert.deepEqual(ids(await ok(s, `Observation/$lastn?patient=lp&max=100&code=${LOINC}|8867-4`)), ['hr4', 'hr3', 'hr2', 'hr1', 'hr-eie']);
         assert.deepEqual(ids(await ok(s, `Observation/$lastn?patient=lp&max=100&code=${LOINC}|8867-4&status=final`)), ['hr4', 'hr3', 'hr2', 'hr1']);

@@ -157,12 +157,16 @@ function newestPerCode(ctx: FhirContext, filters: Filter[], max: number, restric
   const n = `(${params.add(max)}::int)`;
   const ms = 'extract(epoch FROM t.date_start)::float8';
   const text = `(t.content::jsonb)->'code'->>'text'`;
-  return {
-    text: `${codes}
+  const coded = `${codes}
     SELECT x.id, x.content, x.code, NULL AS text, x.ms FROM codes c CROSS JOIN LATERAL (
       SELECT t.id, t.content, t.code, ${ms} AS ms FROM ${rowsOfCode}
       WHERE t.code = c.code AND ${where} ORDER BY t.date_start DESC FETCH FIRST ${n} ROWS WITH TIES) x
-    WHERE ${['c.code IS NOT NULL', ...arrayFilters].join(' AND ')}
+    WHERE ${['c.code IS NOT NULL', ...arrayFilters].join(' AND ')}`;
+  // A code asked for by token rules out text-only codes. PostgreSQL cannot tell that `code IS NULL`
+  // and a token match exclude each other, and would read the subject's whole window to find none.
+  if (filters.some(namesCodes)) return { text: coded, values: params.values };
+  return {
+    text: `${coded}
     UNION ALL
     SELECT id, content, NULL, text, ms FROM (
       SELECT t.id, t.content, ${text} AS text, ${ms} AS ms, rank() OVER (PARTITION BY ${text} ORDER BY t.date_start DESC) AS r
@@ -170,6 +174,9 @@ function newestPerCode(ctx: FhirContext, filters: Filter[], max: number, restric
     values: params.values,
   };
 }
+
+/** A `code` filter that only a coded Observation can match: tokens without a modifier (`:not`, `:missing`, `:text` can match text-only ones). */
+const namesCodes = (f: Filter): boolean => f.kind === 'param' && f.param.code === 'code' && !f.modifier;
 
 /** The one Patient the request names, if it names exactly one; otherwise the codes are found by a scan. */
 function patientOf(filters: Filter[], baseUrl: string): string | undefined {
