@@ -5,11 +5,13 @@ import { createPatient, EPISODE, readingsAt, vitalsAt, type GenericReading, type
 import { fmt, http, percentiles, rawCopyRate, recreateDatabase, renewToken, startServer } from './support.ts';
 
 /**
- * `npm run bench -- alerts [--patients 500] [--rate 2] [--seconds 600] [--deteriorating 0.2] [--seed 1]`:
+ * `npm run bench -- alerts [--patients 500] [--rate 2] [--seconds 600] [--deteriorating 0.2] [--seed 1] [--together]`:
  * simulated wearables (server/src/simulator) stream the NEWS2 inputs in real time through
  * `/ingest/vigil-generic` into one Vigil (role all: ingest and bots, PostgreSQL, in-process queue);
- * that share of the patients gets one full-severity deterioration episode, timed to fall within the
- * run. Reports:
+ * that share of the patients gets one full-severity deterioration episode, each at its worst from
+ * a moment spread over the first four fifths of the run (the last fifth leaves the latest time to
+ * be alerted on). `--together` puts every episode at its worst from the first second: a cold start
+ * that meets all the deteriorations at once. Reports:
  * - alert latency: for each Flag raised or escalated, its commit minus the commit of the newest
  *   reading among its evidence (from the history tables);
  * - recall: the injected episodes whose noise-free NEWS2 reaches 5 during the run that got a NEWS2
@@ -26,7 +28,6 @@ const MAX_BATCH = 2_000;
 const KINDS: readonly VitalKind[] = ['heart-rate', 'spo2', 'respiratory-rate', 'blood-pressure', 'body-temperature'];
 const TRUTH_STEP_MS = 5_000;
 const MEDIUM_OR_HIGH = new Set(['news2-medium', 'news2-high']);
-const EPISODE_MS = EPISODE.rampMs + EPISODE.holdMs + EPISODE.recoverMs;
 
 export async function main(args: string[]): Promise<void> {
   const opt = (name: string, fallback: number): number => {
@@ -38,6 +39,7 @@ export async function main(args: string[]): Promise<void> {
   const seconds = opt('seconds', 600);
   const share = opt('deteriorating', 0.2);
   const seed = opt('seed', 1);
+  const together = args.includes('--together');
 
   const url = await recreateDatabase('vigil_bench_alerts');
   // Bots run where the readings are committed (role all), on the in-process queue: one machine.
@@ -49,16 +51,16 @@ export async function main(args: string[]): Promise<void> {
     const patients = Array.from({ length: count }, (_, i) => createPatient(i, { seed }));
     const ids = await enrol(fhir, patients);
     const t0 = Date.now();
-    // Episodes start so that they run within the measured time; a short run gets them at their worst from the start.
     const deteriorating = new Set(patients.filter((p) => (p.index * 0.618034) % 1 < share).map((p) => p.index));
+    const worstBy = together ? 0 : 0.8 * seconds * 1000;
     for (const p of patients) {
       if (!deteriorating.has(p.index)) continue;
-      const latest = Math.max(0, seconds * 1000 - EPISODE_MS);
-      p.episodes.push({ start: t0 - EPISODE.rampMs + ((p.index * 0.414214) % 1) * latest, severity: 1 });
+      // at its worst (the end of its ramp) from a moment spread over [t0, t0 + worstBy]
+      p.episodes.push({ start: t0 - EPISODE.rampMs + ((p.index * 0.414214) % 1) * worstBy, severity: 1 });
     }
     console.log(
       `bench alerts: ${fmt(count)} patients × ${rate} readings/s (${fmt(count * rate)}/s) for ${seconds} s, ` +
-        `${deteriorating.size} with an injected deterioration; Vigil role all on PostgreSQL`,
+        `${deteriorating.size} with an injected deterioration (${together ? 'all at their worst from the start' : 'onsets spread over the run'}); Vigil role all on PostgreSQL`,
     );
 
     await renewToken(server.base);
