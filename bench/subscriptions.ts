@@ -9,12 +9,13 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { fmt, http, percentiles, recreateDatabase, renewToken, startServer } from './support.ts';
 
 /**
- * `npm run bench -- subscriptions [--subscriptions 1000] [--rate 2000] [--seconds 30] [--batch 20]`:
+ * `npm run bench -- subscriptions [--subscriptions 1000] [--rate 2000] [--seconds 30] [--batch 20] [--warmup 5]`:
  * an API replica and a worker replica (BullMQ on Redis, PostgreSQL) with N active rest-hook
  * subscriptions, one per patient, posting to a receiver in this process. Writes are transaction
  * Bundles of `--batch` Observations, each matching one subscription. Reports, in one run:
  * - notification latency (the resource's commit, `meta.lastUpdated`, → receiver) p50/p99 and
- *   notifications/s at a fixed write rate;
+ *   notifications/s at a fixed write rate, after `--warmup` seconds at that rate whose figures are
+ *   printed apart: a fresh worker's first deliveries are paid in compiling and connecting;
  * - write throughput flat out without subscriptions, then with them (and its loss);
  * - a raw PostgreSQL COPY of the written Observation rows as the ceiling.
  */
@@ -22,6 +23,8 @@ const API_PORT = 8195;
 const WORKER_PORT = 8196;
 const TICK_MS = 20;
 const MAX_IN_FLIGHT = 32;
+/** The latency timeline's slices: a run that falls behind shows as a rising line. */
+const SLICE_MS = 5_000;
 /** A code no built-in bot reacts to: notifications come from the writes alone. */
 const CODE = { system: 'http://loinc.org', code: '8302-2', display: 'Body height' };
 
@@ -34,9 +37,12 @@ export async function main(args: string[]): Promise<void> {
   const rate = opt('rate', 2000);
   const seconds = opt('seconds', 30);
   const batch = opt('batch', 20);
+  const warmup = opt('warmup', 5);
 
   // the receiver: every notification carries the resource, whose lastUpdated is its commit
   const latencies: number[] = [];
+  /** When each latency's resource was committed, for the run's timeline. */
+  const committed: number[] = [];
   let received = 0;
   let lastReceivedAt = 0;
   const receiver = createServer((req, res) => {
@@ -47,7 +53,9 @@ export async function main(args: string[]): Promise<void> {
       res.end();
       if (chunks.length === 0) return;
       const resource = JSON.parse(Buffer.concat(chunks).toString()) as Observation;
-      latencies.push(at - Date.parse(resource.meta?.lastUpdated as string));
+      const commit = Date.parse(resource.meta?.lastUpdated as string);
+      latencies.push(at - commit);
+      committed.push(commit);
       received++;
       lastReceivedAt = at;
     });
@@ -102,18 +110,31 @@ export async function main(args: string[]): Promise<void> {
     }
     await waitUntil('every subscription active', async () => (await countOf(fhir, 'Subscription?status=active')) === count, 120_000);
 
-    // 3: the fixed rate: latency from commit to receiver
-    await renewToken(api.base);
-    latencies.length = 0;
-    received = 0;
-    const before = written;
-    const fixed = await fixedRate(writeBatch, batch, rate, seconds);
-    const expected = written - before;
-    const quiet = progress('fixed rate', () => received, expected);
-    await waitUntil('every notification', () => received >= expected, 600_000).catch((err: Error) => console.log(err.message)).finally(quiet);
-    const notifyRate = received / ((lastReceivedAt - fixed.startedAt) / 1000);
-    const l = percentiles(latencies);
-    const fixedReceived = received;
+    // 3: the fixed rate: latency from commit to receiver, after a warm-up that is not counted
+    const atRate = async (label: string, secs: number) => {
+      await renewToken(api.base);
+      latencies.length = 0;
+      committed.length = 0;
+      received = 0;
+      const before = written;
+      const fixed = await fixedRate(writeBatch, batch, rate, secs);
+      const expected = written - before;
+      const quiet = progress(label, () => received, expected);
+      await waitUntil('every notification', () => received >= expected, 600_000).catch((err: Error) => console.log(err.message)).finally(quiet);
+      const slices = new Map<number, number[]>();
+      latencies.forEach((l, i) => {
+        const slice = Math.floor((committed[i] - fixed.startedAt) / SLICE_MS);
+        if (!slices.has(slice)) slices.set(slice, []);
+        slices.get(slice)!.push(l);
+      });
+      const timeline = [...slices].sort(([a], [b]) => a - b).map(([slice, values]) => {
+        const { p50, p99 } = percentiles(values);
+        return `${fmt((slice * SLICE_MS) / 1000)} s ${fmt(p50)}/${fmt(p99)}`;
+      });
+      return { fixed, expected, received, perSecond: received / ((lastReceivedAt - fixed.startedAt) / 1000), latency: percentiles(latencies), timeline };
+    };
+    const warm = warmup > 0 ? await atRate('warm-up', warmup) : undefined;
+    const measured = await atRate('fixed rate', seconds);
 
     // 4: flat out with the subscriptions matching (and delivering) every write
     await renewToken(api.base);
@@ -132,8 +153,11 @@ export async function main(args: string[]): Promise<void> {
 
     console.log('');
     console.log(`raw PostgreSQL COPY (same Observation rows, ${fmt(rows.length)}): ${fmt(copyRate)} rows/s   <- ceiling`);
-    console.log(`fixed rate: ${fmt(fixed.perSecond)} writes/s achieved of ${fmt(rate)} asked; ${fmt(fixedReceived)} of ${fmt(expected)} notifications, ${fmt(notifyRate)}/s`);
+    if (warm) console.log(`warm-up, not counted (${fmt(warmup)} s at the fixed rate): latency p50 ${fmt(warm.latency.p50)} ms, p95 ${fmt(warm.latency.p95)} ms, p99 ${fmt(warm.latency.p99)} ms`);
+    const { fixed, expected, latency: l } = measured;
+    console.log(`fixed rate: ${fmt(fixed.perSecond)} writes/s achieved of ${fmt(rate)} asked; ${fmt(measured.received)} of ${fmt(expected)} notifications, ${fmt(measured.perSecond)}/s`);
     console.log(`notification latency (commit → receiver): p50 ${fmt(l.p50)} ms, p95 ${fmt(l.p95)} ms, p99 ${fmt(l.p99)} ms`);
+    console.log(`  by ${fmt(SLICE_MS / 1000)} s of commits, p50/p99 ms: ${measured.timeline.join(', ')}`);
     console.log(`write throughput flat out: ${fmt(without.perSecond)}/s without subscriptions, ${fmt(withSubs.perSecond)}/s with ${fmt(count)} matching (${fmt((1 - withSubs.perSecond / without.perSecond) * 100, 1)}% loss)`);
   } finally {
     stopping = true;

@@ -230,6 +230,10 @@ export class BullMqQueue<T> implements JobQueue<T> {
     return Object.values(counts).reduce((sum, n) => sum + n, 0);
   }
 
+  async groupSize(groupKey: string): Promise<number> {
+    return this.#redis.llen(this.#groupList(groupKey));
+  }
+
   async deadLetters(limit = 100): Promise<DeadLetter<T>[]> {
     const jobs = await this.#queue.getFailed(0, limit - 1);
     return jobs.map((job) => deadLetter(job as Job<Envelope<T>>));

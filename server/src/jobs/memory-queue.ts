@@ -101,6 +101,10 @@ export class MemoryQueue<T> implements JobQueue<T> {
     return this.#live.size;
   }
 
+  async groupSize(groupKey: string): Promise<number> {
+    return this.#groups.get(groupKey)?.length ?? 0;
+  }
+
   async deadLetters(limit = 100): Promise<DeadLetter<T>[]> {
     return [...this.#dead.values()].reverse().slice(0, limit);
   }

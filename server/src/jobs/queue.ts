@@ -73,6 +73,8 @@ export interface JobQueue<T> {
   process(handler: JobHandler<T>, options?: ProcessOptions<T>): void;
   /** Jobs enqueued and not yet done or dead: waiting, delayed or running (on Redis, not those held behind their group). */
   pending(): Promise<number>;
+  /** The group's jobs not yet done or dead, its head (running, waiting or retrying) included. */
+  groupSize(groupKey: string): Promise<number>;
   /** Most recent first. */
   deadLetters(limit?: number): Promise<DeadLetter<T>[]>;
   /** Stops taking jobs and waits for in-flight ones up to the timeout. */

@@ -70,20 +70,20 @@ export class Matcher {
   }
 
   handle = async (job: JobContext<ChangeBatch>): Promise<void> => {
-    let run: Change[] = [];
-    for (const change of job.data.changes) {
-      if (change.resourceType !== 'Subscription') {
-        run.push(change);
-        continue;
-      }
-      // what was committed before a subscription changed is matched against the subscriptions as they were
-      await this.#matchAll(run);
-      run = [];
-      this.#registry.invalidate();
-      if (change.interaction !== 'delete') await this.#activate(change);
+    // what was committed before a subscription changed is matched against the subscriptions as they were
+    for (const run of runs(job.data.changes, (c) => c.resourceType === 'Subscription')) {
+      if (run[0].resourceType === 'Subscription') await this.#subscriptionsChanged(run);
+      else await this.#matchAll(run);
     }
-    await this.#matchAll(run);
   };
+
+  /** Subscriptions changed one after the other: their versions read at once, the requested ones activated concurrently. */
+  async #subscriptionsChanged(changes: Change[]): Promise<void> {
+    this.#registry.invalidate();
+    const kept = changes.filter((c) => c.interaction !== 'delete');
+    const versions = await this.#versions(kept);
+    await mapLimit(kept, CONCURRENCY, (change) => this.#activate(change, versions.get(versionKey(change.resourceType, change.id, change.versionId))?.resource as Subscription | undefined));
+  }
 
   async #matchAll(changes: Change[]): Promise<void> {
     if (changes.length === 0) return;
@@ -242,12 +242,10 @@ export class Matcher {
    * first: a delivery job, retried with backoff like any notification, that activates on success
    * and sets `error` after its last attempt (delivery.ts).
    */
-  async #activate(change: Change): Promise<void> {
-    const current = await this.#version(change, change.versionId);
+  async #activate(change: Change, resource: Subscription | undefined): Promise<void> {
+    if (resource?.status !== 'requested') return;
     const stored = await this.#repo.readVersion('Subscription', change.id).catch(() => undefined);
-    if (!current || stored?.versionId !== String(change.versionId)) return;
-    const resource = current as Subscription;
-    if (resource.status !== 'requested') return;
+    if (stored?.versionId !== String(change.versionId)) return;
     let sub;
     try {
       sub = parseSubscription(resource, this.#config.allowPrivateEndpoints);
@@ -280,6 +278,16 @@ export class Matcher {
 }
 
 const versionKey = (type: string, id: string, version: number): string => `${type}/${id}/${version}`;
+
+/** The items split into runs of consecutive items alike by `kind`, in order. */
+function runs<T>(items: readonly T[], kind: (item: T) => boolean): T[][] {
+  const result: T[][] = [];
+  items.forEach((item, i) => {
+    if (i > 0 && kind(item) === kind(items[i - 1])) result[result.length - 1].push(item);
+    else result.push([item]);
+  });
+  return result;
+}
 
 /** The value memoised under `key`, made on first use. */
 function once<K, V>(memo: Map<K, V>, key: K, make: () => V): V {

@@ -28,6 +28,8 @@ export interface OutboxOptions {
   pollMs: number;
   /** How long a wake-up waits for further commits before draining: fewer, larger batches under load. */
   gatherMs?: number;
+  /** How long a drain may wait for a grouped target's backlog to shrink (see PACE_MS). */
+  holdMs?: number;
   onError: (error: Error) => void;
 }
 
@@ -36,6 +38,15 @@ export interface OutboxOptions {
  * round of reads: a commit waits this long for company, which costs a notification as much latency.
  */
 const GATHER_MS = 10;
+/**
+ * A grouped target's batches are taken one at a time: while one runs and another waits behind it,
+ * a further batch would only queue. The drain then waits (polling every PACE_MS, by default for at
+ * most HOLD_MS, so that a consumer that keeps failing holds back the other targets only so long)
+ * and takes what gathered as one larger batch: a busy consumer gets fewer, larger batches instead
+ * of a backlog, and the commits behind it wait less.
+ */
+const PACE_MS = 5;
+const HOLD_MS = 1_000;
 /** Held for the drain's transaction: replicas drain one after the other, so batches reach the queues in seq order. */
 const DRAIN_LOCK = 0x76_69_67_69;
 const DRAIN_SQL = `DELETE FROM change_outbox WHERE seq IN (SELECT seq FROM change_outbox ORDER BY seq LIMIT $1)
@@ -54,6 +65,7 @@ export class OutboxDrainer {
   readonly #targets: readonly DrainTarget[];
   readonly #batch: number;
   readonly #gatherMs: number;
+  readonly #holdMs: number;
   readonly #onError: (error: Error) => void;
   readonly #timer: NodeJS.Timeout;
   readonly #unsubscribe: () => void;
@@ -66,6 +78,7 @@ export class OutboxDrainer {
     this.#targets = targets;
     this.#batch = options.batch ?? 500;
     this.#gatherMs = options.gatherMs ?? GATHER_MS;
+    this.#holdMs = options.holdMs ?? HOLD_MS;
     this.#onError = options.onError;
     this.#unsubscribe = feed.subscribe(() => this.wake());
     this.#timer = setInterval(() => this.wake(), options.pollMs);
@@ -102,6 +115,17 @@ export class OutboxDrainer {
     });
   }
 
+  /** Waits while a grouped target has a batch waiting behind the one it runs (see PACE_MS). */
+  async #paced(): Promise<void> {
+    const grouped = this.#targets.filter((t) => t.groupKey !== undefined);
+    const until = Date.now() + this.#holdMs;
+    while (!this.#stopped && Date.now() < until) {
+      const sizes = await Promise.all(grouped.map(({ queue, groupKey }) => queue.groupSize(groupKey!)));
+      if (sizes.every((n) => n < 2)) return;
+      await delay(PACE_MS);
+    }
+  }
+
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
@@ -112,7 +136,10 @@ export class OutboxDrainer {
   async #loop(): Promise<void> {
     this.#again = false;
     try {
-      while (!this.#stopped && (await this.drainOnce()) === this.#batch);
+      for (;;) {
+        await this.#paced();
+        if (this.#stopped || (await this.drainOnce()) < this.#batch) break;
+      }
     } catch (error) {
       this.#onError(error as Error);
     }

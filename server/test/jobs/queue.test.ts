@@ -271,6 +271,25 @@ for (const backend of backends) {
       assert.ok(overlaps > 0 && peak > 1, 'different keys should run in parallel');
     });
 
+    it("counts a group's jobs not yet done, its running head included", async () => {
+      const queue = factoryOf(backend).queue<number>(uniqueName());
+      const release = deferred();
+      const started: number[] = [];
+      queue.process(async (job) => {
+        started.push(job.data);
+        if (job.data === 0) await release.promise;
+      }, { concurrency: 4 });
+      for (const n of [0, 1, 2]) await queue.enqueue(n, { groupKey: 'g' });
+      await queue.enqueue(9);
+      await until(() => started.includes(0) && started.includes(9));
+      assert.equal(await queue.groupSize('g'), 3);
+      assert.equal(await queue.groupSize('other'), 0);
+      release.resolve();
+      await until(() => started.length === 4);
+      for (let i = 0; i < 100 && (await queue.groupSize('g')) > 0; i++) await sleep(20);
+      assert.equal(await queue.groupSize('g'), 0);
+    });
+
     it('enqueueMany adds jobs as enqueue would one after the other: group order, delays and ids kept', async () => {
       const queue = factoryOf(backend).queue<{ key: string; n: number }>(uniqueName());
       const order = new Map<string, number[]>();

@@ -100,6 +100,31 @@ for (const { driver, queue, env } of SETUPS) {
       await request('PUT', `${server.fhir}/Subscription/${sub.id}`, { ...sub, status: 'off' });
     });
 
+    it('activates subscriptions committed together and matches what follows against them', async () => {
+      const patients = ['p9', 'p10', 'p11'];
+      const created = await request('POST', server.fhir, {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: patients.map((p) => ({
+          resource: {
+            resourceType: 'Subscription', status: 'requested', reason: 'test', criteria: `Observation?subject=Patient/${p}`,
+            channel: { type: 'rest-hook', endpoint: receiver.url, payload: 'application/fhir+json' },
+          },
+          request: { method: 'POST', url: 'Subscription' },
+        })),
+      });
+      assert.equal(created.status, 200);
+      const ids: string[] = created.body.entry.map((e: { response: { location: string } }) => e.response.location.split('/')[1]);
+      for (const id of ids) await waitFor(`${id} active`, async () => (await request('GET', `${server.fhir}/Subscription/${id}`)).body.status === 'active');
+      receiver.received.length = 0;
+      const written = [];
+      for (const p of patients) written.push((await request('POST', `${server.fhir}/Observation`, observation(`Patient/${p}`))).body.id);
+      await waitFor('3 notifications', () => receiver.received.length >= 3);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(receiver.received.map((r) => JSON.parse(r.body).id).sort(), written.sort());
+      for (const id of ids) await request('DELETE', `${server.fhir}/Subscription/${id}`);
+    });
+
     it('a criteria with several filters notifies exactly the matching changes of a commit, in commit order', async () => {
       const sub = await subscribe(server.fhir, {
         criteria: 'Observation?subject=Patient/p8&code=http://loinc.org|8867-4',
