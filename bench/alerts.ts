@@ -2,7 +2,7 @@ import type { Flag } from '@medplum/fhirtypes';
 import pg from 'pg';
 import { scoreNews2 } from '../bots/news2/score.ts';
 import { createPatient, EPISODE, readingsAt, vitalsAt, type GenericReading, type SimulatedPatient, type VitalKind } from '../server/src/simulator/index.ts';
-import { fmt, http, percentiles, rawCopyRate, recreateDatabase, renewToken, startServer } from './support.ts';
+import { fmt, http, percentiles, rawCopyRate, recreateDatabase, renewToken, startServer, timeline } from './support.ts';
 
 /**
  * `npm run bench -- alerts [--patients 500] [--rate 2] [--seconds 600] [--deteriorating 0.2] [--seed 1] [--together]`:
@@ -28,6 +28,8 @@ const MAX_BATCH = 2_000;
 const KINDS: readonly VitalKind[] = ['heart-rate', 'spo2', 'respiratory-rate', 'blood-pressure', 'body-temperature'];
 const TRUTH_STEP_MS = 5_000;
 const MEDIUM_OR_HIGH = new Set(['news2-medium', 'news2-high']);
+/** The latency timeline's slices. */
+const SLICE_MS = 20_000;
 
 export async function main(args: string[]): Promise<void> {
   const opt = (name: string, fallback: number): number => {
@@ -84,12 +86,13 @@ export async function main(args: string[]): Promise<void> {
     const committed = Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM "Observation" WHERE content LIKE '%"vital-signs"%'`)).rows[0].n);
 
     const copy = await rawCopyRate(client);
-    const l = percentiles(latencies);
+    const l = percentiles(latencies.map((s) => s.value));
     const d = percentiles(delays);
     console.log('');
     console.log(`raw PostgreSQL COPY (same Observation rows, ${fmt(copy.rows)}): ${fmt(copy.perSecond)} rows/s   <- ceiling`);
     console.log(`readings: ${fmt(sent)} messages sent (a blood pressure is two), ${fmt(committed)} Observations committed (${fmt(committed / ((tEnd - t0) / 1000))}/s)`);
     console.log(`alert latency, reading committed → Flag committed (${fmt(latencies.length)} raises and escalations): p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms`);
+    console.log(`  by ${fmt(SLICE_MS / 1000)} s of the readings' commits, p50/p99 ms: ${timeline(latencies, t0, SLICE_MS)}`);
     console.log(
       `detection: ${detected.length} of ${detectable.length} injected NEWS2 ≥ 5 episodes got a NEWS2 medium/high Flag ` +
         `(recall ${fmt(detectable.length ? (100 * detected.length) / detectable.length : 100, 1)}%); time to it p50 ${fmt(d.p50 / 1000, 1)} s, p99 ${fmt(d.p99 / 1000, 1)} s`,
@@ -235,7 +238,8 @@ async function flagVersions(client: pg.Client): Promise<FlagVersion[]> {
  * the commit of the newest reading version among its evidence that it could have seen (a blood
  * pressure's halves arrive as two versions). Derived evidence (NEWS2 scores) is not a reading.
  */
-async function alertLatencies(client: pg.Client, versions: FlagVersion[]): Promise<number[]> {
+/** Each raise or escalation's latency (`value`), at the commit of the reading that caused it. */
+async function alertLatencies(client: pg.Client, versions: FlagVersion[]): Promise<{ at: number; value: number }[]> {
   const RANK: Record<string, number> = { routine: 0, urgent: 1, asap: 2, stat: 3 };
   const alerting = versions.filter((v, i) => v.version === 1 || (versions[i - 1]?.id === v.id && RANK[v.priority] > RANK[versions[i - 1].priority]));
   const ids = [...new Set(alerting.flatMap((v) => v.evidence))];
@@ -249,7 +253,9 @@ async function alertLatencies(client: pg.Client, versions: FlagVersion[]): Promi
   }
   return alerting.flatMap((v) => {
     const seen = v.evidence.flatMap((id) => (commits.get(id) ?? []).filter((t) => t <= v.at));
-    return seen.length ? [v.at - Math.max(...seen)] : [];
+    if (seen.length === 0) return [];
+    const at = Math.max(...seen);
+    return [{ at, value: v.at - at }];
   });
 }
 

@@ -6,7 +6,7 @@ import type { Observation } from '@medplum/fhirtypes';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { fmt, http, percentiles, recreateDatabase, renewToken, startServer } from './support.ts';
+import { fmt, http, percentiles, recreateDatabase, renewToken, startServer, timeline } from './support.ts';
 
 /**
  * `npm run bench -- subscriptions [--subscriptions 1000] [--rate 2000] [--seconds 30] [--batch 20] [--warmup 5]`:
@@ -121,17 +121,8 @@ export async function main(args: string[]): Promise<void> {
       const expected = written - before;
       const quiet = progress(label, () => received, expected);
       await waitUntil('every notification', () => received >= expected, 600_000).catch((err: Error) => console.log(err.message)).finally(quiet);
-      const slices = new Map<number, number[]>();
-      latencies.forEach((l, i) => {
-        const slice = Math.floor((committed[i] - fixed.startedAt) / SLICE_MS);
-        if (!slices.has(slice)) slices.set(slice, []);
-        slices.get(slice)!.push(l);
-      });
-      const timeline = [...slices].sort(([a], [b]) => a - b).map(([slice, values]) => {
-        const { p50, p99 } = percentiles(values);
-        return `${fmt((slice * SLICE_MS) / 1000)} s ${fmt(p50)}/${fmt(p99)}`;
-      });
-      return { fixed, expected, received, perSecond: received / ((lastReceivedAt - fixed.startedAt) / 1000), latency: percentiles(latencies), timeline };
+      const timelineText = timeline(latencies.map((value, i) => ({ at: committed[i], value })), fixed.startedAt, SLICE_MS);
+      return { fixed, expected, received, perSecond: received / ((lastReceivedAt - fixed.startedAt) / 1000), latency: percentiles(latencies), timeline: timelineText };
     };
     const warm = warmup > 0 ? await atRate('warm-up', warmup) : undefined;
     const measured = await atRate('fixed rate', seconds);
@@ -157,7 +148,7 @@ export async function main(args: string[]): Promise<void> {
     const { fixed, expected, latency: l } = measured;
     console.log(`fixed rate: ${fmt(fixed.perSecond)} writes/s achieved of ${fmt(rate)} asked; ${fmt(measured.received)} of ${fmt(expected)} notifications, ${fmt(measured.perSecond)}/s`);
     console.log(`notification latency (commit → receiver): p50 ${fmt(l.p50)} ms, p95 ${fmt(l.p95)} ms, p99 ${fmt(l.p99)} ms`);
-    console.log(`  by ${fmt(SLICE_MS / 1000)} s of commits, p50/p99 ms: ${measured.timeline.join(', ')}`);
+    console.log(`  by ${fmt(SLICE_MS / 1000)} s of commits, p50/p99 ms: ${measured.timeline}`);
     console.log(`write throughput flat out: ${fmt(without.perSecond)}/s without subscriptions, ${fmt(withSubs.perSecond)}/s with ${fmt(count)} matching (${fmt((1 - withSubs.perSecond / without.perSecond) * 100, 1)}% loss)`);
   } finally {
     stopping = true;

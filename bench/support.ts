@@ -185,6 +185,27 @@ export function percentiles(values: number[]): { p50: number; p95: number; p99: 
   return { p50: at(0.5), p95: at(0.95), p99: at(0.99) };
 }
 
+/**
+ * p50/p99 of the samples in each slice of `sliceMs` from `from`, by when each sample's cause
+ * happened (a commit): a run that falls behind shows as a rising line.
+ */
+export function timeline(samples: readonly { at: number; value: number }[], from: number, sliceMs: number): string {
+  const slices = new Map<number, number[]>();
+  for (const { at, value } of samples) {
+    const slice = Math.floor((at - from) / sliceMs);
+    let values = slices.get(slice);
+    if (!values) slices.set(slice, (values = []));
+    values.push(value);
+  }
+  return [...slices]
+    .sort(([a], [b]) => a - b)
+    .map(([slice, values]) => {
+      const { p50, p99 } = percentiles(values);
+      return `${fmt((slice * sliceMs) / 1000)} s ${fmt(p50)}/${fmt(p99)}`;
+    })
+    .join(', ');
+}
+
 export const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 /**
