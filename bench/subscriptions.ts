@@ -16,7 +16,8 @@ import { fmt, http, percentiles, recreateDatabase, renewToken, startServer, time
  * - notification latency (the resource's commit, `meta.lastUpdated`, → receiver) p50/p99 and
  *   notifications/s at a fixed write rate, after `--warmup` seconds at that rate whose figures are
  *   printed apart: a fresh worker's first deliveries are paid in compiling and connecting;
- * - write throughput flat out without subscriptions, then with them (and its loss);
+ * - write throughput flat out for `--seconds`/2 without subscriptions (after `--warmup` seconds of
+ *   it, uncounted), then as long with them, and its loss;
  * - a raw PostgreSQL COPY of the written Observation rows as the ceiling.
  */
 const API_PORT = 8195;
@@ -95,8 +96,9 @@ export async function main(args: string[]): Promise<void> {
       await post(fhir, bundle(entries));
     };
 
-    // 1: flat out, no subscriptions yet
-    const without = await flatOut(writeBatch, batch, seconds / 3);
+    // 1: flat out, no subscriptions yet, after a warm-up: the run with them finds the API warm too
+    if (warmup > 0) await flatOut(writeBatch, batch, warmup);
+    const without = await flatOut(writeBatch, batch, seconds / 2);
 
     // 2: the subscriptions, one per patient, all active
     for (let i = 0; i < count; i += 100) {
@@ -131,7 +133,7 @@ export async function main(args: string[]): Promise<void> {
     await renewToken(api.base);
     received = 0;
     const beforeFlat = written;
-    const withSubs = await flatOut(writeBatch, batch, seconds / 3);
+    const withSubs = await flatOut(writeBatch, batch, seconds / 2);
     const quietToo = progress('flat out', () => received, written - beforeFlat);
     await waitUntil('the backlog delivered', () => received >= written - beforeFlat, 600_000).catch((err: Error) => console.log(err.message)).finally(quietToo);
 

@@ -144,7 +144,11 @@ export async function renewToken(base: string): Promise<void> {
   tokenAt = Date.now();
 }
 
-const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+/**
+ * Idle connections are dropped after 4 s, before the server's keep-alive timeout (Node's 5 s) closes
+ * them: a request sent on a connection as the server closes it fails with ECONNRESET.
+ */
+const agent = new Agent({ keepAlive: true, maxSockets: 256, timeout: 4_000 });
 
 export async function http(method: string, url: string, body?: string): Promise<{ status: number; body: string }> {
   if (authorization && Date.now() - tokenAt > RENEW_AFTER_MS) await renewToken(tokenBase);
