@@ -236,9 +236,9 @@ async function flagVersions(client: pg.Client): Promise<FlagVersion[]> {
 /**
  * For each raise (version 1) and escalation (a version whose priority rose): its commit time minus
  * the commit of the newest reading version among its evidence that it could have seen (a blood
- * pressure's halves arrive as two versions). Derived evidence (NEWS2 scores) is not a reading.
+ * pressure's halves arrive as two versions), as `value`, at that reading's commit (`at`). Derived
+ * evidence (NEWS2 scores) is not a reading.
  */
-/** Each raise or escalation's latency (`value`), at the commit of the reading that caused it. */
 async function alertLatencies(client: pg.Client, versions: FlagVersion[]): Promise<{ at: number; value: number }[]> {
   const RANK: Record<string, number> = { routine: 0, urgent: 1, asap: 2, stat: 3 };
   const alerting = versions.filter((v, i) => v.version === 1 || (versions[i - 1]?.id === v.id && RANK[v.priority] > RANK[versions[i - 1].priority]));

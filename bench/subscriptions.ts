@@ -41,9 +41,8 @@ export async function main(args: string[]): Promise<void> {
   const warmup = opt('warmup', 5);
 
   // the receiver: every notification carries the resource, whose lastUpdated is its commit
-  const latencies: number[] = [];
-  /** When each latency's resource was committed, for the run's timeline. */
-  const committed: number[] = [];
+  /** Each notification's latency, at its resource's commit (for the run's timeline). */
+  const latencies: { at: number; value: number }[] = [];
   let received = 0;
   let lastReceivedAt = 0;
   const receiver = createServer((req, res) => {
@@ -55,8 +54,7 @@ export async function main(args: string[]): Promise<void> {
       if (chunks.length === 0) return;
       const resource = JSON.parse(Buffer.concat(chunks).toString()) as Observation;
       const commit = Date.parse(resource.meta?.lastUpdated as string);
-      latencies.push(at - commit);
-      committed.push(commit);
+      latencies.push({ at: commit, value: at - commit });
       received++;
       lastReceivedAt = at;
     });
@@ -116,15 +114,16 @@ export async function main(args: string[]): Promise<void> {
     const atRate = async (label: string, secs: number) => {
       await renewToken(api.base);
       latencies.length = 0;
-      committed.length = 0;
       received = 0;
       const before = written;
       const fixed = await fixedRate(writeBatch, batch, rate, secs);
       const expected = written - before;
       const quiet = progress(label, () => received, expected);
       await waitUntil('every notification', () => received >= expected, 600_000).catch((err: Error) => console.log(err.message)).finally(quiet);
-      const timelineText = timeline(latencies.map((value, i) => ({ at: committed[i], value })), fixed.startedAt, SLICE_MS);
-      return { fixed, expected, received, perSecond: received / ((lastReceivedAt - fixed.startedAt) / 1000), latency: percentiles(latencies), timeline: timelineText };
+      return {
+        fixed, expected, received, perSecond: received / ((lastReceivedAt - fixed.startedAt) / 1000),
+        latency: percentiles(latencies.map((l) => l.value)), timeline: timeline(latencies, fixed.startedAt, SLICE_MS),
+      };
     };
     const warm = warmup > 0 ? await atRate('warm-up', warmup) : undefined;
     const measured = await atRate('fixed rate', seconds);
