@@ -59,12 +59,23 @@ export async function clearAlerts(fhir: FhirClient, event: AlertEvent, patientId
  */
 export async function standingAlerts(fhir: FhirClient, patientId: string, candidates: readonly { rule: string; priority: Priority }[], at: number): Promise<Set<string>> {
   if (candidates.length === 0) return new Set();
-  const flags = (await flagsByKey(fhir, patientId, candidates.map((c) => c.rule))).filter((f) => f.status === 'active');
-  return new Set(candidates.filter(({ rule, priority }) => flags.some((f) =>
-    f.identifier?.some((i) => i.system === ALERT_KEY && i.value === alertKey(patientId, rule)) &&
-    PRIORITY_RANK[flagPriority(f)] >= PRIORITY_RANK[priority] &&
-    at < lastBreach(f) + EVIDENCE_REFRESH_MS,
-  )).map((c) => c.rule));
+  const flags = await activeFlags(fhir, patientId, candidates.map((c) => c.rule));
+  return new Set(candidates.filter(({ rule, priority }) => {
+    const flag = flags.get(rule);
+    return flag !== undefined && PRIORITY_RANK[flagPriority(flag)] >= PRIORITY_RANK[priority] && at < lastBreach(flag) + EVIDENCE_REFRESH_MS;
+  }).map((c) => c.rule));
+}
+
+/** The patient's active Flag of each of the rules that has one. One search. */
+export async function activeFlags(fhir: FhirClient, patientId: string, rules: readonly string[]): Promise<Map<string, Flag>> {
+  const byRule = new Map<string, Flag>();
+  if (rules.length === 0) return byRule;
+  const flags = (await flagsByKey(fhir, patientId, rules)).filter((f) => f.status === 'active');
+  for (const rule of rules) {
+    const flag = flags.find((f) => f.identifier?.some((i) => i.system === ALERT_KEY && i.value === alertKey(patientId, rule)));
+    if (flag) byRule.set(rule, flag);
+  }
+  return byRule;
 }
 
 /**

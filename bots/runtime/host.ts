@@ -106,9 +106,10 @@ export class BotHost {
   /**
    * Checks committed changes against the triggers before any job is made, a batch at a time: the
    * changed resources are read together (a change whose version is no longer current has a newer
-   * change of its own; a deleted resource has nothing to act on), each bot's `accepts` is tried,
-   * then its `criteria` as one search `criteria&_id=…` (the server's own semantics); the settings
-   * of every bot and patient with a run to make are read together, and disabled runs are not made.
+   * change of its own; a deleted resource has nothing to act on), each bot's `criteria` is tried as
+   * one search `criteria&_id=…` (the server's own semantics); the settings of every bot and patient
+   * with a run to make are read together; disabled runs, and those the bot's `accepts` refuses
+   * given the settings, are not made.
    * Each page of changes waits while `maxPendingRuns` runs are pending (until `signal` aborts).
    */
   async handleChanges(changes: readonly Change[], signal?: AbortSignal): Promise<void> {
@@ -133,28 +134,31 @@ export class BotHost {
     const found = await this.#fhir.search(type as Resource['resourceType'], { _id: ids.join(','), _count: String(ids.length) });
     const current = new Map(found.map((r) => [r.id as string, r]));
     const live = changes.filter((c) => current.get(c.id)?.meta?.versionId === c.versionId);
-    const runs: { bot: Bot; change: Change; patientId: string | undefined }[] = [];
+    const candidates: { bot: Bot; change: Change; resource: Resource; patientId: string | undefined }[] = [];
     for (const bot of bots) {
-      const trigger = bot.trigger as BotTrigger;
-      const mine: Change[] = [];
-      for (const change of live) {
-        // the cheap in-process test first: the criteria search then covers only what it accepts
-        if (wants(bot, change) && (!trigger.accepts || (await trigger.accepts(current.get(change.id) as Resource, this.#fhir)))) mine.push(change);
-      }
+      const mine = live.filter((change) => wants(bot, change));
       if (mine.length === 0) continue;
-      const matching = trigger.criteria ? await this.#matching(trigger.criteria, type, mine) : undefined;
+      const criteria = (bot.trigger as BotTrigger).criteria;
+      const matching = criteria ? await this.#matching(criteria, type, mine) : undefined;
       for (const change of mine) {
-        if (!matching || matching.has(change.id)) runs.push({ bot, change, patientId: patientOf(current.get(change.id) as Resource) });
+        const resource = current.get(change.id) as Resource;
+        if (!matching || matching.has(change.id)) candidates.push({ bot, change, resource, patientId: patientOf(resource) });
       }
     }
-    if (runs.length === 0) return;
-    const settings = await settingsLookup(this.#fhir, [...new Set(runs.map((r) => r.bot))], runs.map((r) => r.patientId));
-    for (const { bot, change, patientId } of runs) {
-      const { enabled, ...given } = settings(bot, patientId);
-      if (!enabled) continue;
+    if (candidates.length === 0) return;
+    const settings = await settingsLookup(this.#fhir, [...new Set(candidates.map((c) => c.bot))], candidates.map((c) => c.patientId));
+    // every accepts() at once, so that the lookups they make share round trips; in change order
+    const runs = await Promise.all(candidates.map(async (candidate) => {
+      const { enabled, ...given } = settings(candidate.bot, candidate.patientId);
+      const accepts = candidate.bot.trigger?.accepts;
+      return enabled && (!accepts || (await accepts(candidate.resource, this.#fhir, given))) ? { ...candidate, given } : undefined;
+    }));
+    for (const run of runs) {
+      if (!run) continue;
+      const { bot, change, resource, patientId, given } = run;
       const jobId = `${bot.name}/${change.resourceType}/${change.id}/${change.versionId}`;
       await this.#queue.enqueue({ bot: bot.name, change, settings: given }, { jobId, attempts: bot.attempts ?? DEFAULT_ATTEMPTS, backoff: BACKOFF });
-      const state = bot.coalesce?.(current.get(change.id) as Resource);
+      const state = bot.coalesce?.(resource);
       if (state) this.#remember(jobId, { key: `${bot.name}/${state.key}`, at: state.at, seq: ++this.#seq, job: { bot: bot.name, change, settings: given }, trigger: `${change.resourceType}/${change.id}`, patientId });
     }
   }

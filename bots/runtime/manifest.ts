@@ -47,10 +47,11 @@ export interface BotTrigger {
   /** Default: create and update. */
   interactions?: readonly Interaction[];
   /**
-   * A further test of the triggering resource, for what criteria cannot say (the custom rules in
-   * force). Like criteria, a resource it refuses makes no run and leaves no AuditEvent.
+   * A further test of a resource that met the criteria, with the patient's settings, for what
+   * criteria cannot say (the custom rules in force; a reading no limit of the patient's concerns).
+   * Like criteria, a resource it refuses makes no run and leaves no AuditEvent.
    */
-  accepts?(resource: Resource, fhir: FhirClient): Promise<boolean>;
+  accepts?(resource: Resource, fhir: FhirClient, settings: RunSettings): Promise<boolean>;
 }
 
 /**
@@ -65,16 +66,20 @@ export interface BotSchedule {
 
 export type Parameters = Readonly<Record<string, string | number | boolean>>;
 
-export interface BotEvent<T extends Resource = Resource> {
+/** A bot's settings for the patient a run is about (bots/runtime/settings.ts). */
+export interface RunSettings {
+  /** The manifest's defaults overridden by organisation, then patient settings. */
+  parameters: Parameters;
+  /** The patient's active Goals (personal ranges and targets). */
+  goals: readonly Goal[];
+}
+
+export interface BotEvent<T extends Resource = Resource> extends RunSettings {
   interaction: Change['interaction'];
   /** The triggering resource, at the version the change names (a sweep: the current version). */
   resource: T;
   /** The bot's own Device: author of what it writes. */
   agent: Reference<Device>;
-  /** The manifest's defaults overridden by organisation, then patient settings. */
-  parameters: Parameters;
-  /** The patient's active Goals (personal ranges and targets), read with the settings. */
-  goals: readonly Goal[];
   /** Aborted when the run times out; the client refuses further calls after that. */
   signal: AbortSignal;
 }

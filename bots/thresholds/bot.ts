@@ -1,16 +1,16 @@
-import type { Observation } from '@medplum/fhirtypes';
-import { clearAlerts, raiseAlert, retractAlerts, standingAlerts } from '../alerts/alerts.ts';
+import type { Observation, Resource } from '@medplum/fhirtypes';
+import { activeFlags, clearAlerts, raiseAlert, retractAlerts, standingAlerts } from '../alerts/alerts.ts';
 import { ALERT_DEFAULTS, PRIORITY_RANK, SEVERITY_PRIORITY, THRESHOLD_ALERT, type AlertCode } from '../alerts/codes.ts';
 import { EVIDENCE_REFRESH_MS } from '../alerts/flag.ts';
 import { readingsBetween } from '../alerts/patient.ts';
 import { goalRanges } from '../vitals/goals.ts';
 import { patientOf } from '../runtime/host.ts';
-import type { Bot, BotResult, FhirClient } from '../runtime/manifest.ts';
+import type { Bot, BotResult, FhirClient, RunSettings } from '../runtime/manifest.ts';
 import { codesOf, LOINC } from '../vitals/codes.ts';
 import { normaliseObservation } from '../vitals/normalise.ts';
 import { isMonitored } from '../vitals/recency.ts';
 import type { QuantityMeasure, QuantityReading, Reading } from '../vitals/reading.ts';
-import { evaluateThresholds, needsHistory, persistentLimits } from './evaluate.ts';
+import { evaluateThresholds, metLimits, needsHistory, persistentLimits } from './evaluate.ts';
 import { DEFAULT_LIMITS, type Breach, type PersonalRange } from './rules.ts';
 import { WEIGHT_GAIN } from './weight.ts';
 
@@ -40,10 +40,34 @@ async function standingFor(fhir: FhirClient, patientId: string, reading: Quantit
   return candidates.every((c) => standing.has(c.rule)) ? candidates.map((c) => c.rule) : undefined;
 }
 
+/** The readings of an Observation this bot judges. */
+const judged = (readings: readonly Reading[]): QuantityReading[] => readings.filter((r): r is QuantityReading => r.measure !== 'consciousness' && MEASURES.has(r.measure));
+
+/** The alerts a reading of the measure decides: its low and high limits, and weight gain. */
+const alertsOf = (measure: QuantityMeasure): AlertCode[] =>
+  [`${measure}-low`, `${measure}-high`, ...(measure === 'weight' ? ['weight-gain'] : [])].flatMap((rule) => (THRESHOLD_ALERT[rule] ? [THRESHOLD_ALERT[rule]] : []));
+
+/**
+ * Whether a run on the Observation could decide anything. A reading within every limit of the
+ * patient's (the defaults, or their Goals' ranges) can only clear a standing alert of its measure:
+ * without one, it makes no run, so a stream of normal readings leaves no AuditEvent per sample.
+ * Weights (gain is judged on their history), error corrections and unusable readings always run.
+ */
+async function decides(resource: Resource, fhir: FhirClient, { goals }: RunSettings): Promise<boolean> {
+  if (!isMonitored(resource)) return false;
+  const patientId = patientOf(resource);
+  const normalised = normaliseObservation(resource as Observation);
+  if (!patientId || normalised.kind !== 'readings') return true;
+  const readings = judged(normalised.readings);
+  const ranges = goalRanges(goals);
+  if (readings.length === 0 || readings.some((r) => r.measure === 'weight' || metLimits(r, ranges).length > 0)) return true;
+  return (await activeFlags(fhir, patientId, readings.flatMap((r) => alertsOf(r.measure)))).size > 0;
+}
+
 export const thresholdsBot: Bot = {
   name: 'thresholds',
   title: 'Vigil thresholds',
-  trigger: { resourceType: 'Observation', criteria: `Observation?code=${[...MEASURES].flatMap(codesOf).filter((c, i, all) => all.indexOf(c) === i).map((c) => `${LOINC}|${c}`).join(',')}`, accepts: async (resource) => isMonitored(resource) },
+  trigger: { resourceType: 'Observation', criteria: `Observation?code=${[...MEASURES].flatMap(codesOf).filter((c, i, all) => all.indexOf(c) === i).map((c) => `${LOINC}|${c}`).join(',')}`, accepts: decides },
   timeoutMs: 10_000,
   defaults: { ...ALERT_DEFAULTS },
 
@@ -60,7 +84,7 @@ export const thresholdsBot: Bot = {
     }
 
     const ranges = goalRanges(event.goals);
-    const readings = normalised.readings.filter((r): r is QuantityReading => r.measure !== 'consciousness' && MEASURES.has(r.measure));
+    const readings = judged(normalised.readings);
     const breached = new Map<AlertCode, Breach>();
     const evaluated = new Set<AlertCode>();
     // alerts whose persistence this run leaves unconfirmed: their Flag stands, neither raised nor cleared
@@ -72,9 +96,7 @@ export const thresholdsBot: Bot = {
         if (held) held.forEach((code) => standing.add(code));
         else history = await historyOf(fhir, patientId, reading);
       }
-      for (const rule of [`${reading.measure}-low`, `${reading.measure}-high`, ...(reading.measure === 'weight' ? ['weight-gain'] : [])]) {
-        if (THRESHOLD_ALERT[rule]) evaluated.add(THRESHOLD_ALERT[rule]);
-      }
+      for (const code of alertsOf(reading.measure)) evaluated.add(code);
       for (const breach of evaluateThresholds(reading, history, ranges)) {
         const code = THRESHOLD_ALERT[breach.rule];
         const other = breached.get(code);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { QuantityMeasure, QuantityReading, Reading } from '../vitals/reading.ts';
-import { evaluateThresholds, needsHistory } from './evaluate.ts';
+import { evaluateThresholds, metLimits, needsHistory } from './evaluate.ts';
 import { DEFAULT_LIMITS, type Breach, type PersonalRange } from './rules.ts';
 
 const T = Date.parse('2025-03-01T10:00:00Z');
@@ -285,5 +285,28 @@ describe('needsHistory', () => {
     assert.equal(needsHistory(at('spo2', 91)), false, 'urgent fires at once');
     assert.equal(needsHistory(at('spo2', 91), personal), false);
     assert.equal(needsHistory(at('weight', 70)), true);
+  });
+});
+
+describe('metLimits: what the bot runs on', () => {
+  it('a reading that meets no limit breaches nothing, whatever came before it', () => {
+    const measures = [...new Set(DEFAULT_LIMITS.map((r) => r.measure))];
+    const ranges: PersonalRange[][] = [[], [{ measure: 'pulse', low: 35, high: 100 }], [{ measure: 'spo2', low: 88, high: 92 }]];
+    let within = 0;
+    for (const measure of measures) {
+      const limits = DEFAULT_LIMITS.filter((r) => r.measure === measure).map((r) => r.limit);
+      const [lowest, highest] = [Math.min(...limits), Math.max(...limits)];
+      // every breach there can be, shortly before
+      const past = [at(measure, lowest - 5, 2), at(measure, lowest - 5, 8), at(measure, highest + 5, 3), at(measure, highest + 5, 9)];
+      for (const overrides of ranges) {
+        for (let value = lowest - 10; value <= highest + 10; value += 0.5) {
+          const reading = at(measure, value);
+          const met = metLimits(reading, overrides);
+          assert.equal(met.length > 0, evaluateThresholds(reading, past, overrides).length > 0 || met.some((l) => l.persistence.count > 1), `${measure} ${value}`);
+          if (met.length === 0) within++;
+        }
+      }
+    }
+    assert.ok(within > 100);
   });
 });

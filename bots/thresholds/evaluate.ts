@@ -58,14 +58,19 @@ export function needsHistory(latest: Reading, overrides: readonly PersonalRange[
   return latest.measure === 'weight' || persistentLimits(latest, overrides, options).length > 0;
 }
 
-/** On each side of the reading's measure, the most severe limit it meets, where that limit has persistence. */
-export function persistentLimits(latest: QuantityReading, overrides: readonly PersonalRange[] = [], options: ThresholdOptions = {}): LimitRule[] {
+/** On each side of the reading's measure, the most severe limit it meets. */
+export function metLimits(latest: QuantityReading, overrides: readonly PersonalRange[] = [], options: ThresholdOptions = {}): LimitRule[] {
   const { measure, value } = latest;
   const rules = limitRules(measure, overrides.find((o) => o.measure === measure), options.limits);
   return (['low', 'high'] as const).flatMap((side) => {
     const met = rules.find((r) => r.side === side && meets(r, value));
-    return met && !firesAtOnce(met.persistence) ? [met] : [];
+    return met ? [met] : [];
   });
+}
+
+/** On each side of the reading's measure, the most severe limit it meets, where that limit has persistence. */
+export function persistentLimits(latest: QuantityReading, overrides: readonly PersonalRange[] = [], options: ThresholdOptions = {}): LimitRule[] {
+  return metLimits(latest, overrides, options).filter((limit) => !firesAtOnce(limit.persistence));
 }
 
 const firesAtOnce = ({ count, of, spanMinutes }: Persistence): boolean => count === 1 && of === 1 && spanMinutes === 0;
