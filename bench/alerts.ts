@@ -5,13 +5,16 @@ import { createPatient, EPISODE, readingsAt, vitalsAt, type GenericReading, type
 import { fmt, http, percentiles, rawCopyRate, recreateDatabase, renewToken, startServer, timeline } from './support.ts';
 
 /**
- * `npm run bench -- alerts [--patients 500] [--rate 2] [--seconds 600] [--deteriorating 0.2] [--seed 1] [--together]`:
+ * `npm run bench -- alerts [--patients 500] [--rate 2] [--seconds 600] [--warmup 20] [--deteriorating 0.2] [--seed 1] [--together]`:
  * simulated wearables (server/src/simulator) stream the NEWS2 inputs in real time through
  * `/ingest/vigil-generic` into one Vigil (role all: ingest and bots, PostgreSQL, in-process queue);
  * that share of the patients gets one full-severity deterioration episode, each at its worst from
  * a moment spread over the first four fifths of the run (the last fifth leaves the latest time to
  * be alerted on). `--together` puts every episode at its worst from the first second: a cold start
- * that meets all the deteriorations at once. Reports:
+ * that meets all the deteriorations at once. The run is measured after `--warmup` seconds of the
+ * same stream: a Vigil in service has scored its patients before, while a fresh one scores all of
+ * them for the first time at once (a NEWS2 Observation and RiskAssessment each); the warm-up's
+ * alerts are reported apart, and `--warmup 0` measures the cold start. Reports:
  * - alert latency: for each Flag raised or escalated, its commit minus the commit of the newest
  *   reading among its evidence (from the history tables);
  * - recall: the injected episodes whose noise-free NEWS2 reaches 5 during the run that got a NEWS2
@@ -39,6 +42,7 @@ export async function main(args: string[]): Promise<void> {
   const count = opt('patients', 500);
   const rate = opt('rate', 2);
   const seconds = opt('seconds', 600);
+  const warmup = opt('warmup', 20);
   const share = opt('deteriorating', 0.2);
   const seed = opt('seed', 1);
   const together = args.includes('--together');
@@ -52,7 +56,8 @@ export async function main(args: string[]): Promise<void> {
   try {
     const patients = Array.from({ length: count }, (_, i) => createPatient(i, { seed }));
     const ids = await enrol(fhir, patients);
-    const t0 = Date.now();
+    const tStart = Date.now();
+    const t0 = tStart + warmup * 1000;
     const deteriorating = new Set(patients.filter((p) => (p.index * 0.618034) % 1 < share).map((p) => p.index));
     const worstBy = together ? 0 : 0.8 * seconds * 1000;
     for (const p of patients) {
@@ -61,17 +66,19 @@ export async function main(args: string[]): Promise<void> {
       p.episodes.push({ start: t0 - EPISODE.rampMs + ((p.index * 0.414214) % 1) * worstBy, severity: 1 });
     }
     console.log(
-      `bench alerts: ${fmt(count)} patients × ${rate} readings/s (${fmt(count * rate)}/s) for ${seconds} s, ` +
+      `bench alerts: ${fmt(count)} patients × ${rate} readings/s (${fmt(count * rate)}/s) for ${seconds} s after a ${warmup} s warm-up, ` +
         `${deteriorating.size} with an injected deterioration (${together ? 'all at their worst from the start' : 'onsets spread over the run'}); Vigil role all on PostgreSQL`,
     );
 
     await renewToken(server.base);
-    const sent = await stream(server.base, patients, rate, t0, seconds);
+    const sent = await stream(server.base, patients, rate, tStart, warmup + seconds);
     const tEnd = Date.now();
     await settle(client);
 
     const flags = await flagVersions(client);
-    const latencies = await alertLatencies(client, flags);
+    const all = await alertLatencies(client, flags);
+    const latencies = all.filter((s) => s.at >= t0);
+    const warm = percentiles(all.filter((s) => s.at < t0).map((s) => s.value));
     const truth = patients.filter((p) => deteriorating.has(p.index)).map((p) => ({ patient: p, ...news2Truth(p, t0, tEnd) }));
     const news2Flags = (patient: string) => flags.filter((f) => f.patient === patient && f.rule === 'news2' && MEDIUM_OR_HIGH.has(f.code));
     const detectable = truth.filter((t) => t.start !== undefined);
@@ -82,7 +89,7 @@ export async function main(args: string[]): Promise<void> {
     });
     const normal = patients.filter((p) => !deteriorating.has(p.index)).map((p) => ids[p.index]);
     const falseAlerts = new Set(flags.filter((f) => normal.includes(f.patient)).map((f) => f.id)).size;
-    const patientDays = (normal.length * (tEnd - t0)) / 86_400_000;
+    const patientDays = (normal.length * (tEnd - tStart)) / 86_400_000;
     const committed = Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM "Observation" WHERE content LIKE '%"vital-signs"%'`)).rows[0].n);
 
     const copy = await rawCopyRate(client);
@@ -90,14 +97,16 @@ export async function main(args: string[]): Promise<void> {
     const d = percentiles(delays);
     console.log('');
     console.log(`raw PostgreSQL COPY (same Observation rows, ${fmt(copy.rows)}): ${fmt(copy.perSecond)} rows/s   <- ceiling`);
-    console.log(`readings: ${fmt(sent)} messages sent (a blood pressure is two), ${fmt(committed)} Observations committed (${fmt(committed / ((tEnd - t0) / 1000))}/s)`);
+    console.log(`readings: ${fmt(sent)} messages sent (a blood pressure is two), ${fmt(committed)} Observations committed (${fmt(committed / ((tEnd - tStart) / 1000))}/s)`);
+    const warmed = all.length - latencies.length;
+    if (warmup > 0) console.log(`warm-up, not counted (${fmt(warmup)} s; ${fmt(warmed)} raises and escalations)${warmed ? `: alert latency p50 ${fmt(warm.p50)} ms, p99 ${fmt(warm.p99)} ms` : ''}`);
     console.log(`alert latency, reading committed → Flag committed (${fmt(latencies.length)} raises and escalations): p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms`);
     console.log(`  by ${fmt(SLICE_MS / 1000)} s of the readings' commits, p50/p99 ms: ${timeline(latencies, t0, SLICE_MS)}`);
     console.log(
       `detection: ${detected.length} of ${detectable.length} injected NEWS2 ≥ 5 episodes got a NEWS2 medium/high Flag ` +
         `(recall ${fmt(detectable.length ? (100 * detected.length) / detectable.length : 100, 1)}%); time to it p50 ${fmt(d.p50 / 1000, 1)} s, p99 ${fmt(d.p99 / 1000, 1)} s`,
     );
-    console.log(`false alerts: ${falseAlerts} Flags on ${fmt(normal.length)} normal patients over ${fmt((tEnd - t0) / 3_600_000, 2)} h = ${fmt(patientDays ? falseAlerts / patientDays : 0, 2)} per patient-day`);
+    console.log(`false alerts: ${falseAlerts} Flags on ${fmt(normal.length)} normal patients over ${fmt((tEnd - tStart) / 3_600_000, 2)} h = ${fmt(patientDays ? falseAlerts / patientDays : 0, 2)} per patient-day`);
   } finally {
     await client.end();
     await server.stop();
