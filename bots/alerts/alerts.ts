@@ -58,7 +58,6 @@ export async function clearAlerts(fhir: FhirClient, event: AlertEvent, patientId
  * as it is (`withEvidence`), so a bot may spare the reads that would confirm one. One search.
  */
 export async function standingAlerts(fhir: FhirClient, patientId: string, candidates: readonly { rule: string; priority: Priority }[], at: number): Promise<Set<string>> {
-  if (candidates.length === 0) return new Set();
   const flags = await activeFlags(fhir, patientId, candidates.map((c) => c.rule));
   return new Set(candidates.filter(({ rule, priority }) => {
     const flag = flags.get(rule);

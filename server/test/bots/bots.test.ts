@@ -13,6 +13,18 @@ const priorityOf = (flag: Flag) => flag.extension?.find((e) => e.url === PRIORIT
 /** The audit records of bot runs triggered by an Observation. */
 const audits = (server: Parameters<typeof search>[0], observation: string) => search<AuditEvent>(server, `AuditEvent?entity=Observation/${observation}&type=https://vigil.health/fhir/CodeSystem/audit-event-type|bot-run&_count=50`);
 
+/** An active Goal: the patient's range for one LOINC measure. */
+function rangeGoal(patient: string, code: string, low: number, high: number, unit: string): Goal {
+  const quantity = (value: number) => ({ value, unit, system: 'http://unitsofmeasure.org', code: unit });
+  return {
+    resourceType: 'Goal',
+    lifecycleStatus: 'active',
+    description: { text: `${code} ${low}–${high} ${unit}` },
+    subject: { reference: `Patient/${patient}` },
+    target: [{ measure: { coding: [{ system: 'http://loinc.org', code }] }, detailRange: { low: quantity(low), high: quantity(high) } }],
+  };
+}
+
 for (const driver of DRIVERS) {
   describe(`bots (${driver})`, () => {
     const server = useServer(driver);
@@ -250,13 +262,7 @@ for (const driver of DRIVERS) {
         await sleep(300);
         assert.deepEqual(await botRuns(server, `Observation/${normal.id}`, 'thresholds'), []);
         // pulse 105 is within the default limits (advice from 111), past this patient's 50–100
-        await post(server, {
-          resourceType: 'Goal',
-          lifecycleStatus: 'active',
-          description: { text: 'pulse 50–100 /min' },
-          subject: { reference: `Patient/${patient}` },
-          target: [{ measure: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] }, detailRange: { low: { value: 50, unit: '/min', system: 'http://unitsofmeasure.org', code: '/min' }, high: { value: 100, unit: '/min', system: 'http://unitsofmeasure.org', code: '/min' } } }],
-        } as Goal);
+        await post(server, rangeGoal(patient, '8867-4', 50, 100, '/min'));
         await post(server, vital(patient, '8867-4', 105, 10));
         await post(server, vital(patient, '8867-4', 106, 5));
         const flag = await eventually(async () => (await search<Flag>(server, `Flag?patient=Patient/${patient}`))[0], 'the pulse Flag');
@@ -325,13 +331,7 @@ for (const driver of DRIVERS) {
 
       it('scores SpO2 on scale 2 and respects the personal range for a Goal of 88–92 %', async () => {
         const { patient } = await enrol(server, 'Hypercapnic');
-        await post(server, {
-          resourceType: 'Goal',
-          lifecycleStatus: 'active',
-          description: { text: 'SpO2 88–92 %' },
-          subject: { reference: `Patient/${patient}` },
-          target: [{ measure: { coding: [{ system: 'http://loinc.org', code: '2708-6' }] }, detailRange: { low: { value: 88, unit: '%', system: 'http://unitsofmeasure.org', code: '%' }, high: { value: 92, unit: '%', system: 'http://unitsofmeasure.org', code: '%' } } }],
-        } as Goal);
+        await post(server, rangeGoal(patient, '2708-6', 88, 92, '%'));
         // RR 16, SpO2 90 (scale 2: 0), systolic 120, pulse 80, temperature 37: NEWS2 0
         const inputs: [string, number][] = [['9279-1', 16], ['2708-6', 90], ['8480-6', 120], ['8867-4', 80], ['8310-5', 37]];
         for (const [i, [code, value]] of inputs.entries()) await post(server, vital(patient, code, value, 10 - i));
