@@ -78,7 +78,7 @@ export async function main(args: string[]): Promise<void> {
     const flags = await flagVersions(client);
     const all = await alertLatencies(client, flags);
     const latencies = all.filter((s) => s.at >= t0);
-    const warm = percentiles(all.filter((s) => s.at < t0).map((s) => s.value));
+    const warm = all.filter((s) => s.at < t0).map((s) => s.value);
     const truth = patients.filter((p) => deteriorating.has(p.index)).map((p) => ({ patient: p, ...news2Truth(p, t0, tEnd) }));
     const news2Flags = (patient: string) => flags.filter((f) => f.patient === patient && f.rule === 'news2' && MEDIUM_OR_HIGH.has(f.code));
     const detectable = truth.filter((t) => t.start !== undefined);
@@ -98,8 +98,8 @@ export async function main(args: string[]): Promise<void> {
     console.log('');
     console.log(`raw PostgreSQL COPY (same Observation rows, ${fmt(copy.rows)}): ${fmt(copy.perSecond)} rows/s   <- ceiling`);
     console.log(`readings: ${fmt(sent)} messages sent (a blood pressure is two), ${fmt(committed)} Observations committed (${fmt(committed / ((tEnd - tStart) / 1000))}/s)`);
-    const warmed = all.length - latencies.length;
-    if (warmup > 0) console.log(`warm-up, not counted (${fmt(warmup)} s; ${fmt(warmed)} raises and escalations)${warmed ? `: alert latency p50 ${fmt(warm.p50)} ms, p99 ${fmt(warm.p99)} ms` : ''}`);
+    const w = percentiles(warm);
+    if (warmup > 0) console.log(`warm-up, not counted (${fmt(warmup)} s; ${fmt(warm.length)} raises and escalations)${warm.length ? `: alert latency p50 ${fmt(w.p50)} ms, p99 ${fmt(w.p99)} ms` : ''}`);
     console.log(`alert latency, reading committed → Flag committed (${fmt(latencies.length)} raises and escalations): p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms`);
     console.log(`  by ${fmt(SLICE_MS / 1000)} s of the readings' commits, p50/p99 ms: ${timeline(latencies, t0, SLICE_MS)}`);
     console.log(
