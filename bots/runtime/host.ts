@@ -111,9 +111,10 @@ export class BotHost {
    * with a run to make are read together; disabled runs, and those the bot's `accepts` refuses
    * given the settings, are not made.
    * Each page of changes waits while `maxPendingRuns` runs are pending (until `signal` aborts).
+   * With `bot`, only that bot's trigger is tried (a server notifying each bot of its own matches).
    */
-  async handleChanges(changes: readonly Change[], signal?: AbortSignal): Promise<void> {
-    const bots = [...this.#bots.values()].filter((b) => b.trigger);
+  async handleChanges(changes: readonly Change[], { signal, bot: only }: { signal?: AbortSignal; bot?: string } = {}): Promise<void> {
+    const bots = [...this.#bots.values()].filter((b) => b.trigger && (only === undefined || b.name === only));
     const byType = new Map<string, Change[]>();
     for (const change of changes) {
       if (!bots.some((b) => wants(b, change))) continue;

@@ -4,8 +4,8 @@ import type { Device, Goal, Observation, Reference, Resource } from '@medplum/fh
 export type SearchParams = Record<string, string | string[]>;
 
 /**
- * What a bot may do with FHIR. The host implements it on its own store (same validation and
- * change events as REST); an external FHIR server with subscriptions could implement it too.
+ * What a bot may do with FHIR. Vigil implements it on its own store (same validation and change
+ * events as REST), and `restClient` on any FHIR server's REST API (bots on an external server).
  */
 export interface FhirClient {
   read<T extends Resource>(resourceType: T['resourceType'], id: string): Promise<T>;

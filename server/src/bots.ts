@@ -1,4 +1,4 @@
-import type { Observation, Resource } from '@medplum/fhirtypes';
+import type { AuditEvent, Observation, Resource } from '@medplum/fhirtypes';
 import { baselineBot } from '../../bots/baseline/bot.ts';
 import { news2Bot } from '../../bots/news2/bot.ts';
 import { remindersBot } from '../../bots/reminders/bot.ts';
@@ -112,43 +112,53 @@ function toQuery(params: Record<string, string | string[]>): URLSearchParams {
 
 export interface BotService {
   host: BotHost;
-  /** Where the outbox drain puts every batch of committed changes, for the bots' triggers. */
-  changes: JobQueue<ChangeBatch>;
+  /** Where the outbox drain puts every batch of committed changes, for the bots' triggers; none when the bots run on an external server. */
+  changes?: JobQueue<ChangeBatch>;
 }
 
 export interface BotParts {
-  repo: Repository;
+  /** The store the bots act on: Vigil's own (`storeClient`) or an external server's. */
+  fhir: FhirClient;
   queues: QueueFactory;
   audit: AuditTrail;
   logger: Logger;
   /** Runs in flight at once (default 8). */
   concurrency?: number;
+  /** Records each run's AuditEvent (default: as is, to the audit trail). */
+  record?: (event: AuditEvent) => void;
 }
 
 /** Batches of changes checked against the triggers at once; they need no order (each run is its own job). */
 const FEED_CONCURRENCY = 2;
 
 /**
- * Starts the bot workers. The outbox drain hands them every committed change on their own queue,
- * beside (not behind) subscription matching, so a change committed before a crash still reaches
- * them; scheduled bots sweep on the job queue's schedules (one run per period across workers).
- * Each run's AuditEvent goes to the batched audit trail, like the requests': it is no FHIR write,
- * so it notifies no subscription and triggers no bot.
+ * Starts the bot workers: runs on the job queue, and scheduled bots' sweeps on its schedules (one
+ * run per period across workers). Each run's AuditEvent goes to the batched audit trail, like the
+ * requests': it is no FHIR write, so it notifies no subscription and triggers no bot.
  */
-export function startBots({ repo, queues, audit, logger, concurrency }: BotParts, bots: readonly Bot[] = BUILT_IN_BOTS): BotService {
+export function startBots({ fhir, queues, audit, logger, concurrency, record = (event) => audit.recordEvent(event) }: BotParts, bots: readonly Bot[] = BUILT_IN_BOTS): BotHost {
   const host = new BotHost({
     bots,
-    fhir: storeClient(repo),
+    fhir,
     queue: queues.queue<BotJob>('bots'),
-    audit: (event) => audit.recordEvent(event),
+    audit: record,
     onError: (err, context) => logger.error({ err, ...context }, 'bot failure'),
     concurrency,
   });
   host.start();
+  return host;
+}
+
+/**
+ * The bots' feed on Vigil's own store: the outbox drain hands them every committed change on their
+ * own queue, beside (not behind) subscription matching, so a change committed before a crash still
+ * reaches them.
+ */
+export function outboxFeed(host: BotHost, queues: QueueFactory): JobQueue<ChangeBatch> {
   const changes = queues.queue<ChangeBatch>('bot-changes');
   changes.process(
-    (job) => host.handleChanges(job.data.changes.map(({ versionId, ...change }) => ({ ...change, versionId: String(versionId) })), job.signal),
+    (job) => host.handleChanges(job.data.changes.map(({ versionId, ...change }) => ({ ...change, versionId: String(versionId) })), { signal: job.signal }),
     { concurrency: FEED_CONCURRENCY },
   );
-  return { host, changes };
+  return changes;
 }

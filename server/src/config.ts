@@ -29,6 +29,10 @@ export interface Config {
   trustProxy: boolean;
   /** Bot runs in flight per worker process: runs wait on the database, not the CPU. */
   botConcurrency: number;
+  /** `VIGIL_BOTS=off`: this Vigil runs no bots (they run elsewhere, e.g. a Vigil that has this one as its external store). */
+  botsEnabled: boolean;
+  /** Bots run on this external FHIR server, subscribed there, instead of on Vigil's own store. */
+  externalBots?: ExternalBotsConfig;
   subscriptions: SubscriptionConfig;
   auth: AuthConfig;
 }
@@ -59,9 +63,49 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bootstrapClientSecret: env.VIGIL_BOOTSTRAP_CLIENT_SECRET || undefined,
     trustProxy: env.VIGIL_TRUST_PROXY === 'on',
     botConcurrency: integer(env.VIGIL_BOT_CONCURRENCY, 32, 'VIGIL_BOT_CONCURRENCY'),
+    botsEnabled: onOff(env.VIGIL_BOTS, true, 'VIGIL_BOTS'),
+    externalBots: loadExternalBotsConfig(env),
     subscriptions: loadSubscriptionConfig(env),
     auth: loadAuthConfig(env),
   };
+}
+
+/** Bots on an external FHIR R4 server (HAPI, another Vigil, …) instead of Vigil's own store. */
+export interface ExternalBotsConfig {
+  fhirUrl: string;
+  /** OAuth 2 client_credentials for the server; none for a server that asks for no token. */
+  credentials?: { tokenUrl: string; clientId: string; clientSecret: string; scope?: string };
+  /** Where the server sends notifications: this replica's `/bots/notify` as the server reaches it (default under `VIGIL_BASE_URL`). */
+  notifyUrl?: string;
+  /** The bearer secret each notification must carry; it is given to the server in the Subscriptions. */
+  notifySecret: string;
+}
+
+const MIN_SECRET_LENGTH = 32;
+
+function loadExternalBotsConfig(env: NodeJS.ProcessEnv): ExternalBotsConfig | undefined {
+  const fhirUrl = env.VIGIL_BOTS_FHIR_URL || undefined;
+  if (!fhirUrl) return undefined;
+  const notifySecret = env.VIGIL_BOTS_NOTIFY_SECRET ?? '';
+  if (notifySecret.length < MIN_SECRET_LENGTH) throw new Error(`VIGIL_BOTS_NOTIFY_SECRET must be set, at least ${MIN_SECRET_LENGTH} characters, with VIGIL_BOTS_FHIR_URL`);
+  const clientId = env.VIGIL_BOTS_FHIR_CLIENT_ID || undefined;
+  const clientSecret = env.VIGIL_BOTS_FHIR_CLIENT_SECRET || undefined;
+  const tokenUrl = env.VIGIL_BOTS_FHIR_TOKEN_URL || undefined;
+  if ((clientId || clientSecret || tokenUrl) && !(clientId && clientSecret && tokenUrl)) {
+    throw new Error('VIGIL_BOTS_FHIR_TOKEN_URL, VIGIL_BOTS_FHIR_CLIENT_ID and VIGIL_BOTS_FHIR_CLIENT_SECRET go together');
+  }
+  return {
+    fhirUrl,
+    credentials: clientId && clientSecret && tokenUrl ? { tokenUrl, clientId, clientSecret, scope: env.VIGIL_BOTS_FHIR_SCOPE || undefined } : undefined,
+    notifyUrl: env.VIGIL_BOTS_NOTIFY_URL?.replace(/\/+$/, '') || undefined,
+    notifySecret,
+  };
+}
+
+function onOff(value: string | undefined, fallback: boolean, name: string): boolean {
+  if (value === undefined || value === '') return fallback;
+  if (value !== 'on' && value !== 'off') throw new Error(`${name} must be on or off, not "${value}"`);
+  return value === 'on';
 }
 
 /** Shorter locks lapse while a busy worker (a long synchronous stretch, a GC pause) still runs the job. */

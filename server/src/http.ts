@@ -21,6 +21,8 @@ export interface AppParts {
   metrics: ReturnType<typeof createMetrics>;
   /** Further routers mounted at their paths (device ingest, …); all need an access token. */
   routers: Record<string, express.Router>;
+  /** Routers that authenticate their callers themselves (an external FHIR server's notifications to the bots). */
+  hooks?: Record<string, express.Router>;
   /** Authorization server and access control. */
   auth: Auth;
   /** FHIR routes of other parts (subscriptions). */
@@ -30,7 +32,7 @@ export interface AppParts {
 }
 
 /** The HTTP surface: health, metrics and the FHIR API. The middleware chain stays short on purpose. */
-export function createApp({ config, fhir, logger, version, metrics, routers, auth, fhirRoutes, audit }: AppParts): express.Express {
+export function createApp({ config, fhir, logger, version, metrics, routers, hooks = {}, auth, fhirRoutes, audit }: AppParts): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -53,6 +55,7 @@ export function createApp({ config, fhir, logger, version, metrics, routers, aut
     fhirRouter(fhir, { version, maxBodyBytes: config.maxBodyBytes }, fhirRoutes),
   );
   for (const [path, router] of Object.entries(routers)) app.use(path, audit.middleware, ...auth.ingestAccess, router);
+  for (const [path, router] of Object.entries(hooks)) app.use(path, audit.middleware, router);
   app.use(healthRouter(fhir.repo.db));
   app.get('/metrics', auth.metricsAccess, async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());

@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
+import type { AuditEvent } from '@medplum/fhirtypes';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createAuth } from './auth/index.ts';
-import { startBots, type BotService } from './bots.ts';
+import { BUILT_IN_BOTS, outboxFeed, startBots, storeClient, type BotService } from './bots.ts';
 import { loadConfig, type Config } from './config.ts';
 import { loadRequiredBindings } from './bindings.ts';
 import { loadDefinitions } from './definitions.ts';
 import { startDemo } from './demo.ts';
+import { externalClient, keepSubscribed, notifyRouter, onServer } from './external-bots.ts';
 import { loadProfiles } from './profiles.ts';
 import { createApp } from './http.ts';
 import { registerAppClient } from './web-app.ts';
@@ -94,13 +96,20 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   const auth = await createAuth(config, repo, logger, audit);
   await registerAppClient(db, config.baseUrl);
   const queues = createQueueFactory({ redisUrl: config.redisUrl, prefix: config.subscriptions.queuePrefix, lockMs: config.jobLockMs, onError: (err) => logger.error({ err }, 'job queue error') });
-  // Bots run on the job queue workers, fed by the outbox drain; scheduled bots sweep on its schedules.
-  const bots = config.role === 'api' ? undefined : startBots({ repo, queues, audit, logger, concurrency: config.botConcurrency });
-  const subscriptions = await startSubscriptions({ config, repo, feed, queues, server, logger, audit: audit.security, feeds: bots ? [bots.changes] : [] });
+  // Bots run on the job queue workers (scheduled bots sweep on its schedules): on Vigil's own store,
+  // fed by the outbox drain, or on an external FHIR server, fed by its notifications.
+  const external = config.externalBots && { ...config.externalBots, notifyUrl: config.externalBots.notifyUrl ?? `${config.baseUrl}/bots/notify` };
+  const botClient = external ? externalClient(external) : storeClient(repo);
+  const record = external ? (event: AuditEvent) => audit.recordEvent(onServer(event, external.fhirUrl)) : undefined;
+  const host = config.role === 'api' || !config.botsEnabled ? undefined : startBots({ fhir: botClient, queues, audit, logger, concurrency: config.botConcurrency, record }, BUILT_IN_BOTS);
+  const bots = host && { host, changes: external ? undefined : outboxFeed(host, queues) };
+  const subscriptions = await startSubscriptions({ config, repo, feed, queues, server, logger, audit: audit.security, feeds: bots?.changes ? [bots.changes] : [] });
   const fhirRoutes = (router: Parameters<typeof subscriptionRoutes>[0], wrap: Parameters<typeof subscriptionRoutes>[2]) =>
     subscriptionRoutes(router, { repo, baseUrl: config.baseUrl }, wrap, config.subscriptions.allowPrivateEndpoints, subscriptions.resend);
   server.off('request', startingUp);
-  server.on('request', createApp({ config, fhir: { repo, baseUrl: config.baseUrl }, logger, version, metrics, routers, auth, fhirRoutes, audit }));
+  const hooks = host && external ? { '/bots/notify': notifyRouter(host, BUILT_IN_BOTS, external, config.maxBodyBytes) } : undefined;
+  server.on('request', createApp({ config, fhir: { repo, baseUrl: config.baseUrl }, logger, version, metrics, routers, hooks, auth, fhirRoutes, audit }));
+  const unsubscribe = host && external ? keepSubscribed(botClient, BUILT_IN_BOTS, external, logger) : undefined;
   // Last, so that devices are acknowledged only by a fully started Vigil.
   const mqtt = await startMqtt({ gateway, logger, url: config.mqttUrl, port: config.mqttPort, host: config.mqttHost, authenticate: oauthDevices(db, auth.verify), audit: audit.security });
   logger.info({ port, fhirBase: `${config.baseUrl}/fhir/R4`, database: db.kind }, 'Vigil is listening');
@@ -108,6 +117,7 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   return {
     config, db, repo, audit, feed, server, logger, port, gateway, mqtt, queues, subscriptions, bots,
     async stop() {
+      unsubscribe?.();
       await demo?.stop();
       auth.stop();
       await mqtt.stop();

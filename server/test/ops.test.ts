@@ -77,5 +77,22 @@ describe('configuration', () => {
     assert.equal(loadConfig({}).jobLockMs, 30_000);
     assert.equal(loadConfig({ VIGIL_JOB_LOCK_SECONDS: '10' }).jobLockMs, 10_000);
     assert.throws(() => loadConfig({ VIGIL_JOB_LOCK_SECONDS: '5' }), /at least 10/);
+    assert.equal(loadConfig({}).botsEnabled, true);
+    assert.equal(loadConfig({ VIGIL_BOTS: 'off' }).botsEnabled, false);
+    assert.throws(() => loadConfig({ VIGIL_BOTS: 'no' }), /VIGIL_BOTS must be on or off/);
+  });
+
+  it('bots on an external FHIR server need a notification secret, and all of their credentials or none', () => {
+    const secret = 'x'.repeat(32);
+    assert.equal(loadConfig({}).externalBots, undefined);
+    assert.throws(() => loadConfig({ VIGIL_BOTS_FHIR_URL: 'http://hapi:8080/fhir' }), /VIGIL_BOTS_NOTIFY_SECRET/);
+    assert.throws(() => loadConfig({ VIGIL_BOTS_FHIR_URL: 'http://hapi:8080/fhir', VIGIL_BOTS_NOTIFY_SECRET: 'short' }), /at least 32/);
+    assert.throws(() => loadConfig({ VIGIL_BOTS_FHIR_URL: 'http://hapi:8080/fhir', VIGIL_BOTS_NOTIFY_SECRET: secret, VIGIL_BOTS_FHIR_CLIENT_ID: 'vigil' }), /go together/);
+    assert.deepEqual(loadConfig({ VIGIL_BOTS_FHIR_URL: 'http://hapi:8080/fhir', VIGIL_BOTS_NOTIFY_SECRET: secret, VIGIL_BOTS_NOTIFY_URL: 'http://worker:8103/bots/notify/' }).externalBots, {
+      fhirUrl: 'http://hapi:8080/fhir',
+      credentials: undefined,
+      notifyUrl: 'http://worker:8103/bots/notify',
+      notifySecret: secret,
+    });
   });
 });

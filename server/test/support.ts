@@ -99,6 +99,9 @@ export function authHeader(token: string | undefined = defaultToken): Record<str
   return token ? { authorization: `Bearer ${token}` } : {};
 }
 
+/** A quiet in-process Vigil on a free port: no demo, no MQTT broker, PGlite in memory unless told otherwise. */
+export const TEST_ENV = { PORT: '0', LOG_LEVEL: 'warn', VIGIL_DEMO: 'off', MQTT_PORT: '0', VIGIL_DATA_DIR: 'memory://' } as const;
+
 /**
  * Starts a real Vigil on a free port for the enclosing suite, on a fresh database of the given
  * engine, and stops it (dropping the database) afterwards. Use inside `describe`.
@@ -114,11 +117,7 @@ export function useServer(driver: Driver, env: Record<string, string> = {}): Tes
       drop = db.drop;
     }
     const config = loadConfig({
-      PORT: '0',
-      LOG_LEVEL: 'warn',
-      VIGIL_DEMO: 'off',
-      MQTT_PORT: '0',
-      VIGIL_DATA_DIR: 'memory://',
+      ...TEST_ENV,
       ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
       ...bootstrapEnv(),
       ...env,
