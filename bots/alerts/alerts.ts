@@ -138,16 +138,20 @@ async function activeFlag(fhir: FhirClient, event: AlertEvent, spec: AlertSpec):
 }
 
 /**
- * Tells the care team at the Flag's priority unless a Communication for this patient and rule at
- * that priority or higher went out within the suppression window (a recurring alert, a redelivery).
+ * Tells the care team at the Flag's priority unless it was told about this Flag at that priority or
+ * higher (a standing alert: one keyed lookup, which concurrent runs share), or a Communication for
+ * this patient and rule at that priority or higher went out within the suppression window (a
+ * recurring alert, a redelivery).
  */
 async function notify(fhir: FhirClient, event: AlertEvent, flag: Flag, spec: AlertSpec): Promise<AlertOutcome['notice']> {
   const priority: Priority = flagPriority(flag);
+  const atLeast = (c: Communication): boolean => c.status !== 'entered-in-error' && PRIORITY_RANK[c.priority ?? 'routine'] >= PRIORITY_RANK[priority];
+  const keys = (Object.keys(PRIORITY_RANK) as Priority[]).filter((p) => PRIORITY_RANK[p] >= PRIORITY_RANK[priority]).map((p) => `${NOTICE_KEY}|${flag.id}/${p}`);
+  if ((await fhir.search<Communication>('Communication', { identifier: keys.join(','), _count: String(keys.length) })).some(atLeast)) return 'suppressed';
   const windowMinutes = numberParameter(event.parameters, PRIORITY_RANK[priority] >= PRIORITY_RANK.urgent ? 'suppressUrgentMinutes' : 'suppressAdviceMinutes');
   const since = new Date(Date.now() - windowMinutes * 60_000).toISOString();
   const recent = await fhir.search<Communication>('Communication', { identifier: `${RULE_KEY}|${alertKey(spec.patientId, spec.rule)}`, sent: `ge${since}`, _count: '50' });
-  const told = recent.some((c) => c.status !== 'entered-in-error' && PRIORITY_RANK[c.priority ?? 'routine'] >= PRIORITY_RANK[priority]);
-  if (told) return 'suppressed';
+  if (recent.some(atLeast)) return 'suppressed';
   const recipients = await careTeamRecipients(fhir, spec.patientId);
   if (recipients.length === 0) return 'no-care-team';
   const notice = alertCommunication(flag, spec, priority, recipients, event.agent);
