@@ -21,7 +21,25 @@ const UNUSABLE_STATUS: ReadonlyMap<string, string> = new Map([
   ['registered', 'Observation status is registered (no result yet)'],
 ]);
 
+/**
+ * What frozen Observations normalise to: a store may share one parsed Observation between runs (a
+ * patient's window rows), and a frozen one cannot change, so its meaning is worked out once.
+ */
+const FROZEN = new WeakMap<Observation, Normalised>();
+
 export function normaliseObservation(observation: Observation): Normalised {
+  if (!Object.isFrozen(observation)) return normalise(observation);
+  let normalised = FROZEN.get(observation);
+  if (!normalised) {
+    normalised = normalise(observation);
+    // shared like the Observation, so frozen like it
+    if (normalised.kind === 'readings') Object.freeze(normalised.readings).forEach((r) => Object.freeze(r));
+    FROZEN.set(observation, Object.freeze(normalised));
+  }
+  return normalised;
+}
+
+function normalise(observation: Observation): Normalised {
   const measure = isCoded(observation.code, BP_PANEL) ? 'bloodPressure' : measureOf(observation.code);
   if (!measure) return { kind: 'ignored' };
   const unusable = UNUSABLE_STATUS.get(observation.status);
