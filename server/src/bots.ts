@@ -18,7 +18,7 @@ import { extractParams } from './store/extract.ts';
 import type { Repository } from './store/repository.ts';
 import { executeSearch, type Restriction } from './store/search/execute.ts';
 import { parseSearch, splitValues } from './store/search/query.ts';
-import { ParsedByText } from './store/parsed.ts';
+import { ParsedVersions } from './store/parsed.ts';
 import { TickBatcher } from './store/tick-batcher.ts';
 import type { ChangeBatch } from './subscriptions/outbox.ts';
 
@@ -33,7 +33,7 @@ export function storeClient(repo: Repository, restrict?: Restriction): FhirClien
   const lookups = restrict ? undefined : keyedLookups(repo);
   // window reads of runs in flight together share a round trip, as keyed lookups do
   const windows = restrict ? undefined : new TickBatcher<URLSearchParams, LastnRow[]>((_, requests) => lastnRowsMany({ repo, baseUrl: repo.baseUrl }, requests), 200);
-  const readings = new ParsedByText<Observation>(WINDOW_ROWS_KEPT);
+  const readings = new ParsedVersions<Observation>(WINDOW_ROWS_KEPT);
   return {
     async read<T extends Resource>(type: T['resourceType'], id: string): Promise<T> {
       if (restrict && !(await visible(repo.db, restrict, type, id))) throw notFound(`${type}/${id} not found`);
@@ -56,7 +56,7 @@ export function storeClient(repo: Repository, restrict?: Restriction): FhirClien
     },
     async lastn(params: Record<string, string | string[]>): Promise<Observation[]> {
       const rows = windows ? await windows.add('lastn', toQuery(params)) : await lastnRows({ repo, baseUrl: repo.baseUrl }, toQuery(params), restrict);
-      return rows.map((r) => readings.parse(r.content));
+      return rows.map((r) => readings.parse(`${r.id}/${r.version}`, r.content));
     },
     create: async <T extends Resource>(resource: T) => (await repo.create(resource)).resource as T,
     update: async <T extends Resource>(resource: T, options: { ifMatch?: string } = {}) => (await repo.update(resource, { ifMatch: options.ifMatch, allowCreate: false })).resource as T,

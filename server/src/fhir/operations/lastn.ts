@@ -22,7 +22,7 @@ const MAX_SUBJECTS = 500;
 /** Result parameters that make no sense for grouped results. */
 const UNSUPPORTED = new Set(['_sort', '_count', '_cursor', '_total', '_include', '_revinclude']);
 
-export interface LastnRow { id: string; content: string; code: string[] | null; text: string | null; ms: number }
+export interface LastnRow { id: string; version: string; content: string; code: string[] | null; text: string | null; ms: number }
 
 export const lastn = (ctx: FhirContext) => async (req: Request, res: Response): Promise<void> => {
   const params = operationParams(req);
@@ -158,8 +158,8 @@ function newestPerCode(ctx: FhirContext, filters: Filter[], max: number, restric
   const ms = 'extract(epoch FROM t.date_start)::float8';
   const text = `(t.content::jsonb)->'code'->>'text'`;
   const coded = `${codes}
-    SELECT x.id, x.content, x.code, NULL AS text, x.ms FROM codes c CROSS JOIN LATERAL (
-      SELECT t.id, t.content, t.code, ${ms} AS ms FROM ${rowsOfCode}
+    SELECT x.id, x.version, x.content, x.code, NULL AS text, x.ms FROM codes c CROSS JOIN LATERAL (
+      SELECT t.id, t.version_id::text AS version, t.content, t.code, ${ms} AS ms FROM ${rowsOfCode}
       WHERE t.code = c.code AND ${where} ORDER BY t.date_start DESC FETCH FIRST ${n} ROWS WITH TIES) x
     WHERE ${['c.code IS NOT NULL', ...arrayFilters].join(' AND ')}`;
   // A code asked for by token rules out text-only codes. PostgreSQL cannot tell that `code IS NULL`
@@ -168,8 +168,8 @@ function newestPerCode(ctx: FhirContext, filters: Filter[], max: number, restric
   return {
     text: `${coded}
     UNION ALL
-    SELECT id, content, NULL, text, ms FROM (
-      SELECT t.id, t.content, ${text} AS text, ${ms} AS ms, rank() OVER (PARTITION BY ${text} ORDER BY t.date_start DESC) AS r
+    SELECT id, version, content, NULL, text, ms FROM (
+      SELECT t.id, t.version_id::text AS version, t.content, ${text} AS text, ${ms} AS ms, rank() OVER (PARTITION BY ${text} ORDER BY t.date_start DESC) AS r
       FROM "Observation" t WHERE t.code IS NULL AND ${where}) u WHERE r <= ${n}`,
     values: params.values,
   };
