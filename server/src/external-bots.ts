@@ -44,20 +44,20 @@ const RESUBSCRIBE_MS = 60_000;
 /** Subscribes each triggered bot on the server, now and every minute after, until stopped; failures are logged and retried. */
 export function keepSubscribed(fhir: FhirClient, bots: readonly Bot[], config: ExternalBots, logger: Logger): () => void {
   const subscriber = { endpoint: config.notifyUrl, header: `Authorization: Bearer ${config.notifySecret}` };
-  let failing = false;
+  // logged when it comes true: at the first success, and after each outage
+  let subscribed = false;
   const subscribe = (): void => {
     subscribeBots(fhir, bots, subscriber).then(
       (subscriptions) => {
-        if (failing) logger.info({ fhirUrl: config.fhirUrl, subscriptions: subscriptions.map((s) => s.id) }, 'bots subscribed on the external FHIR server');
-        failing = false;
+        if (!subscribed) logger.info({ fhirUrl: config.fhirUrl, subscriptions: subscriptions.map((s) => s.id) }, 'bots subscribed on the external FHIR server');
+        subscribed = true;
       },
       (err: unknown) => {
-        failing = true;
+        subscribed = false;
         logger.warn({ err, fhirUrl: config.fhirUrl }, 'could not subscribe the bots on the external FHIR server; retrying');
       },
     );
   };
-  failing = true; // the first success is logged
   subscribe();
   const timer = setInterval(subscribe, RESUBSCRIBE_MS);
   return () => clearInterval(timer);
