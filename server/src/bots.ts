@@ -11,7 +11,6 @@ import { visible } from './auth/fhir-guard.ts';
 import { lastnRows, lastnRowsMany, type LastnRow } from './fhir/operations/lastn.ts';
 import { notFound } from './fhir/outcome.ts';
 import type { JobQueue, QueueFactory } from './jobs/queue.ts';
-import type { AuditTrail } from './ops/audit.ts';
 import type { Logger } from './ops/logger.ts';
 import { conditionalCreate } from './store/conditional.ts';
 import { extractParams } from './store/extract.ts';
@@ -125,12 +124,11 @@ export interface BotParts {
   /** The store the bots act on: Vigil's own (`storeClient`) or an external server's. */
   fhir: FhirClient;
   queues: QueueFactory;
-  audit: AuditTrail;
+  /** Takes each run's AuditEvent: Vigil's batched audit trail. */
+  record: (event: AuditEvent) => void;
   logger: Logger;
   /** Runs in flight at once (default 8). */
   concurrency?: number;
-  /** Records each run's AuditEvent (default: as is, to the audit trail). */
-  record?: (event: AuditEvent) => void;
 }
 
 /** Batches of changes checked against the triggers at once; they need no order (each run is its own job). */
@@ -141,7 +139,7 @@ const FEED_CONCURRENCY = 2;
  * run per period across workers). Each run's AuditEvent goes to the batched audit trail, like the
  * requests': it is no FHIR write, so it notifies no subscription and triggers no bot.
  */
-export function startBots({ fhir, queues, audit, logger, concurrency, record = (event) => audit.recordEvent(event) }: BotParts, bots: readonly Bot[] = BUILT_IN_BOTS): BotHost {
+export function startBots({ fhir, queues, record, logger, concurrency }: BotParts, bots: readonly Bot[]): BotHost {
   const host = new BotHost({
     bots,
     fhir,

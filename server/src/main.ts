@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import type { AuditEvent } from '@medplum/fhirtypes';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createAuth } from './auth/index.ts';
 import { BUILT_IN_BOTS, outboxFeed, startBots, storeClient, type BotService } from './bots.ts';
@@ -100,8 +99,13 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   // fed by the outbox drain, or on an external FHIR server, fed by its notifications.
   const external = config.externalBots && { ...config.externalBots, notifyUrl: config.externalBots.notifyUrl ?? `${config.baseUrl}/bots/notify` };
   const botClient = external ? externalClient(external) : storeClient(repo);
-  const record = external ? (event: AuditEvent) => audit.recordEvent(onServer(event, external.fhirUrl)) : undefined;
-  const host = config.role === 'api' || !config.botsEnabled ? undefined : startBots({ fhir: botClient, queues, audit, logger, concurrency: config.botConcurrency, record }, BUILT_IN_BOTS);
+  const host = config.role === 'api' || !config.botsEnabled ? undefined : startBots({
+    fhir: botClient,
+    queues,
+    record: (event) => audit.recordEvent(external ? onServer(event, external.fhirUrl) : event),
+    logger,
+    concurrency: config.botConcurrency,
+  }, BUILT_IN_BOTS);
   const bots = host && { host, changes: external ? undefined : outboxFeed(host, queues) };
   const subscriptions = await startSubscriptions({ config, repo, feed, queues, server, logger, audit: audit.security, feeds: bots?.changes ? [bots.changes] : [] });
   const fhirRoutes = (router: Parameters<typeof subscriptionRoutes>[0], wrap: Parameters<typeof subscriptionRoutes>[2]) =>
