@@ -36,8 +36,12 @@ export interface BotHostOptions {
   concurrency?: number;
   /** Runs queued or running beyond which `handleChanges` waits (default 10,000). */
   maxPendingRuns?: number;
+  /** Told of each recorded run: its outcome (`left` for one left to another run) and, for a run of the handler, how long it took. */
+  observe?: (run: { bot: string; outcome: RunOutcome; seconds?: number }) => void;
   onError?: (error: unknown, context: Record<string, unknown>) => void;
 }
+
+export type RunOutcome = BotResult['outcome'] | 'error' | 'left';
 
 /** A run this host enqueued for a bot with `coalesce`: its state, time and enqueue order. */
 interface Queued {
@@ -84,6 +88,7 @@ export class BotHost {
   readonly #concurrency: number;
   readonly #maxPendingRuns: number;
   readonly #onError: NonNullable<BotHostOptions['onError']>;
+  readonly #observe: NonNullable<BotHostOptions['observe']>;
   readonly #agents = new Map<string, Promise<Reference<Device>>>();
   /**
    * Coalescing knows only the runs this host enqueued, and only as a hint: a run it does not know
@@ -101,6 +106,7 @@ export class BotHost {
     this.#concurrency = options.concurrency ?? 8;
     this.#maxPendingRuns = options.maxPendingRuns ?? MAX_PENDING_RUNS;
     this.#onError = options.onError ?? ((error, context) => console.error(context, error));
+    this.#observe = options.observe ?? (() => undefined);
   }
 
   /**
@@ -263,6 +269,7 @@ export class BotHost {
     const bot = this.#bots.get(name) as Bot;
     const patientId = this.#queued.get(jobId)?.patientId;
     this.#audit(runAuditEvent({ bot, agent: await this.#agent(bot), change, patientId, result: { outcome: 'skipped', message }, written: [], attempt }));
+    this.#observe({ bot: name, outcome: 'left' });
   }
 
   /** Runs the bot on `target`'s trigger (normally the job's own); the AuditEvent is the job's, with `note` on what it ran on. */
@@ -281,8 +288,11 @@ export class BotHost {
     const signal = AbortSignal.any([jobSignal, AbortSignal.timeout(bot.timeoutMs)]);
     const { client, written } = recordingClient(this.#fhir, signal);
     const noted = (message: string | undefined): string => [note, message].filter(Boolean).join(': ');
-    const record = (result: RunRecord['result']): void =>
+    const started = performance.now();
+    const record = (result: RunRecord['result']): void => {
       this.#audit(runAuditEvent({ bot, agent, change, patientId, result: 'error' in result ? { error: noted(result.error) } : { ...result, message: noted(result.message) || undefined }, written, attempt }));
+      this.#observe({ bot: name, outcome: 'error' in result ? 'error' : result.outcome, seconds: (performance.now() - started) / 1000 });
+    };
     let result: BotResult;
     try {
       result = await abortable(bot.handler({ interaction: target.change.interaction, resource, agent, parameters: settings.parameters, goals: settings.goals, signal }, client), signal);

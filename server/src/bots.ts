@@ -1,9 +1,10 @@
 import type { AuditEvent, Observation, Resource } from '@medplum/fhirtypes';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { baselineBot } from '../../bots/baseline/bot.ts';
 import { news2Bot } from '../../bots/news2/bot.ts';
 import { remindersBot } from '../../bots/reminders/bot.ts';
 import { rulesBot } from '../../bots/rules/bot.ts';
-import { BotHost, type BotJob } from '../../bots/runtime/host.ts';
+import { BotHost, type BotHostOptions, type BotJob, type BotQueue } from '../../bots/runtime/host.ts';
 import type { Bot, FhirClient } from '../../bots/runtime/manifest.ts';
 import { silentDeviceBot } from '../../bots/silent-device/bot.ts';
 import { thresholdsBot } from '../../bots/thresholds/bot.ts';
@@ -126,6 +127,8 @@ export interface BotParts {
   queues: QueueFactory;
   /** Takes each run's AuditEvent: Vigil's batched audit trail. */
   record: (event: AuditEvent) => void;
+  /** Where the runs' metrics are registered (`/metrics`). */
+  registry: Registry;
   logger: Logger;
   /** Runs in flight at once (default 8). */
   concurrency?: number;
@@ -139,17 +142,36 @@ const FEED_CONCURRENCY = 2;
  * run per period across workers). Each run's AuditEvent goes to the batched audit trail, like the
  * requests': it is no FHIR write, so it notifies no subscription and triggers no bot.
  */
-export function startBots({ fhir, queues, record, logger, concurrency }: BotParts, bots: readonly Bot[]): BotHost {
+export function startBots({ fhir, queues, record, registry, logger, concurrency }: BotParts, bots: readonly Bot[]): BotHost {
+  const queue = queues.queue<BotJob>('bots');
   const host = new BotHost({
     bots,
     fhir,
-    queue: queues.queue<BotJob>('bots'),
+    queue,
     audit: record,
     onError: (err, context) => logger.error({ err, ...context }, 'bot failure'),
+    observe: botMetrics(registry, queue),
     concurrency,
   });
   host.start();
   return host;
+}
+
+/** `vigil_bot_runs_total{bot,outcome}`, `vigil_bot_run_duration_seconds{bot}` and `vigil_bot_runs_pending` (queued or running). */
+function botMetrics(registry: Registry, queue: BotQueue): NonNullable<BotHostOptions['observe']> {
+  const runs = new Counter({ name: 'vigil_bot_runs_total', help: 'Bot runs recorded, by bot and outcome (left: left to a run on a newer trigger)', labelNames: ['bot', 'outcome'], registers: [registry] });
+  const durations = new Histogram({
+    name: 'vigil_bot_run_duration_seconds',
+    help: 'How long a bot handler ran',
+    labelNames: ['bot'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  new Gauge({ name: 'vigil_bot_runs_pending', help: 'Bot runs queued or running', registers: [registry], async collect() { this.set(await queue.pending()); } });
+  return ({ bot, outcome, seconds }) => {
+    runs.inc({ bot, outcome });
+    if (seconds !== undefined) durations.observe({ bot }, seconds);
+  };
 }
 
 /**

@@ -103,6 +103,7 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
     fhir: botClient,
     queues,
     record: (event) => audit.recordEvent(external ? onServer(event, external.fhirUrl) : event),
+    registry: metrics.registry,
     logger,
     concurrency: config.botConcurrency,
   }, BUILT_IN_BOTS);

@@ -94,6 +94,14 @@ for (const driver of DRIVERS) {
         assert.match(c.payload?.[0].contentString ?? '', /NEWS2 6 \(medium risk/);
       });
 
+      it('counts the runs on /metrics: by bot and outcome, handler durations, runs pending', async () => {
+        const text = await (await fetch(`${server.base}/metrics`)).text();
+        const value = (series: string): number => Number(new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+        assert.ok(value('vigil_bot_runs_total{bot="news2",outcome="success"}') >= 1);
+        assert.ok(value('vigil_bot_run_duration_seconds_count{bot="news2"}') >= value('vigil_bot_runs_total{bot="news2",outcome="success"}'));
+        assert.ok(value('vigil_bot_runs_pending') >= 0);
+      });
+
       it('escalates the same Flag on a worse reading and sends a second Communication', async () => {
         // systolic 95 →2: NEWS2 7, high (and below every home threshold, so no other Flag)
         worse = await post(server, vital(patient, '8480-6', 95, 20));
