@@ -21,7 +21,8 @@ export function botSubscription(bot: Bot, { endpoint, header }: Subscriber): Sub
     meta: { tag: [{ system: BOT_CODE_SYSTEM, code: bot.name }] },
     status: 'requested',
     reason: `${bot.title ?? bot.name}: Vigil runs the bot on each match`,
-    criteria: bot.trigger.criteria ?? bot.trigger.resourceType,
+    // every resource of the type: a search with no parameters, the form servers such as HAPI take
+    criteria: bot.trigger.criteria ?? `${bot.trigger.resourceType}?`,
     channel: { type: 'rest-hook', endpoint: `${endpoint}/${bot.name}`, payload: 'application/fhir+json', header: [header] },
   };
 }
