@@ -18,6 +18,8 @@ import { fmt, http, percentiles, recreateDatabase, renewToken, startServer, time
  *   printed apart: a fresh worker's first deliveries are paid in compiling and connecting;
  * - write throughput flat out for `--seconds`/2 without subscriptions (after `--warmup` seconds of
  *   it, uncounted), then as long with them, and its loss;
+ * - the CPU each replica and Redis spent per notification at the fixed rate (steadier than the
+ *   latency, which swings with whatever else the two cores run);
  * - a raw PostgreSQL COPY of the written Observation rows as the ceiling.
  */
 const API_PORT = 8195;
@@ -75,6 +77,7 @@ export async function main(args: string[]): Promise<void> {
   const fhir = `${api.base}/fhir/R4`;
   const client = new pg.Client({ connectionString: url });
   await client.connect();
+  const redis = new Redis(env.REDIS_URL);
   try {
     worker = await startServer(url, WORKER_PORT, { ...env, VIGIL_ROLE: 'worker' });
     await renewToken(api.base); // startServer took its token from the worker
@@ -116,11 +119,15 @@ export async function main(args: string[]): Promise<void> {
       latencies.length = 0;
       received = 0;
       const before = written;
+      const cpuBefore = await cpuSeconds(api.base, worker!.base, redis);
       const fixed = await fixedRate(writeBatch, batch, rate, secs);
       const expected = written - before;
       const quiet = progress(label, () => received, expected);
       await waitUntil('every notification', () => received >= expected, 600_000).catch((err: Error) => console.log(err.message)).finally(quiet);
+      const cpuAfter = await cpuSeconds(api.base, worker!.base, redis);
+      const perNotification = (key: keyof typeof cpuAfter) => fmt(((cpuAfter[key] - cpuBefore[key]) / Math.max(1, received)) * 1e6);
       return {
+        cpu: `api ${perNotification('api')} µs, worker ${perNotification('worker')} µs, Redis ${perNotification('redis')} µs`,
         fixed, expected, received, perSecond: received / ((lastReceivedAt - fixed.startedAt) / 1000),
         latency: percentiles(latencies.map((l) => l.value)), timeline: timeline(latencies, fixed.startedAt, SLICE_MS),
       };
@@ -150,16 +157,31 @@ export async function main(args: string[]): Promise<void> {
     console.log(`fixed rate: ${fmt(fixed.perSecond)} writes/s achieved of ${fmt(rate)} asked; ${fmt(measured.received)} of ${fmt(expected)} notifications, ${fmt(measured.perSecond)}/s`);
     console.log(`notification latency (commit → receiver): p50 ${fmt(l.p50)} ms, p95 ${fmt(l.p95)} ms, p99 ${fmt(l.p99)} ms`);
     console.log(`  by ${fmt(SLICE_MS / 1000)} s of commits, p50/p99 ms: ${measured.timeline}`);
+    console.log(`CPU per notification at the fixed rate (writes, matching and delivery): ${measured.cpu}`);
     console.log(`write throughput flat out: ${fmt(without.perSecond)}/s without subscriptions, ${fmt(withSubs.perSecond)}/s with ${fmt(count)} matching (${fmt((1 - withSubs.perSecond / without.perSecond) * 100, 1)}% loss)`);
   } finally {
     stopping = true;
     await client.end();
+    await redis.quit();
     await worker?.stop();
     await api.stop();
     receiver.closeAllConnections();
     receiver.close();
     await dropQueues(env.REDIS_URL, env.VIGIL_QUEUE_PREFIX);
   }
+}
+
+/** CPU seconds so far of each replica (its /metrics) and of Redis (INFO cpu). */
+async function cpuSeconds(api: string, worker: string, redis: Redis): Promise<{ api: number; worker: number; redis: number }> {
+  const processCpu = async (base: string) => {
+    const res = await http('GET', `${base}/metrics`);
+    const line = res.body.split('\n').find((l) => l.startsWith('process_cpu_seconds_total '));
+    if (!line) throw new Error(`no process_cpu_seconds_total at ${base}/metrics (${res.status})`);
+    return Number(line.split(' ')[1]);
+  };
+  const info = await redis.info('cpu');
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1]);
+  return { api: await processCpu(api), worker: await processCpu(worker), redis: field('used_cpu_sys') + field('used_cpu_user') };
 }
 
 /** The run's queues are its own (a fresh prefix): they go with it. */

@@ -1,5 +1,6 @@
 import { DelayedError, Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
+import { coalesceWrites } from './coalesced-writes.ts';
 import { backoffDelay, checkPeriod, DEFAULT_CLOSE_TIMEOUT_MS, resolveOptions, settlesWithin, toError } from './options.ts';
 import type { Backoff, CloseOptions, DeadLetter, EnqueueOptions, JobHandler, JobQueue, ProcessOptions, ScheduleOptions } from './queue.ts';
 
@@ -96,7 +97,7 @@ function withGroupCommands(redis: Redis): Redis & GroupCommands {
 /** One connection per factory, shared by all its queues and workers (workers add their own blocking one). */
 export function connectRedis(url: string, onError: (error: Error) => void): Redis {
   // BullMQ needs maxRetriesPerRequest: null so commands wait out a reconnect instead of failing.
-  const redis = new Redis(url, { maxRetriesPerRequest: null });
+  const redis = coalesceWrites(new Redis(url, { maxRetriesPerRequest: null }));
   redis.on('error', onError);
   return redis;
 }

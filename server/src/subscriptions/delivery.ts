@@ -92,9 +92,9 @@ export class Deliverer {
     const url = checkEndpoint(sub.channel.endpoint, this.#config.allowPrivateEndpoints);
     const headers = sub.channel.headers.filter(([name]) => !notification.contentType || name.toLowerCase() !== 'content-type');
     if (notification.contentType) headers.push(['content-type', notification.contentType]);
-    const timeout = Math.min(sub.timeoutMs ?? Infinity, this.#config.timeoutMs);
+    const timeoutMs = Math.min(sub.timeoutMs ?? Infinity, this.#config.timeoutMs);
     const lookup = this.#config.allowPrivateEndpoints ? undefined : publicLookup;
-    const status = await postNotification(url, headers, notification.body, AbortSignal.any([signal, AbortSignal.timeout(timeout)]), lookup);
+    const status = await postNotification(url, headers, notification.body, { signal, timeoutMs, lookup });
     if (status < 200 || status > 299) throw new Error(`${url.host} answered ${status}`);
   }
 
