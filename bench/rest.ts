@@ -9,7 +9,7 @@ import { quote } from '../server/src/store/columns.ts';
 import { rowParams } from '../server/src/store/repository.ts';
 import { newResourceId } from '../server/src/store/ids.ts';
 import { historyTable, tableColumns } from '../server/src/store/schema.ts';
-import { databaseUrl, fmt, http, load, percentiles, recreateDatabase, startServer } from './support.ts';
+import { databaseUrl, fmt, http, load, percentiles, recreateDatabase, serverCpuSeconds, startServer } from './support.ts';
 
 /**
  * `npm run bench -- rest [--observations N] [--patients N] [--heavy N]`: the FHIR REST API on PostgreSQL with
@@ -128,15 +128,20 @@ export async function main(args: string[]): Promise<void> {
     await pipeline(Readable.from(copyRows), client.query(copyFrom('COPY raw_copy (id, content) FROM STDIN')));
     const copyRate = copyRows.length / ((performance.now() - c0) / 1000);
 
+    // Vigil's own CPU per request beside the rates, which swing with whatever else the two cores run
+    const cpu0 = await serverCpuSeconds(server.base);
     const creates = await load(20_000, 32, async (i) => {
       const p = patients[i % patients.length];
       const res = await http('POST', `${fhir}/Observation`, JSON.stringify(observation(p, perPatient + i, now)));
       if (res.status !== 201) throw new Error(`create: ${res.status} ${res.body}`);
     });
+    const cpu1 = await serverCpuSeconds(server.base);
     const reads = await load(20_000, 32, async (i) => {
       const res = await http('GET', `${fhir}/Observation/${ids[(i * 7919) % ids.length]}`);
       if (res.status !== 200) throw new Error(`read: ${res.status}`);
     });
+    const cpu2 = await serverCpuSeconds(server.base);
+    const perRequest = (seconds: number) => `${fmt((seconds / 20_000) * 1e6)} µs of Vigil CPU each`;
     const hotPath = (i: number): string => {
       const p = patients[(i * 31) % patients.length];
       const code = VITALS[i % VITALS.length].code;
@@ -172,8 +177,8 @@ export async function main(args: string[]): Promise<void> {
     const ms = (n: number): string => `${fmt(n, 2)} ms`;
     console.log('');
     console.log(`raw PostgreSQL COPY (same JSON rows, ${fmt(copyRows.length)}): ${fmt(copyRate)} rows/s   <- ceiling`);
-    console.log(`create (POST /Observation, 32 concurrent):       ${fmt(creates.perSecond)} /s   p50 ${ms(percentiles(creates.latencies).p50)} p99 ${ms(percentiles(creates.latencies).p99)}`);
-    console.log(`read by id (GET, 32 concurrent):                 ${fmt(reads.perSecond)} /s   p50 ${ms(percentiles(reads.latencies).p50)} p99 ${ms(percentiles(reads.latencies).p99)}`);
+    console.log(`create (POST /Observation, 32 concurrent):       ${fmt(creates.perSecond)} /s   p50 ${ms(percentiles(creates.latencies).p50)} p99 ${ms(percentiles(creates.latencies).p99)}   ${perRequest(cpu1 - cpu0)}`);
+    console.log(`read by id (GET, 32 concurrent):                 ${fmt(reads.perSecond)} /s   p50 ${ms(percentiles(reads.latencies).p50)} p99 ${ms(percentiles(reads.latencies).p99)}   ${perRequest(cpu2 - cpu1)}`);
     console.log(`hot-path search, _count=50, 1 client:            p50 ${ms(l1.p50)} p95 ${ms(l1.p95)} p99 ${ms(l1.p99)} (${fmt(searches1.perSecond)}/s, ${fmt(matched / 2000, 1)} matches/page)`);
     console.log(`hot-path search, _count=50, 8 clients:           p50 ${ms(l8.p50)} p95 ${ms(l8.p95)} p99 ${ms(l8.p99)} (${fmt(searches8.perSecond)}/s)`);
     const ln = percentiles(lastn.latencies);

@@ -6,7 +6,7 @@ import type { Observation } from '@medplum/fhirtypes';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { fmt, http, percentiles, recreateDatabase, renewToken, startServer, timeline } from './support.ts';
+import { fmt, http, percentiles, recreateDatabase, renewToken, serverCpuSeconds, startServer, timeline } from './support.ts';
 
 /**
  * `npm run bench -- subscriptions [--subscriptions 1000] [--rate 2000] [--seconds 30] [--batch 20] [--warmup 5]`:
@@ -173,15 +173,9 @@ export async function main(args: string[]): Promise<void> {
 
 /** CPU seconds so far of each replica (its /metrics) and of Redis (INFO cpu). */
 async function cpuSeconds(api: string, worker: string, redis: Redis): Promise<{ api: number; worker: number; redis: number }> {
-  const processCpu = async (base: string) => {
-    const res = await http('GET', `${base}/metrics`);
-    const line = res.body.split('\n').find((l) => l.startsWith('process_cpu_seconds_total '));
-    if (!line) throw new Error(`no process_cpu_seconds_total at ${base}/metrics (${res.status})`);
-    return Number(line.split(' ')[1]);
-  };
   const info = await redis.info('cpu');
   const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1]);
-  return { api: await processCpu(api), worker: await processCpu(worker), redis: field('used_cpu_sys') + field('used_cpu_user') };
+  return { api: await serverCpuSeconds(api), worker: await serverCpuSeconds(worker), redis: field('used_cpu_sys') + field('used_cpu_user') };
 }
 
 /** The run's queues are its own (a fresh prefix): they go with it. */

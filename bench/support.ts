@@ -165,6 +165,14 @@ export async function http(method: string, url: string, body?: string): Promise<
   });
 }
 
+/** The CPU seconds a bench server has used so far, from its /metrics: steadier than rates on a shared machine. */
+export async function serverCpuSeconds(base: string): Promise<number> {
+  const res = await http('GET', `${base}/metrics`);
+  const line = res.body.split('\n').find((l) => l.startsWith('process_cpu_seconds_total '));
+  if (!line) throw new Error(`no process_cpu_seconds_total at ${base}/metrics (${res.status})`);
+  return Number(line.split(' ')[1]);
+}
+
 /** Runs `total` calls of `task` with `concurrency` in flight; returns per-call latencies (ms) and rate. */
 export async function load(total: number, concurrency: number, task: (i: number) => Promise<void>): Promise<{ perSecond: number; latencies: number[] }> {
   const latencies: number[] = new Array(total);
