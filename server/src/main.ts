@@ -108,7 +108,7 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
     concurrency: config.botConcurrency,
   }, BUILT_IN_BOTS);
   const bots = host && { host, changes: external ? undefined : outboxFeed(host, queues) };
-  const subscriptions = await startSubscriptions({ config, repo, feed, queues, server, logger, audit: audit.security, feeds: bots?.changes ? [bots.changes] : [] });
+  const subscriptions = await startSubscriptions({ config, repo, feed, queues, server, logger, audit: audit.security, registry: metrics.registry, feeds: bots?.changes ? [bots.changes] : [] });
   const fhirRoutes = (router: Parameters<typeof subscriptionRoutes>[0], wrap: Parameters<typeof subscriptionRoutes>[2]) =>
     subscriptionRoutes(router, { repo, baseUrl: config.baseUrl }, wrap, config.subscriptions.allowPrivateEndpoints, subscriptions.resend);
   server.off('request', startingUp);

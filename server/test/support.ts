@@ -206,3 +206,9 @@ export async function spawnVigil(env: Record<string, string>): Promise<VigilProc
   };
   return { child, kill: () => end('SIGKILL'), stop: () => end('SIGTERM') };
 }
+
+/** A server's /metrics, read once: the value of a series, written as Prometheus prints it (`name{label="v",…}`); NaN when absent. */
+export async function scrape(base: string): Promise<(series: string) => number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  return (series) => Number(new RegExp(`^${series.replace(/[{}"+]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+}

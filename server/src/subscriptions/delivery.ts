@@ -11,6 +11,7 @@ import { eventCount, type NumberedEvent } from './events.ts';
 import { notificationBundle } from './notification.ts';
 import type { Change } from './outbox.ts';
 import { parseSubscription, type ParsedSubscription } from './parse.ts';
+import type { DeliveryMetrics } from './metrics.ts';
 import { postNotification } from './rest-hook.ts';
 import type { SubscriptionRegistry } from './registry.ts';
 import { setStatus } from './status.ts';
@@ -33,6 +34,8 @@ export interface DeliveryEvent extends NumberedEvent {
 export interface Notification {
   body: string;
   contentType?: string;
+  /** When the events it carries were committed (for the latency metric; none for a resend). */
+  committed?: string[];
 }
 
 /** Whether the subscription's notifications carry the focus resources. */
@@ -52,14 +55,16 @@ export class Deliverer {
   readonly #hub: Hub;
   readonly #fhirBase: string;
   readonly #logger: Logger;
+  readonly #metrics: DeliveryMetrics;
 
-  constructor(repo: Repository, registry: SubscriptionRegistry, config: SubscriptionConfig, hub: Hub, fhirBase: string, logger: Logger) {
+  constructor(repo: Repository, registry: SubscriptionRegistry, config: SubscriptionConfig, hub: Hub, fhirBase: string, logger: Logger, metrics: DeliveryMetrics) {
     this.#repo = repo;
     this.#registry = registry;
     this.#config = config;
     this.#hub = hub;
     this.#fhirBase = fhirBase;
     this.#logger = logger;
+    this.#metrics = metrics;
   }
 
   handle = async (job: JobContext<Delivery>): Promise<void> => {
@@ -68,7 +73,7 @@ export class Deliverer {
     const sub = await this.#active(subscriptionId);
     if (!sub) return;
     const notifications = kind === 'event' ? await this.#events(sub, events, resent) : await this.#heartbeat(sub);
-    for (const notification of notifications) await this.#send(sub, notification, job.signal);
+    for (const notification of notifications) await this.#send(sub, notification, kind, job.signal);
     if (notifications.length && sub.heartbeatSeconds) {
       await this.#repo.db.query('UPDATE subscription_heartbeat SET last_sent_at = now() WHERE subscription_id = $1', [sub.id]);
     }
@@ -76,6 +81,7 @@ export class Deliverer {
 
   /** After the last attempt: the subscription goes to `error`, saying why. */
   onDeadLetter = (dead: DeadLetter<Delivery>): void => {
+    this.#metrics.dead(dead.data.kind);
     const handshake = dead.data.kind === 'handshake';
     const reason = `${handshake ? 'Handshake' : 'Notification delivery'} failed after ${dead.attempts} attempts: ${dead.error}`;
     setStatus(this.#repo, dead.data.subscriptionId, 'error', reason, [handshake ? 'requested' : 'active']).catch((err: Error) =>
@@ -83,7 +89,17 @@ export class Deliverer {
     );
   };
 
-  async #send(sub: ParsedSubscription, notification: Notification, signal: AbortSignal): Promise<void> {
+  async #send(sub: ParsedSubscription, notification: Notification, kind: Delivery['kind'], signal: AbortSignal): Promise<void> {
+    try {
+      await this.#transmit(sub, notification, signal);
+    } catch (err) {
+      this.#metrics.failed(sub.channel.type, kind);
+      throw err;
+    }
+    this.#metrics.sent(sub.channel.type, kind, notification.committed ?? []);
+  }
+
+  async #transmit(sub: ParsedSubscription, notification: Notification, signal: AbortSignal): Promise<void> {
     if (sub.channel.type === 'websocket') {
       await this.#hub.publish({ subscriptionId: sub.id, ping: `ping ${sub.id}`, payload: notification.contentType ? notification.body : undefined });
       return;
@@ -103,7 +119,7 @@ export class Deliverer {
     if (resource?.status !== 'requested') return;
     const sub = parseSubscription(resource, this.#config.allowPrivateEndpoints);
     const bundle = notificationBundle({ sub, fhirBase: this.#fhirBase, type: 'handshake', eventsSinceStart: 0 });
-    await this.#send(sub, { body: JSON.stringify(bundle), contentType: sub.channel.payload }, signal);
+    await this.#send(sub, { body: JSON.stringify(bundle), contentType: sub.channel.payload }, 'handshake', signal);
     await setStatus(this.#repo, sub.id, 'active', undefined, ['requested']);
   }
 
@@ -113,7 +129,10 @@ export class Deliverer {
       : events;
     if (!sub.topic) {
       // classic R4: the resource itself when a payload is asked for, otherwise an empty POST
-      return withResources.map((e) => (sub.channel.payload ? { body: e.resource ? JSON.stringify(e.resource) : '', contentType: sub.channel.payload } : { body: '' }));
+      return withResources.map((e) => ({
+        ...(sub.channel.payload ? { body: e.resource ? JSON.stringify(e.resource) : '', contentType: sub.channel.payload } : { body: '' }),
+        committed: resent ? [] : [e.timestamp],
+      }));
     }
     const count = resent ? await eventCount(this.#repo.db, sub.id) : undefined;
     const notifications: Notification[] = [];
@@ -122,7 +141,7 @@ export class Deliverer {
       const chunk = withResources.slice(i, i + size);
       const eventsSinceStart = count ?? chunk[chunk.length - 1].number;
       const bundle = notificationBundle({ sub, fhirBase: this.#fhirBase, type: 'event-notification', eventsSinceStart, events: chunk });
-      notifications.push({ body: JSON.stringify(bundle), contentType: sub.channel.payload });
+      notifications.push({ body: JSON.stringify(bundle), contentType: sub.channel.payload, committed: resent ? [] : chunk.map((e) => e.timestamp) });
     }
     return notifications;
   }

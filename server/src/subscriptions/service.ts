@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { Basic } from '@medplum/fhirtypes';
+import type { Registry } from 'prom-client';
 import { CareTeamPatients } from '../auth/care-team.ts';
 import type { Config } from '../config.ts';
 import type { JobQueue, QueueFactory } from '../jobs/queue.ts';
@@ -12,6 +13,7 @@ import { Deliverer, type Delivery } from './delivery.ts';
 import type { NumberedEvent } from './events.ts';
 import { createHub, type Hub } from './hub.ts';
 import { Matcher } from './matcher.ts';
+import { deliveryMetrics } from './metrics.ts';
 import { OutboxDrainer, type ChangeBatch } from './outbox.ts';
 import { SubscriptionRegistry } from './registry.ts';
 import { setStatus } from './status.ts';
@@ -36,6 +38,8 @@ export interface SubscriptionParts {
   logger: Logger;
   /** Records security events (websocket connections and bindings). */
   audit: (event: SecurityEvent) => void;
+  /** Where the delivery metrics are registered (`/metrics`). */
+  registry: Registry;
   /** Further queues that get every batch of committed changes the workers take from the outbox (the bots'). */
   feeds?: readonly JobQueue<ChangeBatch>[];
 }
@@ -46,7 +50,7 @@ const TICK_MS = 1_000;
  * Starts the subscription engine. Workers (roles all, worker) drain the outbox, match, deliver,
  * send heartbeats and end expired subscriptions; API replicas (roles all, api) hold websockets.
  */
-export async function startSubscriptions({ config, repo, feed, queues, server, logger, audit, feeds = [] }: SubscriptionParts): Promise<SubscriptionService> {
+export async function startSubscriptions({ config, repo, feed, queues, server, logger, audit, registry: metricsRegistry, feeds = [] }: SubscriptionParts): Promise<SubscriptionService> {
   const settings = config.subscriptions;
   const onError = (err: Error) => logger.error({ err }, 'subscription engine error');
   const hub: Hub = createHub(config.redisUrl, settings.queuePrefix, onError);
@@ -67,7 +71,7 @@ export async function startSubscriptions({ config, repo, feed, queues, server, l
   }
   if (config.role !== 'api') {
     await installTopics(repo);
-    const deliverer = new Deliverer(repo, registry, settings, hub, fhirBase, logger);
+    const deliverer = new Deliverer(repo, registry, settings, hub, fhirBase, logger, deliveryMetrics(metricsRegistry, deliveries, repo.db));
     const changes = queues.queue<ChangeBatch>('subscription-match');
     const matcher = new Matcher(repo, registry, deliveries, settings, new CareTeamPatients(repo.db, config.baseUrl));
     // batches one at a time across all workers (one group), each matched concurrently: deliveries follow commit order

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { AuditEvent, Basic, Communication, Extension, Flag, Goal, Observation, RiskAssessment } from '@medplum/fhirtypes';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DRIVERS, request, useServer } from '../support.ts';
+import { DRIVERS, request, scrape, useServer } from '../support.ts';
 import { botRuns, createAll, ranOn, vital } from './fixtures.ts';
 import { enrol, eventually, post, search } from './helpers.ts';
 
@@ -95,8 +95,7 @@ for (const driver of DRIVERS) {
       });
 
       it('counts the runs on /metrics: by bot and outcome, handler durations, runs pending', async () => {
-        const text = await (await fetch(`${server.base}/metrics`)).text();
-        const value = (series: string): number => Number(new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+        const value = await scrape(server.base);
         assert.ok(value('vigil_bot_runs_total{bot="news2",outcome="success"}') >= 1);
         assert.ok(value('vigil_bot_run_duration_seconds_count{bot="news2"}') >= value('vigil_bot_runs_total{bot="news2",outcome="success"}'));
         assert.ok(value('vigil_bot_runs_pending') >= 0);

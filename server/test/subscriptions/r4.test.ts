@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { DRIVERS, request, useServer } from '../support.ts';
+import { DRIVERS, request, scrape, useServer } from '../support.ts';
 import { observation, startReceiver, subscribe, waitFor, type Receiver } from './helpers.ts';
 
 const ENV = {
@@ -208,6 +208,19 @@ for (const { driver, queue, env } of SETUPS) {
         await failing.close();
         await hanging.close();
       }
+    });
+
+    it('counts on /metrics: notifications sent and failed attempts, commit-to-sent latency, dead deliveries, backlogs', async () => {
+      const value = await scrape(server.base);
+      const sent = value('vigil_subscription_notifications_total{channel="rest-hook",kind="event",outcome="sent"}');
+      assert.ok(sent >= 6, `sent ${sent}`);
+      // the failing endpoint's three attempts, and its delivery given up after them
+      assert.equal(value('vigil_subscription_notifications_total{channel="rest-hook",kind="event",outcome="failed"}'), 3);
+      assert.equal(value('vigil_subscription_deliveries_dead_total{kind="event"}'), 1);
+      // one latency per event sent, each from its commit
+      assert.equal(value('vigil_subscription_notification_latency_seconds_count{channel="rest-hook"}'), sent);
+      assert.ok(value('vigil_subscription_deliveries_pending') >= 0);
+      assert.ok(value('vigil_outbox_changes') >= 0);
     });
 
     it('off stops deliveries; end is honoured', async () => {
