@@ -1,5 +1,5 @@
 import type { AuditEvent, Observation, Resource } from '@medplum/fhirtypes';
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Histogram, type Registry } from 'prom-client';
 import { baselineBot } from '../../bots/baseline/bot.ts';
 import { news2Bot } from '../../bots/news2/bot.ts';
 import { remindersBot } from '../../bots/reminders/bot.ts';
@@ -13,6 +13,7 @@ import { lastnRows, lastnRowsMany, type LastnRow } from './fhir/operations/lastn
 import { notFound } from './fhir/outcome.ts';
 import type { JobQueue, QueueFactory } from './jobs/queue.ts';
 import type { Logger } from './ops/logger.ts';
+import { backlogGauge } from './ops/metrics.ts';
 import { conditionalCreate } from './store/conditional.ts';
 import { extractParams } from './store/extract.ts';
 import type { Repository } from './store/repository.ts';
@@ -167,7 +168,7 @@ function botMetrics(registry: Registry, queue: BotQueue): NonNullable<BotHostOpt
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
-  new Gauge({ name: 'vigil_bot_runs_pending', help: 'Bot runs queued or running', registers: [registry], async collect() { this.set(await queue.pending()); } });
+  backlogGauge(registry, 'vigil_bot_runs_pending', 'Bot runs queued or running', () => queue.pending());
   return ({ bot, outcome, seconds }) => {
     runs.inc({ bot, outcome });
     if (seconds !== undefined) durations.observe({ bot }, seconds);

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { Registry } from 'prom-client';
 import { loadConfig } from '../src/config.ts';
 import { startVigil } from '../src/main.ts';
+import { backlogGauge } from '../src/ops/metrics.ts';
 import { DRIVERS, freePort, request, useServer } from './support.ts';
 import { pgliteSnapshot } from './templates.ts';
 
@@ -26,6 +28,23 @@ for (const driver of DRIVERS) {
     });
   });
 }
+
+describe('backlog gauges', () => {
+  it('read at scrape time; a queue or database that fails or hangs makes the value NaN, never the scrape fail or hang', async () => {
+    const registry = new Registry();
+    backlogGauge(registry, 'test_ok', 'answers', async () => 7);
+    backlogGauge(registry, 'test_down', 'fails', async () => {
+      throw new Error('connection refused');
+    });
+    backlogGauge(registry, 'test_hung', 'never answers', () => new Promise<number>(() => undefined));
+    const started = Date.now();
+    const text = await registry.metrics();
+    assert.ok(Date.now() - started < 3_000);
+    assert.match(text, /^test_ok 7$/m);
+    assert.match(text, /^test_down NaN$/im);
+    assert.match(text, /^test_hung NaN$/im);
+  });
+});
 
 describe('start-up', () => {
   it('answers requests that arrive while it starts with 503 and Retry-After, never leaving one unanswered', async () => {

@@ -37,3 +37,22 @@ export function createMetrics(db: Database) {
   };
   return { registry, middleware };
 }
+
+/** How long a scrape waits for a backlog's count: a queue or database that is down must not hang /metrics. */
+const BACKLOG_READ_MS = 1_000;
+
+/** A gauge read at scrape time from a queue or the database; NaN (unknown) when that fails or takes longer than a second. */
+export function backlogGauge(registry: Registry, name: string, help: string, read: () => Promise<number>): void {
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    async collect() {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<number>((resolve) => {
+        timer = setTimeout(() => resolve(NaN), BACKLOG_READ_MS);
+      });
+      this.set(await Promise.race([read().catch(() => NaN), late]).finally(() => clearTimeout(timer)));
+    },
+  });
+}

@@ -1,5 +1,6 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Histogram, type Registry } from 'prom-client';
 import type { JobQueue } from '../jobs/queue.ts';
+import { backlogGauge } from '../ops/metrics.ts';
 import type { Database } from '../store/database.ts';
 import type { Delivery } from './delivery.ts';
 
@@ -17,8 +18,7 @@ export interface DeliveryMetrics {
  * The delivery side of the subscription engine on /metrics, for the worker replicas that run it:
  * `vigil_subscription_notifications_total{channel,kind,outcome}` (sent or failed attempts),
  * `vigil_subscription_notification_latency_seconds{channel}` (an event's commit → its notification
- * sent), `vigil_subscription_deliveries_dead_total{kind}`, and two backlogs, each a gauge read at
- * scrape time: `vigil_subscription_deliveries_pending` (deliveries queued or running) and
+ * sent), `vigil_subscription_deliveries_dead_total{kind}`, and two backlogs read at scrape time: `vigil_subscription_deliveries_pending` (deliveries queued or running) and
  * `vigil_outbox_changes` (committed changes not yet taken from the outbox for matching and bots).
  */
 export function deliveryMetrics(registry: Registry, deliveries: JobQueue<Delivery>, db: Database): DeliveryMetrics {
@@ -36,15 +36,10 @@ export function deliveryMetrics(registry: Registry, deliveries: JobQueue<Deliver
     registers: [registry],
   });
   const dead = new Counter({ name: 'vigil_subscription_deliveries_dead_total', help: 'Deliveries given up after their last attempt', labelNames: ['kind'], registers: [registry] });
-  new Gauge({ name: 'vigil_subscription_deliveries_pending', help: 'Subscription deliveries queued or running', registers: [registry], async collect() { this.set(await deliveries.pending()); } });
-  new Gauge({
-    name: 'vigil_outbox_changes',
-    help: 'Committed changes not yet taken from the outbox',
-    registers: [registry],
-    async collect() {
-      const [row] = await db.query<{ n: string }>('SELECT count(*) AS n FROM change_outbox');
-      this.set(Number(row.n));
-    },
+  backlogGauge(registry, 'vigil_subscription_deliveries_pending', 'Subscription deliveries queued or running', () => deliveries.pending());
+  backlogGauge(registry, 'vigil_outbox_changes', 'Committed changes not yet taken from the outbox', async () => {
+    const [row] = await db.query<{ n: string }>('SELECT count(*) AS n FROM change_outbox');
+    return Number(row.n);
   });
   return {
     sent(channel, kind, committed) {
