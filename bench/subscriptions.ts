@@ -162,12 +162,12 @@ export async function main(args: string[]): Promise<void> {
   } finally {
     stopping = true;
     await client.end();
-    await redis.quit();
     await worker?.stop();
     await api.stop();
     receiver.closeAllConnections();
     receiver.close();
-    await dropQueues(env.REDIS_URL, env.VIGIL_QUEUE_PREFIX);
+    await dropQueues(redis, env.VIGIL_QUEUE_PREFIX);
+    await redis.quit();
   }
 }
 
@@ -179,12 +179,10 @@ async function cpuSeconds(api: string, worker: string, redis: Redis): Promise<{ 
 }
 
 /** The run's queues are its own (a fresh prefix): they go with it. */
-async function dropQueues(url: string, prefix: string): Promise<void> {
-  const redis = new Redis(url);
+async function dropQueues(redis: Redis, prefix: string): Promise<void> {
   for await (const keys of redis.scanStream({ match: `${prefix}:*`, count: 1000 })) {
     if ((keys as string[]).length) await redis.del(...(keys as string[]));
   }
-  await redis.quit();
 }
 
 function observation(patient: string, n: number): Observation {
