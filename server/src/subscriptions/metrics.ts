@@ -18,8 +18,9 @@ export interface DeliveryMetrics {
  * The delivery side of the subscription engine on /metrics, for the worker replicas that run it:
  * `vigil_subscription_notifications_total{channel,kind,outcome}` (sent or failed attempts),
  * `vigil_subscription_notification_latency_seconds{channel}` (an event's commit → its notification
- * sent), `vigil_subscription_deliveries_dead_total{kind}`, and two backlogs read at scrape time: `vigil_subscription_deliveries_pending` (deliveries queued or running) and
- * `vigil_outbox_changes` (committed changes not yet taken from the outbox for matching and bots).
+ * sent), `vigil_subscription_deliveries_dead_total{kind}`, and two backlogs read at scrape time:
+ * `vigil_subscription_deliveries_pending` (deliveries queued or running) and `vigil_outbox_changes`
+ * (committed changes not yet taken from the outbox for matching and bots).
  */
 export function deliveryMetrics(registry: Registry, deliveries: JobQueue<Delivery>, db: Database): DeliveryMetrics {
   const notifications = new Counter({

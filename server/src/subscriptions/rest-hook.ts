@@ -26,26 +26,21 @@ export interface PostOptions {
 
 /**
  * POSTs one rest-hook notification over a kept-alive connection and answers the endpoint's status;
- * the response body is read and dropped. undici's `request`, not fetch or node:http: fetch's web
- * streams cost the delivery worker about as much CPU as everything else a notification takes, and
- * node:http's client half again what undici's does. The deadline is a timer cleared with the
- * answer, not an `AbortSignal.timeout`, whose timer runs on and builds a DOMException for every
- * notification. Redirects are not followed: a 3xx is a failed delivery.
+ * the response body is read and dropped; a header named twice is sent twice. undici's `request`,
+ * not fetch or node:http: fetch's web streams cost the delivery worker about as much CPU as
+ * everything else a notification takes, and node:http's client half again what undici's does. The
+ * deadline is a timer cleared with the answer, not an `AbortSignal.timeout`, whose timer runs on
+ * and builds a DOMException for every notification. Redirects are not followed: a 3xx is a failed
+ * delivery.
  */
 export async function postNotification(url: URL, headers: [string, string][], body: string, { signal, timeoutMs, lookup }: PostOptions): Promise<number> {
-  const fields: Record<string, string | string[]> = {};
-  for (const [name, value] of headers) {
-    const key = name.toLowerCase();
-    const seen = fields[key];
-    fields[key] = seen === undefined ? value : [...(Array.isArray(seen) ? seen : [seen]), value];
-  }
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(new Error(`${url.host} did not answer within ${timeoutMs} ms`)), timeoutMs);
   const stop = () => deadline.abort(signal.reason);
   signal.addEventListener('abort', stop, { once: true });
   try {
     signal.throwIfAborted();
-    const res = await request(url, { method: 'POST', headers: fields, body, dispatcher: poolFor(lookup), signal: deadline.signal });
+    const res = await request(url, { method: 'POST', headers: headers.flat(), body, dispatcher: poolFor(lookup), signal: deadline.signal });
     await res.body.dump();
     return res.statusCode;
   } finally {
