@@ -17,7 +17,9 @@ import { fmt, http, percentiles, recreateDatabase, renewToken, serverCpuSeconds,
  *   notifications/s at a fixed write rate, after `--warmup` seconds at that rate whose figures are
  *   printed apart: a fresh worker's first deliveries are paid in compiling and connecting;
  * - write throughput flat out for `--seconds`/2 without subscriptions (after `--warmup` seconds of
- *   it, uncounted), then as long with them, and its loss;
+ *   it, uncounted), then as long with them, then as long without again (the subscriptions set
+ *   `off`), and the loss against the mean of the two runs without: the tables grow, and autovacuum
+ *   rounds come, during the run, so one run without before the one with would count that as loss;
  * - the CPU each replica and Redis spent per notification at the fixed rate (steadier than the
  *   latency, which swings with whatever else the two cores run);
  * - a raw PostgreSQL COPY of the written Observation rows as the ceiling.
@@ -102,15 +104,18 @@ export async function main(args: string[]): Promise<void> {
     const without = await flatOut(writeBatch, batch, seconds / 2);
 
     // 2: the subscriptions, one per patient, all active
-    for (let i = 0; i < count; i += 100) {
-      await post(fhir, bundle(patients.slice(i, i + 100).map((id) => ({
-        resource: {
-          resourceType: 'Subscription', status: 'requested', reason: 'bench', criteria: `Observation?subject=Patient/${id}`,
-          channel: { type: 'rest-hook', endpoint, payload: 'application/fhir+json' },
-        },
-        request: { method: 'POST', url: 'Subscription' },
-      }))));
-    }
+    const setSubscriptions = async (status: 'requested' | 'off') => {
+      for (let i = 0; i < count; i += 100) {
+        await post(fhir, bundle(patients.slice(i, i + 100).map((id) => ({
+          resource: {
+            resourceType: 'Subscription', id: `s-${id}`, status, reason: 'bench', criteria: `Observation?subject=Patient/${id}`,
+            channel: { type: 'rest-hook', endpoint, payload: 'application/fhir+json' },
+          },
+          request: { method: 'PUT', url: `Subscription/s-${id}` },
+        }))));
+      }
+    };
+    await setSubscriptions('requested');
     await waitUntil('every subscription active', async () => (await countOf(fhir, 'Subscription?status=active')) === count, 120_000);
 
     // 3: the fixed rate: latency from commit to receiver, after a warm-up that is not counted
@@ -143,6 +148,13 @@ export async function main(args: string[]): Promise<void> {
     const quietToo = progress('flat out', () => received, written - beforeFlat);
     await waitUntil('the backlog delivered', () => received >= written - beforeFlat, 600_000).catch((err: Error) => console.log(err.message)).finally(quietToo);
 
+    // 5: flat out without them again
+    await renewToken(api.base);
+    await setSubscriptions('off');
+    await waitUntil('no subscription active', async () => (await countOf(fhir, 'Subscription?status=active')) === 0, 120_000);
+    const withoutAfter = await flatOut(writeBatch, batch, seconds / 2);
+    const baseline = (without.perSecond + withoutAfter.perSecond) / 2;
+
     // ceiling: the written Observation rows copied raw
     const rows = (await client.query<{ id: string; content: string }>('SELECT id, content FROM "Observation" LIMIT 200000')).rows;
     await client.query('CREATE UNLOGGED TABLE raw_copy (id text, content text)');
@@ -158,7 +170,10 @@ export async function main(args: string[]): Promise<void> {
     console.log(`notification latency (commit → receiver): p50 ${fmt(l.p50)} ms, p95 ${fmt(l.p95)} ms, p99 ${fmt(l.p99)} ms`);
     console.log(`  by ${fmt(SLICE_MS / 1000)} s of commits, p50/p99 ms: ${measured.timeline}`);
     console.log(`CPU per notification at the fixed rate (writes, matching and delivery): ${measured.cpu}`);
-    console.log(`write throughput flat out: ${fmt(without.perSecond)}/s without subscriptions, ${fmt(withSubs.perSecond)}/s with ${fmt(count)} matching (${fmt((1 - withSubs.perSecond / without.perSecond) * 100, 1)}% loss)`);
+    console.log(
+      `write throughput flat out: ${fmt(without.perSecond)}/s without subscriptions, ${fmt(withSubs.perSecond)}/s with ${fmt(count)} matching, ` +
+        `${fmt(withoutAfter.perSecond)}/s without again (${fmt((1 - withSubs.perSecond / baseline) * 100, 1)}% loss against their mean)`,
+    );
   } finally {
     stopping = true;
     await client.end();
