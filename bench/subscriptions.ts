@@ -174,6 +174,8 @@ export async function main(args: string[]): Promise<void> {
       `write throughput flat out: ${fmt(without.perSecond)}/s without subscriptions, ${fmt(withSubs.perSecond)}/s with ${fmt(count)} matching, ` +
         `${fmt(withoutAfter.perSecond)}/s without again (${fmt((1 - withSubs.perSecond / baseline) * 100, 1)}% loss against their mean)`,
     );
+    const share = (r: { ownCpu: number }) => `${fmt(r.ownCpu * 100)}%`;
+    console.log(`  this bench process's CPU meanwhile (writes, and the receiver's notifications): ${share(without)}, ${share(withSubs)}, ${share(withoutAfter)} of a core`);
   } finally {
     stopping = true;
     await client.end();
@@ -239,8 +241,10 @@ function progress(label: string, received: () => number, expected: number): () =
 }
 
 /** Bundles back to back, 8 in flight, for `seconds`: resources written per second. */
-async function flatOut(write: () => Promise<void>, batch: number, seconds: number): Promise<{ perSecond: number }> {
+/** Writes/s, and this process's CPU (the load and, with subscriptions, the receiver) as a share of one core. */
+async function flatOut(write: () => Promise<void>, batch: number, seconds: number): Promise<{ perSecond: number; ownCpu: number }> {
   let done = 0;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const until = t0 + seconds * 1000;
   await Promise.all(Array.from({ length: 8 }, async () => {
@@ -249,7 +253,9 @@ async function flatOut(write: () => Promise<void>, batch: number, seconds: numbe
       done += batch;
     }
   }));
-  return { perSecond: done / ((performance.now() - t0) / 1000) };
+  const elapsed = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  return { perSecond: done / (elapsed / 1000), ownCpu: (cpu.user + cpu.system) / 1000 / elapsed };
 }
 
 /** Open loop: Bundles started on a clock at `rate` resources/s, at most MAX_IN_FLIGHT at once. */
