@@ -11,7 +11,6 @@ import type { ChangeFeed } from '../store/events.ts';
 import type { Repository } from '../store/repository.ts';
 import { Deliverer, type Delivery } from './delivery.ts';
 import type { NumberedEvent } from './events.ts';
-import { FAN_OUT_SHARDS, FanOutHandler, type FanOut } from './fan-out.ts';
 import { createHub, type Hub } from './hub.ts';
 import { Matcher } from './matcher.ts';
 import { deliveryMetrics } from './metrics.ts';
@@ -58,7 +57,6 @@ export async function startSubscriptions({ config, repo, feed, queues, server, l
   const fhirBase = `${config.baseUrl}/fhir/R4`;
   const registry = new SubscriptionRegistry(repo.db, config.baseUrl, settings.allowPrivateEndpoints);
   const deliveries = queues.queue<Delivery>('subscription-delivery');
-  const fanOut = queues.queue<FanOut>('subscription-fan-out');
   const stops: (() => Promise<void>)[] = [];
   let drainer: OutboxDrainer | undefined;
 
@@ -73,14 +71,11 @@ export async function startSubscriptions({ config, repo, feed, queues, server, l
   }
   if (config.role !== 'api') {
     await installTopics(repo);
-    const pending = async () => (await deliveries.pending()) + (await fanOut.pending());
-    const deliverer = new Deliverer(repo, registry, settings, hub, fhirBase, logger, deliveryMetrics(metricsRegistry, pending, repo.db));
+    const deliverer = new Deliverer(repo, registry, settings, hub, fhirBase, logger, deliveryMetrics(metricsRegistry, deliveries, repo.db));
     const changes = queues.queue<ChangeBatch>('subscription-match');
-    const matcher = new Matcher(repo, registry, deliveries, fanOut, settings, new CareTeamPatients(repo.db, config.baseUrl));
+    const matcher = new Matcher(repo, registry, deliveries, settings, new CareTeamPatients(repo.db, config.baseUrl));
     // batches one at a time across all workers (one group), each matched concurrently: deliveries follow commit order
     changes.process(matcher.handle, { concurrency: 1 });
-    const fanOutHandler = new FanOutHandler(deliverer, deliveries, settings, logger);
-    fanOut.process(fanOutHandler.handle, { concurrency: FAN_OUT_SHARDS, onDeadLetter: fanOutHandler.onDeadLetter });
     deliveries.process(deliverer.handle, { concurrency: settings.concurrency, onDeadLetter: deliverer.onDeadLetter });
     const targets = [{ queue: changes, groupKey: 'changes' }, ...feeds.map((queue) => ({ queue }))];
     drainer = new OutboxDrainer(repo.db, feed, targets, { pollMs: settings.pollMs, onError });
