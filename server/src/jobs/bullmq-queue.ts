@@ -16,13 +16,15 @@ import type { Backoff, CloseOptions, DeadLetter, EnqueueOptions, JobHandler, Job
  * Any number of worker processes can share the queue: they only ever run a key's head.
  */
 
-/** Wait times of the group bookkeeping; tests shorten them to exercise repairs. */
+/** Wait times of the group bookkeeping (`QueueOptions.groupRecheckMs` shortens them). */
 export interface GroupTiming {
   /** How long a non-head job sleeps before checking again whether its group is stuck. */
   parkMs: number;
   /** How long a finished or missing head may stay in its list before others skip it. */
   staleMs: number;
 }
+
+export const DEFAULT_GROUP_TIMING: GroupTiming = { parkMs: 5 * 60_000, staleMs: 60_000 };
 
 export interface BullMqQueueOptions {
   redis: Redis;
@@ -124,7 +126,7 @@ export class BullMqQueue<T> implements JobQueue<T> {
     this.#redis = withGroupCommands(options.redis);
     this.#prefix = options.prefix;
     this.#onError = options.onError;
-    this.#timing = options.groupTiming ?? { parkMs: 5 * 60_000, staleMs: 60_000 };
+    this.#timing = options.groupTiming ?? DEFAULT_GROUP_TIMING;
     this.#lockMs = options.lockMs ?? 30_000;
     this.#queue = new Queue<Envelope<T>>(name, {
       connection: options.redis,

@@ -1,4 +1,4 @@
-import { BullMqQueue, connectRedis } from './bullmq-queue.ts';
+import { BullMqQueue, connectRedis, DEFAULT_GROUP_TIMING } from './bullmq-queue.ts';
 import { MemoryQueue } from './memory-queue.ts';
 
 /** Exponential backoff between attempts: min(capMs, baseMs · 2^(attempt−1)), jittered. */
@@ -81,9 +81,21 @@ export interface JobQueue<T> {
   close(options?: CloseOptions): Promise<void>;
 }
 
+export interface QueueOptions {
+  /**
+   * On Redis, how long a job waiting behind its group's head sleeps before checking its turn itself
+   * (default 5 min), and how long a head whose job does not exist stays before it is skipped (default
+   * 1 min, at most this). A waiting job is woken as soon as its head finishes; this bounds its wait
+   * when a process died between two steps: after finishing the head but before waking the next job,
+   * or after claiming a place for a job it never added and whose id is not enqueued again. Short for
+   * groups whose jobs are brief.
+   */
+  groupRecheckMs?: number;
+}
+
 export interface QueueFactory {
-  /** The same name returns the same queue, so producers and the worker in one process share it. */
-  queue<T>(name: string): JobQueue<T>;
+  /** The same name returns the same queue, so producers and the worker in one process share it; its options are the first call's. */
+  queue<T>(name: string, options?: QueueOptions): JobQueue<T>;
   close(options?: CloseOptions): Promise<void>;
 }
 
@@ -107,13 +119,15 @@ export function createQueueFactory(config: QueueFactoryConfig = {}): QueueFactor
   const queues = new Map<string, JobQueue<unknown>>();
   let closed = false;
   return {
-    queue<T>(name: string): JobQueue<T> {
+    queue<T>(name: string, options: QueueOptions = {}): JobQueue<T> {
       if (closed) throw new Error('queue factory is closed');
       // BullMQ builds Redis keys as prefix:name:…; the rule applies to both so names stay portable.
       if (!name || name.includes(':')) throw new Error(`queue name must be non-empty without ':', not "${name}"`);
       let queue = queues.get(name);
       if (!queue) {
-        queue = redis ? new BullMqQueue(name, { redis, prefix, onError, lockMs: config.lockMs }) : new MemoryQueue(name, { onError });
+        const recheckMs = options.groupRecheckMs;
+        const groupTiming = recheckMs === undefined ? undefined : { parkMs: recheckMs, staleMs: Math.min(recheckMs, DEFAULT_GROUP_TIMING.staleMs) };
+        queue = redis ? new BullMqQueue(name, { redis, prefix, onError, lockMs: config.lockMs, groupTiming }) : new MemoryQueue(name, { onError });
         queues.set(name, queue);
       }
       return queue as JobQueue<T>;

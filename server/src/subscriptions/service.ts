@@ -72,7 +72,10 @@ export async function startSubscriptions({ config, repo, feed, queues, server, l
   if (config.role !== 'api') {
     await installTopics(repo);
     const deliverer = new Deliverer(repo, registry, settings, hub, fhirBase, logger, deliveryMetrics(metricsRegistry, deliveries, repo.db));
-    const changes = queues.queue<ChangeBatch>('subscription-match');
+    // A drainer that dies between claiming its batch's place and adding the job leaves a head that
+    // never comes: the rows go back to the outbox and are drained again as another batch (another
+    // id), which must not wait the default 5 min behind it.
+    const changes = queues.queue<ChangeBatch>('subscription-match', { groupRecheckMs: 5_000 });
     const matcher = new Matcher(repo, registry, deliveries, settings, new CareTeamPatients(repo.db, config.baseUrl));
     // batches one at a time across all workers (one group), each matched concurrently: deliveries follow commit order
     changes.process(matcher.handle, { concurrency: 1 });

@@ -444,6 +444,48 @@ describe('BullMQ queue across processes', { timeout: 30_000 }, () => {
     assert.deepEqual(runs, ['first', 'second']);
   });
 
+  it('groupRecheckMs bounds the wait behind a head that a dead process claimed and never added', async () => {
+    const name = uniqueName();
+    const queue = factoryOf(bullmq).queue<string>(name, { groupRecheckMs: 300 });
+    // As a drainer that died after claiming its batch's place: the rows are drained again under another id.
+    const redis = new Redis(REDIS_URL);
+    try {
+      await redis.rpush(`${PREFIX}:${name}:vigil-group:g`, 'jlost');
+      await redis.hset(`${PREFIX}:${name}:vigil-groups`, 'jlost', Date.now());
+    } finally {
+      await redis.quit();
+    }
+    await queue.enqueue('the batch again', { jobId: 'again', groupKey: 'g' });
+    const ran = deferred<string>();
+    const started = Date.now();
+    queue.process(async ({ data }) => ran.resolve(data));
+    assert.equal(await ran.promise, 'the batch again');
+    assert.ok(Date.now() - started < 5_000, `ran after ${Date.now() - started} ms`);
+  });
+
+  it('groupRecheckMs bounds the wait of a job whose head finished in a process that died before waking it', async () => {
+    const name = uniqueName();
+    const queue = factoryOf(bullmq).queue<string>(name, { groupRecheckMs: 300 });
+    await queue.enqueue('head', { jobId: 'a', groupKey: 'g' });
+    await queue.enqueue('next', { jobId: 'b', groupKey: 'g' });
+    // The dead process ran the head and took it off its group, but never woke the next job.
+    const redis = new Redis(REDIS_URL);
+    const bull = new Queue(name, { connection: redis, prefix: PREFIX });
+    try {
+      await bull.remove('ja');
+      await redis.lpop(`${PREFIX}:${name}:vigil-group:g`);
+      await redis.hdel(`${PREFIX}:${name}:vigil-groups`, 'ja');
+    } finally {
+      await bull.close();
+      await redis.quit();
+    }
+    const ran = deferred<string>();
+    const started = Date.now();
+    queue.process(async ({ data }) => ran.resolve(data));
+    assert.equal(await ran.promise, 'next');
+    assert.ok(Date.now() - started < 5_000, `ran after ${Date.now() - started} ms`);
+  });
+
   it('skips a group head left behind by a dead process', async () => {
     const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
     const name = uniqueName();
