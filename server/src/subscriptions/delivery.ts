@@ -24,6 +24,8 @@ export interface Delivery {
   events?: DeliveryEvent[];
   /** Queued again by `$resend`: the events keep their numbers, the count is today's. */
   resent?: boolean;
+  /** Attempts already made before this job was queued (a fan-out's first one, fan-out.ts). */
+  attempted?: number;
 }
 
 /** The focus version comes along when the matcher had it and the channel sends it (small resources only); otherwise it is read. */
@@ -67,31 +69,35 @@ export class Deliverer {
     this.#metrics = metrics;
   }
 
-  handle = async (job: JobContext<Delivery>): Promise<void> => {
-    const { subscriptionId, kind, events = [], resent = false } = job.data;
-    if (kind === 'handshake') return this.#handshake(await this.#stored(subscriptionId), job.signal);
+  handle = (job: JobContext<Delivery>): Promise<void> => this.deliver(job.data, job.signal);
+
+  /** One delivery; `timeoutMs` shortens the per-POST deadline (a fan-out's first attempt). Throws when it failed. */
+  async deliver(delivery: Delivery, signal: AbortSignal, timeoutMs = Infinity): Promise<void> {
+    const { subscriptionId, kind, events = [], resent = false } = delivery;
+    if (kind === 'handshake') return this.#handshake(await this.#stored(subscriptionId), signal);
     const sub = await this.#active(subscriptionId);
     if (!sub) return;
     const notifications = kind === 'event' ? await this.#events(sub, events, resent) : await this.#heartbeat(sub);
-    for (const notification of notifications) await this.#send(sub, notification, kind, job.signal);
+    for (const notification of notifications) await this.#send(sub, notification, kind, signal, timeoutMs);
     if (notifications.length && sub.heartbeatSeconds) {
       await this.#repo.db.query('UPDATE subscription_heartbeat SET last_sent_at = now() WHERE subscription_id = $1', [sub.id]);
     }
-  };
+  }
 
   /** After the last attempt: the subscription goes to `error`, saying why. */
   onDeadLetter = (dead: DeadLetter<Delivery>): void => {
     this.#metrics.dead(dead.data.kind);
     const handshake = dead.data.kind === 'handshake';
-    const reason = `${handshake ? 'Handshake' : 'Notification delivery'} failed after ${dead.attempts} attempts: ${dead.error}`;
+    const attempts = dead.attempts + (dead.data.attempted ?? 0);
+    const reason = `${handshake ? 'Handshake' : 'Notification delivery'} failed after ${attempts} attempts: ${dead.error}`;
     setStatus(this.#repo, dead.data.subscriptionId, 'error', reason, [handshake ? 'requested' : 'active']).catch((err: Error) =>
       this.#logger.error({ err, subscription: dead.data.subscriptionId }, 'could not record the subscription error'),
     );
   };
 
-  async #send(sub: ParsedSubscription, notification: Notification, kind: Delivery['kind'], signal: AbortSignal): Promise<void> {
+  async #send(sub: ParsedSubscription, notification: Notification, kind: Delivery['kind'], signal: AbortSignal, timeoutMs = Infinity): Promise<void> {
     try {
-      await this.#transmit(sub, notification, signal);
+      await this.#transmit(sub, notification, signal, timeoutMs);
     } catch (err) {
       this.#metrics.failed(sub.channel.type, kind);
       throw err;
@@ -99,7 +105,7 @@ export class Deliverer {
     this.#metrics.sent(sub.channel.type, kind, notification.committed ?? []);
   }
 
-  async #transmit(sub: ParsedSubscription, notification: Notification, signal: AbortSignal): Promise<void> {
+  async #transmit(sub: ParsedSubscription, notification: Notification, signal: AbortSignal, capMs: number): Promise<void> {
     if (sub.channel.type === 'websocket') {
       await this.#hub.publish({ subscriptionId: sub.id, ping: `ping ${sub.id}`, payload: notification.contentType ? notification.body : undefined });
       return;
@@ -108,7 +114,7 @@ export class Deliverer {
     const url = checkEndpoint(sub.channel.endpoint, this.#config.allowPrivateEndpoints);
     const headers = sub.channel.headers.filter(([name]) => !notification.contentType || name.toLowerCase() !== 'content-type');
     if (notification.contentType) headers.push(['content-type', notification.contentType]);
-    const timeoutMs = Math.min(sub.timeoutMs ?? Infinity, this.#config.timeoutMs);
+    const timeoutMs = Math.min(sub.timeoutMs ?? Infinity, this.#config.timeoutMs, capMs);
     const lookup = this.#config.allowPrivateEndpoints ? undefined : publicLookup;
     const status = await postNotification(url, headers, notification.body, { signal, timeoutMs, lookup });
     if (status < 200 || status > 299) throw new Error(`${url.host} answered ${status}`);

@@ -14,6 +14,7 @@ import { ownerRestriction } from './access.ts';
 import type { SubscriptionConfig } from './config.ts';
 import { sendsResources, type Delivery, type DeliveryEvent } from './delivery.ts';
 import { numberEvents } from './events.ts';
+import { fanOutJobs, type FanOut, type QueuedDelivery } from './fan-out.ts';
 import type { Change, ChangeBatch } from './outbox.ts';
 import { parseSubscription, type ParsedSubscription, type Trigger } from './parse.ts';
 import type { Candidate, SubscriptionRegistry } from './registry.ts';
@@ -51,21 +52,24 @@ interface Batch {
  * Subscription changes are matched concurrently, their versions read with one query per resource
  * type, each trigger's search run once for all of them; then every matched event is numbered in
  * one statement, and each matching subscription gets one delivery carrying its events in commit
- * order (grouped by subscription, so deliveries, and the versions of one resource, keep that
- * order), all enqueued at once.
+ * order; the deliveries go out in fan-out jobs (fan-out.ts), which keep that order per subscription.
  */
 export class Matcher {
   readonly #repo: Repository;
   readonly #registry: SubscriptionRegistry;
   readonly #deliveries: JobQueue<Delivery>;
+  readonly #fanOut: JobQueue<FanOut>;
   readonly #config: SubscriptionConfig;
   readonly #careTeams: CareTeamPatients;
 
-  constructor(repo: Repository, registry: SubscriptionRegistry, deliveries: JobQueue<Delivery>, config: SubscriptionConfig, careTeams: CareTeamPatients) {
+  constructor(
+    repo: Repository, registry: SubscriptionRegistry, deliveries: JobQueue<Delivery>, fanOut: JobQueue<FanOut>, config: SubscriptionConfig, careTeams: CareTeamPatients,
+  ) {
     this.#repo = repo;
     this.#careTeams = careTeams;
     this.#registry = registry;
     this.#deliveries = deliveries;
+    this.#fanOut = fanOut;
     this.#config = config;
   }
 
@@ -108,23 +112,19 @@ export class Matcher {
     const numbered = await numberEvents(this.#repo.db, entries.flatMap(({ sub, changes: focus }) => focus.map((f) => ({ subscriptionId: sub.id, focus: f, at: at(f) }))));
     let next = 0;
     // one delivery per subscription, its events in commit order
-    await this.#deliveries.enqueueMany(entries.map(({ sub, changes: focus }) => {
+    const deliveries = entries.map(({ sub, changes: focus }): QueuedDelivery => {
       const events = numbered.slice(next, (next += focus.length)).map((event): DeliveryEvent => {
         const version = sendsResources(sub) ? versions.get(versionKey(event.focus.resourceType, event.focus.id, event.focus.versionId)) : undefined;
         return version && version.bytes <= CARRIED_BYTES ? { ...event, resource: version.resource } : event;
       });
       const first = events[0].focus;
       return {
-        data: { subscriptionId: sub.id, kind: 'event', events },
-        options: {
-          // the same events matched again (a re-drained batch) while the first delivery waits are absorbed
-          jobId: `${sub.id}/${first.resourceType}/${first.id}/${first.versionId}+${events.length}`,
-          groupKey: sub.id,
-          attempts: this.#config.attempts,
-          backoff: this.#config.backoff,
-        },
+        delivery: { subscriptionId: sub.id, kind: 'event', events },
+        // the same events matched again (a re-drained batch) while the first delivery waits are absorbed
+        jobId: `${sub.id}/${first.resourceType}/${first.id}/${first.versionId}+${events.length}`,
       };
-    }));
+    });
+    await this.#fanOut.enqueueMany(fanOutJobs(deliveries, this.#config));
   }
 
   /** The change's version (a deletion: the one before it) and the triggers its index may match. */

@@ -1,5 +1,4 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
-import type { JobQueue } from '../jobs/queue.ts';
 import { backlogGauge } from '../ops/metrics.ts';
 import type { Database } from '../store/database.ts';
 import type { Delivery } from './delivery.ts';
@@ -22,7 +21,7 @@ export interface DeliveryMetrics {
  * `vigil_subscription_deliveries_pending` (deliveries queued or running) and `vigil_outbox_changes`
  * (committed changes not yet taken from the outbox for matching and bots).
  */
-export function deliveryMetrics(registry: Registry, deliveries: JobQueue<Delivery>, db: Database): DeliveryMetrics {
+export function deliveryMetrics(registry: Registry, pending: () => Promise<number>, db: Database): DeliveryMetrics {
   const notifications = new Counter({
     name: 'vigil_subscription_notifications_total',
     help: 'Subscription notifications by channel, kind (event, handshake, heartbeat) and outcome (sent, failed: an attempt that failed)',
@@ -37,7 +36,7 @@ export function deliveryMetrics(registry: Registry, deliveries: JobQueue<Deliver
     registers: [registry],
   });
   const dead = new Counter({ name: 'vigil_subscription_deliveries_dead_total', help: 'Deliveries given up after their last attempt', labelNames: ['kind'], registers: [registry] });
-  backlogGauge(registry, 'vigil_subscription_deliveries_pending', 'Subscription deliveries queued or running', () => deliveries.pending());
+  backlogGauge(registry, 'vigil_subscription_deliveries_pending', 'Subscription deliveries queued or running', pending);
   backlogGauge(registry, 'vigil_outbox_changes', 'Committed changes not yet taken from the outbox', async () => {
     const [row] = await db.query<{ n: string }>('SELECT count(*) AS n FROM change_outbox');
     return Number(row.n);

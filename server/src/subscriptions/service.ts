@@ -11,6 +11,7 @@ import type { ChangeFeed } from '../store/events.ts';
 import type { Repository } from '../store/repository.ts';
 import { Deliverer, type Delivery } from './delivery.ts';
 import type { NumberedEvent } from './events.ts';
+import { FAN_OUT_SHARDS, FanOutHandler, type FanOut } from './fan-out.ts';
 import { createHub, type Hub } from './hub.ts';
 import { Matcher } from './matcher.ts';
 import { deliveryMetrics } from './metrics.ts';
@@ -57,6 +58,8 @@ export async function startSubscriptions({ config, repo, feed, queues, server, l
   const fhirBase = `${config.baseUrl}/fhir/R4`;
   const registry = new SubscriptionRegistry(repo.db, config.baseUrl, settings.allowPrivateEndpoints);
   const deliveries = queues.queue<Delivery>('subscription-delivery');
+  // a fan-out job waits seconds for its shard: a crash must not leave the next one asleep for minutes
+  const fanOut = queues.queue<FanOut>('subscription-fan-out', { groupRecheckMs: 5_000 });
   const stops: (() => Promise<void>)[] = [];
   let drainer: OutboxDrainer | undefined;
 
@@ -71,14 +74,17 @@ export async function startSubscriptions({ config, repo, feed, queues, server, l
   }
   if (config.role !== 'api') {
     await installTopics(repo);
-    const deliverer = new Deliverer(repo, registry, settings, hub, fhirBase, logger, deliveryMetrics(metricsRegistry, deliveries, repo.db));
+    const pending = async () => (await deliveries.pending()) + (await fanOut.pending());
+    const deliverer = new Deliverer(repo, registry, settings, hub, fhirBase, logger, deliveryMetrics(metricsRegistry, pending, repo.db));
     // A drainer that dies between claiming its batch's place and adding the job leaves a head that
     // never comes: the rows go back to the outbox and are drained again as another batch (another
     // id), which must not wait the default 5 min behind it.
     const changes = queues.queue<ChangeBatch>('subscription-match', { groupRecheckMs: 5_000 });
-    const matcher = new Matcher(repo, registry, deliveries, settings, new CareTeamPatients(repo.db, config.baseUrl));
+    const matcher = new Matcher(repo, registry, deliveries, fanOut, settings, new CareTeamPatients(repo.db, config.baseUrl));
     // batches one at a time across all workers (one group), each matched concurrently: deliveries follow commit order
     changes.process(matcher.handle, { concurrency: 1 });
+    const fanOutHandler = new FanOutHandler(deliverer, deliveries, settings, logger);
+    fanOut.process(fanOutHandler.handle, { concurrency: FAN_OUT_SHARDS, onDeadLetter: fanOutHandler.onDeadLetter });
     deliveries.process(deliverer.handle, { concurrency: settings.concurrency, onDeadLetter: deliverer.onDeadLetter });
     const targets = [{ queue: changes, groupKey: 'changes' }, ...feeds.map((queue) => ({ queue }))];
     drainer = new OutboxDrainer(repo.db, feed, targets, { pollMs: settings.pollMs, onError });

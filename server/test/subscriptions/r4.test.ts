@@ -223,6 +223,27 @@ for (const { driver, queue, env } of SETUPS) {
       assert.ok(value('vigil_outbox_changes') >= 0);
     });
 
+    it('keeps commit order through retries: events committed while a notification is retried wait behind it', async () => {
+      const flaky = await startReceiver((n) => (n <= 2 ? 503 : 200));
+      try {
+        const sub = await subscribe(server.fhir, {
+          criteria: 'Observation?subject=Patient/p8',
+          channel: { type: 'rest-hook', endpoint: flaky.url, payload: 'application/fhir+json' },
+        });
+        const ids = [(await request('POST', `${server.fhir}/Observation`, observation('Patient/p8', '8867-4', 60))).body.id];
+        await waitFor('the first attempt', () => flaky.received.length >= 1);
+        for (let i = 1; i < 4; i++) ids.push((await request('POST', `${server.fhir}/Observation`, observation('Patient/p8', '8867-4', 60 + i))).body.id);
+        await waitFor('4 notifications accepted', () => flaky.received.length >= 6);
+        await new Promise((r) => setTimeout(r, 300));
+        // the first two attempts (both of the first event) were refused
+        assert.deepEqual(flaky.received.slice(0, 2).map((r) => JSON.parse(r.body).id), [ids[0], ids[0]]);
+        assert.deepEqual(flaky.received.slice(2).map((r) => JSON.parse(r.body).id), ids);
+        await request('PUT', `${server.fhir}/Subscription/${sub.id}`, { ...sub, status: 'off' });
+      } finally {
+        await flaky.close();
+      }
+    });
+
     it('off stops deliveries; end is honoured', async () => {
       const sub = await subscribe(server.fhir, { criteria: 'Observation?subject=Patient/p6', channel: { type: 'rest-hook', endpoint: receiver.url } });
       await request('PUT', `${server.fhir}/Subscription/${sub.id}`, { ...sub, status: 'off' });
