@@ -7,7 +7,7 @@ import { historyTable } from '../store/schema.ts';
 import type { SubscriptionConfig } from './config.ts';
 import { checkEndpoint, publicLookup } from './endpoint.ts';
 import type { Hub } from './hub.ts';
-import { eventCount, type NumberedEvent } from './events.ts';
+import { eventCount, type NumberedEvent, type SubscriptionEvent } from './events.ts';
 import { notificationBundle } from './notification.ts';
 import type { Change } from './outbox.ts';
 import { parseSubscription, type ParsedSubscription } from './parse.ts';
@@ -29,7 +29,7 @@ export interface Delivery {
 }
 
 /** The focus version comes along when the matcher had it and the channel sends it (small resources only); otherwise it is read. */
-export interface DeliveryEvent extends NumberedEvent {
+export interface DeliveryEvent extends SubscriptionEvent {
   resource?: Resource;
 }
 
@@ -141,10 +141,12 @@ export class Deliverer {
       }));
     }
     const count = resent ? await eventCount(this.#repo.db, sub.id) : undefined;
+    // a topic-based subscription's events were numbered when matched
+    const numbered = withResources as (DeliveryEvent & NumberedEvent)[];
     const notifications: Notification[] = [];
-    const size = sub.maxCount ?? withResources.length;
-    for (let i = 0; i < withResources.length; i += size) {
-      const chunk = withResources.slice(i, i + size);
+    const size = sub.maxCount ?? numbered.length;
+    for (let i = 0; i < numbered.length; i += size) {
+      const chunk = numbered.slice(i, i + size);
       const eventsSinceStart = count ?? chunk[chunk.length - 1].number;
       const bundle = notificationBundle({ sub, fhirBase: this.#fhirBase, type: 'event-notification', eventsSinceStart, events: chunk });
       notifications.push({ body: JSON.stringify(bundle), contentType: sub.channel.payload, committed: resent ? [] : chunk.map((e) => e.timestamp) });

@@ -2,11 +2,21 @@ import type { Database } from '../store/database.ts';
 import { isoTimestamp } from '../store/database.ts';
 import type { Change } from './outbox.ts';
 
-/** A subscription's event: numbered from 1 in commit order, the number kept across retries, re-drains and `$resend`. */
-export interface NumberedEvent {
-  number: number;
+/** A change a subscription matched, with when it was committed. */
+export interface SubscriptionEvent {
   timestamp: string;
   focus: Change;
+  /** A topic-based subscription's events only: numbered from 1 in commit order (see `numberEvents`). */
+  number?: number;
+}
+
+/**
+ * A topic-based subscription's event, numbered from 1 in commit order, the number kept across
+ * retries, re-drains and `$resend`. Classic R4 subscriptions number none: their notification is the
+ * bare resource, and numbering cost PostgreSQL more per event than the rest of matching and delivery.
+ */
+export interface NumberedEvent extends SubscriptionEvent {
+  number: number;
 }
 
 /**

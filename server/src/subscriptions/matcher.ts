@@ -13,7 +13,7 @@ import { MAX_COUNT, parseSearch } from '../store/search/query.ts';
 import { ownerRestriction } from './access.ts';
 import type { SubscriptionConfig } from './config.ts';
 import { sendsResources, type Delivery, type DeliveryEvent } from './delivery.ts';
-import { numberEvents } from './events.ts';
+import { numberEvents, type SubscriptionEvent } from './events.ts';
 import { fanOutJobs, type FanOut, type QueuedDelivery } from './fan-out.ts';
 import type { Change, ChangeBatch } from './outbox.ts';
 import { parseSubscription, type ParsedSubscription, type Trigger } from './parse.ts';
@@ -109,11 +109,15 @@ export class Matcher {
     if (bySubscription.size === 0) return;
     const entries = [...bySubscription.values()];
     const at = (f: Change) => f.interaction === 'delete' ? undefined : versions.get(versionKey(f.resourceType, f.id, f.versionId))?.resource.meta?.lastUpdated;
-    const numbered = await numberEvents(this.#repo.db, entries.flatMap(({ sub, changes: focus }) => focus.map((f) => ({ subscriptionId: sub.id, focus: f, at: at(f) }))));
+    // only topic-based subscriptions number their events (events.ts)
+    const topical = entries.filter(({ sub }) => sub.topic);
+    const numbered = await numberEvents(this.#repo.db, topical.flatMap(({ sub, changes: focus }) => focus.map((f) => ({ subscriptionId: sub.id, focus: f, at: at(f) }))));
+    const now = new Date().toISOString();
     let next = 0;
     // one delivery per subscription, its events in commit order
     const deliveries = entries.map(({ sub, changes: focus }): QueuedDelivery => {
-      const events = numbered.slice(next, (next += focus.length)).map((event): DeliveryEvent => {
+      const matched: SubscriptionEvent[] = sub.topic ? numbered.slice(next, (next += focus.length)) : focus.map((f) => ({ timestamp: at(f) ?? now, focus: f }));
+      const events = matched.map((event): DeliveryEvent => {
         const version = sendsResources(sub) ? versions.get(versionKey(event.focus.resourceType, event.focus.id, event.focus.versionId)) : undefined;
         return version && version.bytes <= CARRIED_BYTES ? { ...event, resource: version.resource } : event;
       });

@@ -18,8 +18,8 @@ export interface StatusInput {
   sub: ParsedSubscription;
   fhirBase: string;
   type: NotificationType;
-  /** Events only: handshakes and heartbeats do not count. */
-  eventsSinceStart: number;
+  /** Events only: handshakes and heartbeats do not count. None for a classic R4 subscription, which numbers no events. */
+  eventsSinceStart?: number;
   events?: NotificationEvent[];
   content?: Content;
   error?: string;
@@ -31,11 +31,8 @@ export function statusParameters({ sub, fhirBase, type, eventsSinceStart, events
   ];
   // the IG: topic SHOULD NOT be present in empty payloads
   if (content !== 'empty' && sub.topic) parameter.push({ name: 'topic', valueCanonical: sub.topic.url });
-  parameter.push(
-    { name: 'status', valueCode: sub.status },
-    { name: 'type', valueCode: type },
-    { name: 'events-since-subscription-start', valueString: String(eventsSinceStart) },
-  );
+  parameter.push({ name: 'status', valueCode: sub.status }, { name: 'type', valueCode: type });
+  if (eventsSinceStart !== undefined) parameter.push({ name: 'events-since-subscription-start', valueString: String(eventsSinceStart) });
   for (const event of events) {
     const part: ParametersParameter[] = [
       { name: 'event-number', valueString: String(event.number) },

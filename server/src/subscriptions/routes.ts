@@ -145,11 +145,12 @@ const status = (ctx: FhirContext, allowPrivate: boolean): Handler => async (req,
   if (id && subs.length === 0) throw notFound(`Subscription/${id} not found`);
   const entry = await Promise.all(
     subs.map(async (s) => {
+      const sub = describe(s, allowPrivate);
       const resource = statusParameters({
-        sub: describe(s, allowPrivate),
+        sub,
         fhirBase: fhirBase(ctx),
         type: 'query-status',
-        eventsSinceStart: await eventCount(ctx.repo.db, s.id as string),
+        eventsSinceStart: sub.topic ? await eventCount(ctx.repo.db, s.id as string) : undefined,
         content: 'id-only',
         error: s.error,
       });
@@ -178,12 +179,16 @@ function instantInput(req: Request, name: string): string | undefined {
   return new Date(value).toISOString();
 }
 
+/** `$events` and `$resend` name events by number, which only topic-based subscriptions give them. */
+const UNNUMBERED = 'Only topic-based subscriptions number their events: a classic R4 subscription has none to list or resend';
+
 const events = (ctx: FhirContext, allowPrivate: boolean): Handler => async (req, res) => {
   const id = req.params.id as string;
   const { restriction } = requestAccess(res);
   const [sub] = await loadSubscriptions(ctx, [id], restriction);
   if (!sub) throw notFound(`Subscription/${id} not found`);
   const parsed = describe(sub, allowPrivate);
+  if (!parsed.topic) throw badRequest(UNNUMBERED);
   const number = (name: string, fallback: number): number => eventNumber(req, name, fallback);
   const total = await eventCount(ctx.repo.db, id);
   const until = number('eventsUntilNumber', total);
@@ -225,7 +230,7 @@ const resendEvents = (ctx: FhirContext, allowPrivate: boolean, resend: Resend): 
   const id = req.params.id as string;
   const [sub] = await loadSubscriptions(ctx, [id], requestAccess(res).restriction);
   if (!sub) throw notFound(`Subscription/${id} not found`);
-  if (!describe(sub, allowPrivate).topic) throw badRequest('Only topic-based subscriptions number their events, so only they can be resent');
+  if (!describe(sub, allowPrivate).topic) throw badRequest(UNNUMBERED);
   if (sub.status !== 'active') throw badRequest(`Subscription/${id} is ${sub.status}, not active: nothing can be sent on it`, 'Subscription.status');
   const since = eventNumber(req, 'eventsSinceNumber', 1);
   const until = eventNumber(req, 'eventsUntilNumber', Number.MAX_SAFE_INTEGER);

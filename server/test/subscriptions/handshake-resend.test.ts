@@ -126,5 +126,22 @@ for (const driver of DRIVERS) {
       assert.match(off.body.issue[0].diagnostics, /is off, not active/);
       assert.equal((await request('POST', `${server.fhir}/Subscription/nope/$resend`)).status, 404);
     });
+
+    it('numbers no events of a classic R4 subscription: its $status has no count, and $events refuses it', async () => {
+      const r4 = await subscribe(server.fhir, { criteria: 'Observation?subject=Patient/r3', channel: { type: 'rest-hook', endpoint: receiver.url, payload: 'application/fhir+json' } });
+      receiver.received.length = 0;
+      const obs = (await request('POST', `${server.fhir}/Observation`, observation('Patient/r3'))).body;
+      await waitFor('the R4 notification', () => receiver.received.length >= 1);
+      assert.equal(JSON.parse(receiver.received[0].body).id, obs.id);
+      const status = await request('GET', `${server.fhir}/Subscription/${r4.id}/$status`);
+      assert.equal(status.status, 200);
+      const names = status.body.entry[0].resource.parameter.map((p: any) => p.name);
+      assert.deepEqual(names, ['subscription', 'status', 'type']);
+      const events = await request('GET', `${server.fhir}/Subscription/${r4.id}/$events`);
+      assert.equal(events.status, 400);
+      assert.match(events.body.issue[0].diagnostics, /Only topic-based subscriptions number their events/);
+      const rows = await server.vigil.repo.db.query<{ n: number }>('SELECT count(*)::int AS n FROM subscription_event WHERE subscription_id = $1', [r4.id]);
+      assert.equal(rows[0].n, 0);
+    });
   });
 }
