@@ -27,8 +27,8 @@ export function extractIndex(resource: Resource, baseUrl: string, content?: stri
 }
 
 /** The columns of these search parameters alone (the others left null): what the subscription index looks up. */
-export function extractParams(resource: Resource, baseUrl: string, codes: Pick<ReadonlySet<string>, 'has'>): IndexRow {
-  return indexWith(evaluate, resource, baseUrl, undefined, codes);
+export function extractParams(resource: Resource, baseUrl: string, codes: Pick<ReadonlySet<string>, 'has'>, content?: string): IndexRow {
+  return indexWith(evaluate, resource, baseUrl, content, codes);
 }
 
 /** The same row with every expression run by medplum's FHIRPath evaluator: what compiled paths must reproduce. */

@@ -28,9 +28,12 @@ export interface Delivery {
   attempted?: number;
 }
 
-/** The focus version comes along when the matcher had it and the channel sends it (small resources only); otherwise it is read. */
+/**
+ * The focus version's stored JSON comes along when the matcher had it and the channel sends it
+ * (small resources only); otherwise it is read. As text, it is a classic notification's body as it is.
+ */
 export interface DeliveryEvent extends SubscriptionEvent {
-  resource?: Resource;
+  content?: string;
 }
 
 export interface Notification {
@@ -130,19 +133,19 @@ export class Deliverer {
   }
 
   async #events(sub: ParsedSubscription, events: DeliveryEvent[], resent: boolean): Promise<Notification[]> {
-    const withResources = sendsResources(sub)
-      ? await Promise.all(events.map(async (e) => ({ ...e, resource: e.resource ?? (await this.#version(e.focus)) })))
+    const withContent = sendsResources(sub)
+      ? await Promise.all(events.map(async (e) => ({ ...e, content: e.content ?? (await this.#version(e.focus)) })))
       : events;
     if (!sub.topic) {
       // classic R4: the resource itself when a payload is asked for, otherwise an empty POST
-      return withResources.map((e) => ({
-        ...(sub.channel.payload ? { body: e.resource ? JSON.stringify(e.resource) : '', contentType: sub.channel.payload } : { body: '' }),
+      return withContent.map((e) => ({
+        ...(sub.channel.payload ? { body: e.content ?? '', contentType: sub.channel.payload } : { body: '' }),
         committed: resent ? [] : [e.timestamp],
       }));
     }
     const count = resent ? await eventCount(this.#repo.db, sub.id) : undefined;
     // a topic-based subscription's events were numbered when matched
-    const numbered = withResources as (DeliveryEvent & NumberedEvent)[];
+    const numbered = withContent.map((e) => ({ ...(e as NumberedEvent), resource: e.content ? (JSON.parse(e.content) as Resource) : undefined }));
     const notifications: Notification[] = [];
     const size = sub.maxCount ?? numbered.length;
     for (let i = 0; i < numbered.length; i += size) {
@@ -160,14 +163,14 @@ export class Deliverer {
     return [{ body: JSON.stringify(bundle), contentType: sub.channel.payload }];
   }
 
-  /** The focus version, none for a deletion. */
-  async #version(focus: Change): Promise<Resource | undefined> {
+  /** The focus version's stored JSON, none for a deletion. */
+  async #version(focus: Change): Promise<string | undefined> {
     if (focus.interaction === 'delete') return undefined;
     const rows = await this.#repo.db.query<{ content: string | null }>(
       `SELECT content FROM ${quote(historyTable(focus.resourceType))} WHERE id = $1 AND version_id = $2`,
       [focus.id, focus.versionId],
     );
-    return rows[0]?.content ? (JSON.parse(rows[0].content) as Resource) : undefined;
+    return rows[0]?.content ?? undefined;
   }
 
   async #active(id: string): Promise<ParsedSubscription | undefined> {

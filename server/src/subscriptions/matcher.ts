@@ -27,8 +27,8 @@ const CARRIED_BYTES = 16 * 1024;
 
 interface Version {
   resource: Resource;
-  /** Of its stored JSON. */
-  bytes: number;
+  /** Its stored JSON, which notifications carry as it is. */
+  content: string;
 }
 
 /** A change with its versions and the triggers it may match. */
@@ -119,7 +119,7 @@ export class Matcher {
       const matched: SubscriptionEvent[] = sub.topic ? numbered.slice(next, (next += focus.length)) : focus.map((f) => ({ timestamp: at(f) ?? now, focus: f }));
       const events = matched.map((event): DeliveryEvent => {
         const version = sendsResources(sub) ? versions.get(versionKey(event.focus.resourceType, event.focus.id, event.focus.versionId)) : undefined;
-        return version && version.bytes <= CARRIED_BYTES ? { ...event, resource: version.resource } : event;
+        return version && version.content.length <= CARRIED_BYTES ? { ...event, content: version.content } : event;
       });
       const first = events[0].focus;
       return {
@@ -134,14 +134,14 @@ export class Matcher {
   /** The change's version (a deletion: the one before it) and the triggers its index may match. */
   #prepare(change: Change, versions: Map<string, Version>): Prepared {
     const deleted = change.interaction === 'delete';
-    const read = (version: number) => versions.get(versionKey(change.resourceType, change.id, version))?.resource;
-    const current = deleted ? undefined : read(change.versionId);
+    const read = (version: number) => versions.get(versionKey(change.resourceType, change.id, version));
+    const current = deleted ? undefined : read(change.versionId)?.resource;
     // a deletion's previous version came with the batch; another's is read if a FHIRPath condition asks
-    let previous = deleted ? Promise.resolve(read(change.versionId - 1)) : undefined;
+    let previous = deleted ? Promise.resolve(read(change.versionId - 1)?.resource) : undefined;
     const loadPrevious = () => (previous ??= change.versionId > 1 ? this.#version(change, change.versionId - 1) : Promise.resolve(undefined));
-    const indexed = deleted ? read(change.versionId - 1) : current;
+    const indexed = read(deleted ? change.versionId - 1 : change.versionId);
     const keyed = this.#registry.keyedParams(change.resourceType);
-    const row = indexed && keyed.size ? extractParams(indexed, this.#repo.baseUrl, keyed) : undefined;
+    const row = indexed && keyed.size ? extractParams(indexed.resource, this.#repo.baseUrl, keyed, indexed.content) : undefined;
     const candidates = deleted || current ? this.#registry.candidates(change.resourceType, change.interaction, row) : [];
     return { change, current, previous: loadPrevious, candidates };
   }
@@ -203,7 +203,7 @@ export class Matcher {
         [ids, versions],
       );
       for (const row of rows) {
-        if (row.content) found.set(versionKey(type, row.id, Number(row.version_id)), { resource: JSON.parse(row.content) as Resource, bytes: row.content.length });
+        if (row.content) found.set(versionKey(type, row.id, Number(row.version_id)), { resource: JSON.parse(row.content) as Resource, content: row.content });
       }
     }));
     return found;
