@@ -240,8 +240,10 @@ function progress(label: string, received: () => number, expected: number): () =
   return () => clearInterval(timer);
 }
 
-/** Bundles back to back, 8 in flight, for `seconds`: resources written per second. */
-/** Writes/s, and this process's CPU (the load and, with subscriptions, the receiver) as a share of one core. */
+/**
+ * Bundles back to back, 8 in flight, for `seconds`: resources written per second, and this
+ * process's CPU meanwhile (the load and, with subscriptions, the receiver) as a share of one core.
+ */
 async function flatOut(write: () => Promise<void>, batch: number, seconds: number): Promise<{ perSecond: number; ownCpu: number }> {
   let done = 0;
   const cpu0 = process.cpuUsage();
