@@ -38,27 +38,32 @@ export async function readHistory(sql: Sql, q: HistoryQuery): Promise<HistoryPag
     params.push(v);
     return `$${params.length}`;
   };
-  const conditions: string[] = [];
-  if (q.id) conditions.push(`h.id = ${bind(q.id)}`);
+  const idCondition = q.id ? [`h.id = ${bind(q.id)}`] : [];
+  const conditions = [...idCondition];
   if (q.since) conditions.push(`h.last_updated >= ${bind(parseDate(q.since, '_since').s)}::timestamptz`);
-  if (q.at) conditions.push(`h.last_updated < ${bind(parseDate(q.at, '_at').e)}::timestamptz`);
   if (q.cursor) {
     const c = decode(q.cursor);
     conditions.push(
       `(h.last_updated, '${'__TYPE__'}', h.id, h.version_id) < (${bind(c[0])}::timestamptz, ${bind(c[1])}::text, ${bind(c[2])}::text, ${bind(c[3])}::int)`,
     );
   }
+  const period = q.at ? parseDate(q.at, '_at') : undefined;
+  const at = period && { start: bind(period.s), end: bind(period.e) };
   const types = q.resourceType ? [q.resourceType] : getResourceTypeList();
-  const where = conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
   const limit = q.count + 1;
   const selects = types.map((type) => {
-    const w = where.replaceAll("'__TYPE__'", `'${type}'::text`);
-    const atOnly = q.at ? `DISTINCT ON (h.id) ` : '';
-    const inner = `SELECT ${atOnly}'${type}'::text AS "resourceType", h.id, h.version_id, h.last_updated, h.deleted, h.content FROM ${quote(historyTable(type))} h ${w}`;
-    // _at: only the version current at that instant, per resource
-    return q.at
-      ? `(SELECT * FROM (${inner} ORDER BY h.id, h.version_id DESC) x ORDER BY last_updated DESC, id DESC, version_id DESC LIMIT ${limit})`
-      : `(${inner} ORDER BY h.last_updated DESC, h.id DESC, h.version_id DESC LIMIT ${limit})`;
+    const where = (list: string[]) => (list.length ? `WHERE ${list.join(' AND ')}` : '').replaceAll("'__TYPE__'", `'${type}'::text`);
+    const table = `${quote(historyTable(type))} h`;
+    const columns = `'${type}'::text AS "resourceType", h.id, h.version_id, h.last_updated, h.deleted, h.content`;
+    const order = 'ORDER BY h.last_updated DESC, h.id DESC, h.version_id DESC';
+    if (!at) return `(SELECT ${columns} FROM ${table} ${where(conditions)} ${order} LIMIT ${limit})`;
+    // _at: the versions current at some time during its period (R4: may be more than one), i.e.
+    // made before its end and not replaced by their successor before its start. The other
+    // conditions, the cursor above all, apply to those versions, once each is paired with its successor.
+    const versions = `SELECT ${columns}, lead(h.last_updated) OVER (PARTITION BY h.id ORDER BY h.version_id) AS replaced ` +
+      `FROM ${table} ${where([...idCondition, `h.last_updated < ${at.end}::timestamptz`])}`;
+    return `(SELECT "resourceType", id, version_id, last_updated, deleted, content FROM (${versions}) h ` +
+      `${where([`(h.replaced IS NULL OR h.replaced > ${at.start}::timestamptz)`, ...conditions])} ${order} LIMIT ${limit})`;
   });
   const rows = await sql.query<{ resourceType: string; id: string; version_id: number; last_updated: string; deleted: boolean; content: string | null }>(
     `SELECT * FROM (${selects.join(' UNION ALL ')}) u ORDER BY last_updated DESC, "resourceType" DESC, id DESC, version_id DESC LIMIT ${limit}`,

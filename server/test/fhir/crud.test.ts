@@ -109,6 +109,37 @@ for (const driver of DRIVERS) {
       assert.equal(at.body.entry.length, 0);
     });
 
+    it('answers _at with the versions current during its period, paging without repeats', async () => {
+      const pause = () => new Promise((r) => setTimeout(r, 5));
+      const put = (id: string, status: string) => request('PUT', `${s.fhir}/Medication/${id}`, { resourceType: 'Medication', id, status });
+      const a = `at-${Date.now()}-a`;
+      const b = `at-${Date.now()}-b`;
+      await put(a, 'active');
+      await put(b, 'active');
+      await pause();
+      await put(a, 'inactive');
+      await pause();
+      const between = new Date().toISOString();
+      await pause();
+      await put(a, 'entered-in-error');
+      await put(b, 'inactive');
+      const versions = async (url: string) => {
+        const seen: string[] = [];
+        for (let next: string | undefined = url; next;) {
+          const page: { status: number; body: any } = await request('GET', next);
+          assert.equal(page.status, 200);
+          seen.push(...(page.body.entry ?? []).map((e: any) => `${e.resource.id}/${e.resource.meta.versionId}`));
+          next = page.body.link.find((l: any) => l.relation === 'next')?.url;
+        }
+        return seen.filter((v) => v.startsWith('at-')).sort();
+      };
+      // one page per version: a later page must not fall back to a version replaced before _at
+      assert.deepEqual(await versions(`${s.fhir}/Medication/_history?_at=${between}&_count=1`), [`${a}/2`, `${b}/1`]);
+      // a period (a whole year) holds every version current at some time in it
+      const year = between.slice(0, 4);
+      assert.deepEqual(await versions(`${s.fhir}/Medication/${a}/_history?_at=${year}`), [`${a}/1`, `${a}/2`, `${a}/3`]);
+    });
+
     it('answers conditional reads with 304', async () => {
       const created = await request('POST', `${s.fhir}/Patient`, patient);
       const url = `${s.fhir}/Patient/${created.body.id}`;
