@@ -7,13 +7,15 @@ import { subset } from './elements.ts';
 /**
  * The searchset Bundle of one page: matches, then includes, with self/next/previous links that
  * repeat the search at `path` (a type, or '' for the whole system), and an OperationOutcome entry
- * for the parameters a lenient search ignored.
+ * for the parameters a lenient search ignored. The links leave those out: R4 has them carry only
+ * the parameters the search used.
  */
 export function searchsetText(ctx: FhirContext, path: string, params: URLSearchParams, query: SearchQuery, result: SearchResult): string {
   const base = fhirBase(ctx);
   const link = (cursor?: string): string => {
     const p = new URLSearchParams(params);
     p.delete('_cursor');
+    for (const [key, value] of query.ignored) p.delete(key, value);
     if (cursor) p.set('_cursor', cursor);
     const qs = p.toString();
     return `${base}${path ? `/${path}` : ''}${qs ? `?${qs}` : ''}`;
@@ -30,7 +32,7 @@ export function searchsetText(ctx: FhirContext, path: string, params: URLSearchP
   if (query.ignored.length) {
     entries.push(outcomeEntry({
       resourceType: 'OperationOutcome',
-      issue: query.ignored.map((p) => ({ severity: 'warning', code: 'not-supported', diagnostics: `Ignored unknown or invalid search parameter "${p}"`, expression: [p] })),
+      issue: query.ignored.map(([p]) => ({ severity: 'warning', code: 'not-supported', diagnostics: `Ignored unknown or invalid search parameter "${p}"`, expression: [p] })),
     }));
   }
   return bundleText('searchset', links, entries, result.total);

@@ -105,6 +105,9 @@ for (const driver of DRIVERS) {
       assert.equal(outcome?.resourceType, 'OperationOutcome');
       const named = outcome.issue.flatMap((i: any) => i.expression);
       for (const p of ['foo', 'birthdate', '_sort', '_count']) assert.ok(named.includes(p), `${p} in ${named}`);
+      // the self link carries only the parameters the search used
+      const self = new URL(res.body.link.find((l: any) => l.relation === 'self').url);
+      assert.deepEqual([...self.searchParams], [['gender', 'male']]);
       const clean = await get('Patient?gender=female', LENIENT);
       assert.deepEqual(ids(clean.body), ['p2']);
       assert.ok(!clean.body.entry.some((e: any) => e.search.mode === 'outcome'));

@@ -18,8 +18,8 @@ export interface SearchQuery {
   elements?: string[];
   include: IncludeSpec[];
   revinclude: IncludeSpec[];
-  /** Parameters ignored under `Prefer: handling=lenient`, reported back to the client. */
-  ignored: string[];
+  /** Parameters ignored under `Prefer: handling=lenient`, as given: reported back to the client. */
+  ignored: [key: string, value: string][];
 }
 
 export type Filter =
@@ -49,7 +49,7 @@ export function parseSearch(resourceType: string, params: URLSearchParams, lenie
       else query.filters.push(parseFilter(resourceType, key, value, 0));
     } catch (err) {
       if (!lenient) throw err;
-      query.ignored.push(key);
+      query.ignored.push([key, value]);
     }
   }
   return query;
@@ -66,7 +66,7 @@ export function parseSystemSearch(params: URLSearchParams, lenient = false): Sea
   const used = [...params.keys()].map((k) => k.split(/[.:]/)[0]).filter((code) => META_PARAMS.has(code));
   const types = listed.length ? [...new Set(listed)] : getResourceTypeList().filter((t) => used.every((code) => getSearchParams(t).has(code)));
   const shared = new URLSearchParams();
-  const ignored: string[] = [];
+  const ignored: [string, string][] = [];
   for (const [key, value] of params) {
     if (key === '_type') continue;
     try {
@@ -74,7 +74,7 @@ export function parseSystemSearch(params: URLSearchParams, lenient = false): Sea
       shared.append(key, value);
     } catch (err) {
       if (!lenient) throw err;
-      ignored.push(key);
+      ignored.push([key, value]);
     }
   }
   const queries = types.map((type) => ({ ...parseSearch(type, shared), ignored }));
