@@ -4,7 +4,7 @@ import type { Parameters, Resource } from '@medplum/fhirtypes';
 import { lockCriteria, matchIds } from '../store/conditional.ts';
 import type { Writer } from '../store/repository.ts';
 import { requestAccess } from './access.ts';
-import { acknowledge } from './acknowledgement.ts';
+import { writeAcknowledging } from './acknowledgement.ts';
 import { type FhirContext, fhirBase, resourceType } from './context.ts';
 import { FhirError, badRequest, notFound, preconditionFailed } from './outcome.ts';
 import { informational } from './outcome.ts';
@@ -48,7 +48,7 @@ export async function patchResource(w: Writer, type: string, id: string, patch: 
   const current = await w.read(type, id, true);
   if (ifMatch !== undefined && current.versionId !== ifMatch) throw preconditionFailed(`If-Match ${ifMatch} does not match the current version of ${type}/${id}`);
   const previous = JSON.parse(current.content as string) as Resource;
-  return w.update(acknowledge(previous, applyPatchBody(previous, patch), user));
+  return writeAcknowledging(w, previous, applyPatchBody(previous, patch), user);
 }
 
 /** patch: PATCH [base]/[type]/[id], and the conditional PATCH [base]/[type]?criteria. */

@@ -46,6 +46,10 @@ for (const driver of DRIVERS) {
       await put({ resourceType: 'CareTeam', id: 'ack-team', status: 'active', subject: { reference: 'Patient/ack-p' }, participant: [{ member: { reference: 'Practitioner/ack-doc' } }] });
       for (const id of ['ack-flag-1', 'ack-flag-2', 'ack-flag-3', 'ack-flag-4', 'ack-flag-5']) await put(flag(id));
       for (const id of ['ack-comm-1', 'ack-comm-2']) await put(communication(id));
+      await put(flag('ack-flag-6'));
+      await put(flag('ack-flag-7'));
+      await put({ ...communication('ack-comm-4'), about: [{ reference: 'Flag/ack-flag-7' }] });
+      await put({ ...communication('ack-comm-3'), about: [{ reference: 'Flag/ack-flag-6' }, { reference: 'Observation/ack-evidence' }] });
       assert.equal((await request('POST', `${s.base}/admin/users`, { username: 'ack-doc', password: PASSWORD, fhirUser: 'Practitioner/ack-doc' })).status, 201);
       assert.equal((await request('POST', `${s.base}/admin/clients`, { client_id: 'ack-app', redirect_uris: [REDIRECT], scopes: 'user/*.cruds' })).status, 201);
       const res = await authorizationCodeFlow({ base: s.base, fhir: s.fhir, clientId: 'ack-app', redirectUri: REDIRECT, scope: 'user/*.cruds', username: 'ack-doc', password: PASSWORD });
@@ -102,6 +106,23 @@ for (const driver of DRIVERS) {
       const created = await request('PUT', `${s.fhir}/Communication?_id=ack-comm-none`, { ...communication('x'), id: undefined, status: 'completed', extension: [forged] }, as(doctorUnlimited));
       assert.equal(created.status, 201, JSON.stringify(created.body));
       assert.equal(ack(created.body), undefined, 'a conditional create drops a forged acknowledgement');
+    });
+
+    it('a clinician completing the alert\'s Communication ends the Flag it is about, recorded as theirs', async () => {
+      const before = new Date().toISOString();
+      const completed = await put({ ...communication('ack-comm-3'), about: [{ reference: 'Flag/ack-flag-6' }, { reference: 'Observation/ack-evidence' }], status: 'completed' }, as(doctor));
+      assert.equal(ack(completed)?.by, 'Practitioner/ack-doc');
+      const ended = (await request('GET', `${s.fhir}/Flag/ack-flag-6`)).body;
+      assert.equal(ended.status, 'inactive');
+      assert.equal(ack(ended)?.by, 'Practitioner/ack-doc');
+      assert.ok(ended.period.end >= before);
+      assert.equal(ended.period.end, ack(ended)?.at);
+      // saving it again (no transition) leaves the Flag alone
+      await put(completed, as(doctor));
+      assert.equal((await request('GET', `${s.fhir}/Flag/ack-flag-6`)).body.meta.versionId, ended.meta.versionId);
+      // a client acting on its own acknowledges nothing
+      await put({ ...communication('ack-comm-4'), about: [{ reference: 'Flag/ack-flag-7' }], status: 'completed' });
+      assert.equal((await request('GET', `${s.fhir}/Flag/ack-flag-7`)).body.status, 'active');
     });
 
     it('records nothing for other changes, nor for clients acting on their own, and refuses a malformed acknowledgement', async () => {
