@@ -32,6 +32,17 @@ function profileUrls(type: string): string[] | undefined {
   return urls.length ? urls : undefined;
 }
 
+/**
+ * The `_revinclude` values a search of `type` takes: each reference parameter of any type that may
+ * point to it (`Source:param`), and `Source:*` for each such type.
+ */
+function revIncludes(type: string): string[] {
+  return getResourceTypeList().flatMap((source) => {
+    const params = [...getSearchParams(source).values()].filter((p) => p.type === 'reference' && (p.targets.length === 0 || p.targets.includes(type)));
+    return params.length ? [`${source}:*`, ...params.map((p) => `${source}:${p.code}`)] : [];
+  });
+}
+
 /** The CapabilityStatement lists exactly what this server does: every R4 type, its interactions and indexed parameters. */
 export function capabilityStatement(baseUrl: string, version: string): CapabilityStatement {
   const resources: CapabilityStatementRestResource[] = getResourceTypeList().map((type) => ({
@@ -48,7 +59,7 @@ export function capabilityStatement(baseUrl: string, version: string): Capabilit
     conditionalUpdate: true,
     conditionalDelete: 'multiple',
     searchInclude: [`${type}:*`, ...[...getSearchParams(type).values()].filter((p) => p.type === 'reference').map((p) => `${type}:${p.code}`)],
-    searchRevInclude: ['*'],
+    searchRevInclude: revIncludes(type),
     supportedProfile: profileUrls(type),
     operation: [...(OPERATIONS[type] ?? []), VALIDATE],
     searchParam: [

@@ -195,6 +195,10 @@ for (const driver of DRIVERS) {
       assert.deepEqual(obs.operation.map((o: any) => o.name).sort(), ['lastn', 'stats', 'timeseries', 'validate']);
       assert.ok(obs.supportedProfile.includes('https://vigil.health/fhir/StructureDefinition/vigil-device-observation'));
       assert.ok(res.body.rest[0].resource.find((r: any) => r.type === 'Patient').operation.some((o: any) => o.name === 'everything'));
+      // _revinclude values are listed as they are taken: by referring type and parameter, never a bare *
+      const patientRevIncludes = res.body.rest[0].resource.find((r: any) => r.type === 'Patient').searchRevInclude;
+      for (const value of ['Observation:subject', 'Observation:patient', 'Observation:*', 'Encounter:subject']) assert.ok(patientRevIncludes.includes(value), value);
+      assert.ok(!patientRevIncludes.includes('*') && !patientRevIncludes.includes('Observation:code'));
       assert.ok(res.body.rest[0].resource.length >= 145);
     });
 

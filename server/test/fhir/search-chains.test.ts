@@ -148,6 +148,7 @@ for (const driver of DRIVERS) {
         'Observation?_include=Observation:subject:Bogus',
         'Observation?_include:bogus=Observation:subject',
         'Patient?_revinclude=Observation:code',
+        'Patient?_revinclude=*',
         'Observation?derived-from.derived-from.derived-from.derived-from.derived-from.derived-from.code=x',
       ]) {
         assert.equal(await status(query), 400, query);

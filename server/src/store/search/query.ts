@@ -136,8 +136,13 @@ function parseSortKey(resourceType: string, item: string): SortKey {
   return { code, param, descending };
 }
 
-/** `Source:param[:Target]`, `Source:*`, or `*` (every reference of the searched type). */
+/**
+ * `Source:param[:Target]`, `Source:*`, or for `_include` `*` (every reference of the searched type).
+ * A bare `*` for `_revinclude` would mean every reference parameter of every type: refused, as it
+ * would take a query per such parameter for each page.
+ */
 function parseInclude(resourceType: string, value: string, iterate: boolean, key: string): IncludeSpec {
+  if (value === '*' && key.startsWith('_revinclude')) throw badRequest(`${key}=* is not supported: name the referring type, as in ${key}=Observation:*`, key);
   const [sourceType, code, targetType] = value === '*' ? [resourceType, '*'] : value.split(':');
   if (!sourceType || !isKnownResourceType(sourceType)) throw badRequest(`Unknown resource type in ${key}=${value}`, key);
   if (targetType !== undefined && !isKnownResourceType(targetType)) throw badRequest(`Unknown target type in ${key}=${value}`, key);
