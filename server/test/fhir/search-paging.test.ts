@@ -101,6 +101,15 @@ for (const driver of DRIVERS) {
       await expectOrder('Observation?_sort=date', ['h8', 'h1', 'h2', 'h3', 'h7', 'h5', 'h6', 'h4', 'h9']);
     });
 
+    it('sorts a parameter with several values by its first in the order asked for: lowest ascending, highest descending', async () => {
+      const named = (id: string, ...families: string[]) => ({ resourceType: 'Practitioner', id, name: families.map((family) => ({ family })) });
+      for (const r of [named('sv-a', 'Young', 'Baker'), named('sv-b', 'Carter'), named('sv-c', 'Zed', 'Adams')]) await put(r);
+      await walkBothWays('Practitioner?_sort=family&_count=1', ['sv-c', 'sv-a', 'sv-b']);
+      await walkBothWays('Practitioner?_sort=-family&_count=1', ['sv-c', 'sv-a', 'sv-b']);
+      await expectOrder('Practitioner?_sort=-family,_id', ['sv-c', 'sv-a', 'sv-b']);
+      await expectOrder('Practitioner?family=carter,young&_sort=family', ['sv-a', 'sv-b']);
+    });
+
     it('sorts by _lastUpdated in write order', async () => {
       for (const id of ['lu-c', 'lu-a', 'lu-b']) {
         await put({ resourceType: 'Basic', id, code: { text: 'lu' } } as any);

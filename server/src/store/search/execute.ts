@@ -123,12 +123,14 @@ function sortExpr(s: SortKey): { expr: string; cast: string } {
   if (s.code === '_id') return { expr: 't.id', cast: 'text' };
   if (s.code === '_lastUpdated') return { expr: 't.last_updated', cast: 'timestamptz' };
   const p = s.param as SearchParam;
+  // R4: a parameter with several values sorts by the one that comes first in the order asked for
+  const first = `(SELECT ${s.descending ? 'max' : 'min'}(v) FROM unnest(${col('t', p.code)}) v)`;
   switch (p.type) {
     case 'date': return { expr: col('t', `${p.code}_start`), cast: 'timestamptz' };
     case 'number':
-    case 'quantity': return { expr: `${col('t', p.code)}[1]`, cast: 'numeric' };
-    case 'reference': return { expr: p.array ? `${col('t', p.code)}[1]` : col('t', p.code), cast: 'text' };
-    default: return { expr: `${col('t', p.code)}[1]`, cast: 'text' };
+    case 'quantity': return { expr: first, cast: 'numeric' };
+    case 'reference': return { expr: p.array ? first : col('t', p.code), cast: 'text' };
+    default: return { expr: first, cast: 'text' };
   }
 }
 
