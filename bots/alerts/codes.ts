@@ -1,5 +1,5 @@
 import type { Communication } from '@medplum/fhirtypes';
-import type { Severity } from '../thresholds/rules.ts';
+import type { Severity, ThresholdRule } from '../thresholds/rules.ts';
 
 /** Vigil's alert CodeSystem (fhir-profiles/CodeSystem-alert.json): what a Flag is about. */
 export const ALERT_SYSTEM = 'https://vigil.health/fhir/CodeSystem/alert';
@@ -9,6 +9,7 @@ export const ALERT_DISPLAY = {
   'news2-medium': 'NEWS2 medium clinical risk',
   'news2-high': 'NEWS2 high clinical risk',
   'spo2-low': 'Low oxygen saturation',
+  'spo2-high': 'High oxygen saturation',
   'pulse-high': 'High pulse rate',
   'pulse-low': 'Low pulse rate',
   'bp-high': 'High blood pressure',
@@ -17,6 +18,8 @@ export const ALERT_DISPLAY = {
   'temperature-low': 'Low body temperature',
   'respiratory-rate-high': 'High respiratory rate',
   'respiratory-rate-low': 'Low respiratory rate',
+  'weight-high': 'High body weight',
+  'weight-low': 'Low body weight',
   'weight-gain': 'Weight gain',
   'baseline-deviation': 'Deviation from personal baseline',
   'missed-measurement': 'Missed measurement',
@@ -26,20 +29,25 @@ export const ALERT_DISPLAY = {
 export type AlertCode = keyof typeof ALERT_DISPLAY;
 
 /**
- * The threshold bot's rules (`measure-side`) to alert codes: the one place they meet. Systolic and
- * diastolic share `bp-high`, so a blood pressure gives one Flag however it is high.
+ * The threshold bot's rules to alert codes: the one place they meet. Keyed by every rule there can
+ * be, so a rule without a code does not compile. Systolic and diastolic share `bp-high` and
+ * `bp-low`, so a blood pressure gives one Flag however it is out of range.
  */
-export const THRESHOLD_ALERT: Readonly<Record<string, AlertCode>> = {
+export const THRESHOLD_ALERT: Readonly<Record<ThresholdRule, AlertCode>> = {
   'spo2-low': 'spo2-low',
+  'spo2-high': 'spo2-high',
   'pulse-high': 'pulse-high',
   'pulse-low': 'pulse-low',
   'systolic-high': 'bp-high',
   'diastolic-high': 'bp-high',
   'systolic-low': 'bp-low',
+  'diastolic-low': 'bp-low',
   'temperature-high': 'temperature-high',
   'temperature-low': 'temperature-low',
   'respiratoryRate-high': 'respiratory-rate-high',
   'respiratoryRate-low': 'respiratory-rate-low',
+  'weight-high': 'weight-high',
+  'weight-low': 'weight-low',
   'weight-gain': 'weight-gain',
 };
 

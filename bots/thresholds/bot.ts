@@ -9,22 +9,13 @@ import type { Bot, BotResult, FhirClient, RunSettings } from '../runtime/manifes
 import { codesOf, LOINC } from '../vitals/codes.ts';
 import { normaliseObservation } from '../vitals/normalise.ts';
 import { isMonitored } from '../vitals/recency.ts';
-import type { QuantityMeasure, QuantityReading, Reading } from '../vitals/reading.ts';
-import { evaluateThresholds, metLimits, needsHistory, persistentLimits } from './evaluate.ts';
-import { DEFAULT_LIMITS, type Breach, type PersonalRange } from './rules.ts';
-import { WEIGHT_GAIN } from './weight.ts';
+import type { Reading } from '../vitals/reading.ts';
+import { evaluateThresholds, lookbackMs, metLimits, needsHistory, persistentLimits } from './evaluate.ts';
+import { isThresholdReading, THRESHOLD_MEASURES, type Breach, type PersonalRange, type ThresholdMeasure, type ThresholdReading } from './rules.ts';
 
-const MEASURES = new Set<QuantityMeasure>(DEFAULT_LIMITS.map((r) => r.measure)).add('weight');
-
-/** How far back a reading's rules look: the longest persistence window, or the weight-gain period. */
-function lookbackMs(measure: QuantityMeasure): number {
-  if (measure === 'weight') return WEIGHT_GAIN.days * 86_400_000;
-  return Math.max(0, ...DEFAULT_LIMITS.filter((r) => r.measure === measure).map((r) => r.persistence.withinMinutes)) * 60_000;
-}
-
-/** The readings a rule on this reading looks back at: every one of its measure in the persistence window or weight-gain period. */
-async function historyOf(fhir: FhirClient, patientId: string, { measure, time }: QuantityReading): Promise<Reading[]> {
-  return readingsBetween(fhir, patientId, codesOf(measure), time - lookbackMs(measure), time);
+/** The readings the patient's rules on this reading look back at: every one of its measure in their persistence windows or weight-gain period. */
+async function historyOf(fhir: FhirClient, patientId: string, reading: ThresholdReading, ranges: PersonalRange[]): Promise<Reading[]> {
+  return readingsBetween(fhir, patientId, codesOf(reading.measure), reading.time - lookbackMs(reading, ranges), reading.time);
 }
 
 /**
@@ -32,20 +23,22 @@ async function historyOf(fhir: FhirClient, patientId: string, { measure, time }:
  * (see `standingAlerts`): then its history need not be read. A device streaming past an advice
  * limit would otherwise read half an hour of its readings on every sample. Weights are always read.
  */
-async function standingFor(fhir: FhirClient, patientId: string, reading: QuantityReading, ranges: PersonalRange[]): Promise<AlertCode[] | undefined> {
+async function standingFor(fhir: FhirClient, patientId: string, reading: ThresholdReading, ranges: PersonalRange[]): Promise<AlertCode[] | undefined> {
   if (reading.measure === 'weight') return undefined;
   const candidates = persistentLimits(reading, ranges).map((l) => ({ rule: THRESHOLD_ALERT[`${l.measure}-${l.side}`], priority: SEVERITY_PRIORITY[l.severity] }));
-  if (candidates.some((c) => !c.rule)) return undefined;
   const standing = await standingAlerts(fhir, patientId, candidates, reading.time);
   return candidates.every((c) => standing.has(c.rule)) ? candidates.map((c) => c.rule) : undefined;
 }
 
 /** The readings of an Observation this bot judges. */
-const judged = (readings: readonly Reading[]): QuantityReading[] => readings.filter((r): r is QuantityReading => r.measure !== 'consciousness' && MEASURES.has(r.measure));
+const judged = (readings: readonly Reading[]): ThresholdReading[] => readings.filter(isThresholdReading);
 
 /** The alerts a reading of the measure decides: its low and high limits, and weight gain. */
-const alertsOf = (measure: QuantityMeasure): AlertCode[] =>
-  [`${measure}-low`, `${measure}-high`, ...(measure === 'weight' ? ['weight-gain'] : [])].flatMap((rule) => (THRESHOLD_ALERT[rule] ? [THRESHOLD_ALERT[rule]] : []));
+const alertsOf = (measure: ThresholdMeasure): AlertCode[] => [
+  THRESHOLD_ALERT[`${measure}-low`],
+  THRESHOLD_ALERT[`${measure}-high`],
+  ...(measure === 'weight' ? [THRESHOLD_ALERT['weight-gain']] : []),
+];
 
 /**
  * Whether a run on the Observation could decide anything. A reading within every limit of the
@@ -67,7 +60,7 @@ async function decides(resource: Resource, fhir: FhirClient, { goals }: RunSetti
 export const thresholdsBot: Bot = {
   name: 'thresholds',
   title: 'Vigil thresholds',
-  trigger: { resourceType: 'Observation', criteria: `Observation?code=${[...MEASURES].flatMap(codesOf).filter((c, i, all) => all.indexOf(c) === i).map((c) => `${LOINC}|${c}`).join(',')}`, accepts: decides },
+  trigger: { resourceType: 'Observation', criteria: `Observation?code=${THRESHOLD_MEASURES.flatMap(codesOf).filter((c, i, all) => all.indexOf(c) === i).map((c) => `${LOINC}|${c}`).join(',')}`, accepts: decides },
   timeoutMs: 10_000,
   defaults: { ...ALERT_DEFAULTS },
 
@@ -94,7 +87,7 @@ export const thresholdsBot: Bot = {
       if (needsHistory(reading, ranges)) {
         const held = await standingFor(fhir, patientId, reading, ranges);
         if (held) held.forEach((code) => standing.add(code));
-        else history = await historyOf(fhir, patientId, reading);
+        else history = await historyOf(fhir, patientId, reading, ranges);
       }
       for (const code of alertsOf(reading.measure)) evaluated.add(code);
       for (const breach of evaluateThresholds(reading, history, ranges)) {

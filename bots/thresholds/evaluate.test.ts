@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { QuantityMeasure, QuantityReading, Reading } from '../vitals/reading.ts';
-import { evaluateThresholds, metLimits, needsHistory } from './evaluate.ts';
-import { DEFAULT_LIMITS, type Breach, type PersonalRange } from './rules.ts';
+import type { Reading } from '../vitals/reading.ts';
+import { evaluateThresholds, lookbackMs, metLimits, needsHistory } from './evaluate.ts';
+import { DEFAULT_LIMITS, type Breach, type PersonalRange, type ThresholdMeasure, type ThresholdReading } from './rules.ts';
 
 const T = Date.parse('2025-03-01T10:00:00Z');
 const MINUTE = 60_000;
 const DAY = 86_400_000;
 
-const at = (measure: QuantityMeasure, value: number, minutesBefore = 0, observationId = `${measure}-${value}-${minutesBefore}`): QuantityReading => ({
+const at = (measure: ThresholdMeasure, value: number, minutesBefore = 0, observationId = `${measure}-${value}-${minutesBefore}`): ThresholdReading => ({
   measure,
   value,
   unit: 'x',
@@ -20,15 +20,15 @@ const at = (measure: QuantityMeasure, value: number, minutesBefore = 0, observat
 const severities = (breaches: Breach[]) => breaches.map((b) => `${b.rule}:${b.severity}`);
 
 /** A lone reading: urgent rules fire on it, advice rules need a second one. */
-const alone = (measure: QuantityMeasure, value: number, overrides: PersonalRange[] = []) =>
+const alone = (measure: ThresholdMeasure, value: number, overrides: PersonalRange[] = []) =>
   severities(evaluateThresholds(at(measure, value), [], overrides));
 /** The same value twice ten minutes apart: enough for advice. */
-const twice = (measure: QuantityMeasure, value: number, overrides: PersonalRange[] = []) =>
+const twice = (measure: ThresholdMeasure, value: number, overrides: PersonalRange[] = []) =>
   severities(evaluateThresholds(at(measure, value), [at(measure, value, 10)], overrides));
 
 describe('default limits: both sides of every cut-off', () => {
   // [measure, value, breaches of a lone reading, breaches of two such readings]
-  const cases: [QuantityMeasure, number, string[], string[]][] = [
+  const cases: [ThresholdMeasure, number, string[], string[]][] = [
     ['spo2', 92, ['spo2-low:urgent'], ['spo2-low:urgent']],
     ['spo2', 93, [], ['spo2-low:advice']],
     ['spo2', 94, [], ['spo2-low:advice']],
@@ -116,9 +116,9 @@ describe('persistence: advice needs 2 of the last 3 readings within 30 min', () 
 
 describe('persistence on a stream: readings less than 5 min apart are one measurement, judged by their median', () => {
   /** A wearable's SpO2 every 2.5 s over the last `minutes`, its values cycling through `values`. */
-  const stream = (minutes: number, values: number[], endMinutesBefore = 0): QuantityReading[] =>
+  const stream = (minutes: number, values: number[], endMinutesBefore = 0): ThresholdReading[] =>
     Array.from({ length: (minutes * 60) / 2.5 }, (_, i) => at('spo2', values[i % values.length], endMinutesBefore + (i * 2.5) / 60, `s${endMinutesBefore}-${i}`)).reverse();
-  const judge = (readings: QuantityReading[]) => evaluateThresholds(readings[readings.length - 1], readings.slice(0, -1));
+  const judge = (readings: ThresholdReading[]) => evaluateThresholds(readings[readings.length - 1], readings.slice(0, -1));
 
   it('does not add up a sleeping patient’s stray dips', () => {
     // 95–96 % with a dip to 94 % in two of every five samples: 40 % of the readings, and pairs of them back to back
@@ -224,8 +224,8 @@ describe('personal ranges', () => {
 });
 
 describe('weight gain: more than 2 kg in 3 days', () => {
-  const weight = (kg: number, daysBefore: number, id = `w${daysBefore}`): QuantityReading => ({ ...at('weight', kg, 0, id), time: T - daysBefore * DAY });
-  const gain = (latest: QuantityReading, recent: Reading[]) => evaluateThresholds(latest, recent);
+  const weight = (kg: number, daysBefore: number, id = `w${daysBefore}`): ThresholdReading => ({ ...at('weight', kg, 0, id), time: T - daysBefore * DAY });
+  const gain = (latest: ThresholdReading, recent: Reading[]) => evaluateThresholds(latest, recent);
 
   it('fires on 2.1 kg, not on 2.0 kg', () => {
     assert.deepEqual(gain(weight(72.1, 0, 'now'), [weight(70, 2, 'then')]), [
@@ -285,6 +285,19 @@ describe('needsHistory', () => {
     assert.equal(needsHistory(at('spo2', 91)), false, 'urgent fires at once');
     assert.equal(needsHistory(at('spo2', 91), personal), false);
     assert.equal(needsHistory(at('weight', 70)), true);
+  });
+});
+
+describe('lookbackMs', () => {
+  it('spans the persistence windows of the limits in force, a personal range\'s included', () => {
+    assert.equal(lookbackMs(at('systolic', 150)), 0, 'the default limits fire at once');
+    const home: PersonalRange[] = [{ measure: 'systolic', high: 140 }, { measure: 'diastolic', high: 90 }, { measure: 'respiratoryRate', low: 12, high: 20 }];
+    for (const measure of ['systolic', 'diastolic', 'respiratoryRate'] as const) assert.equal(lookbackMs(at(measure, 150), home), 30 * MINUTE, measure);
+    assert.equal(lookbackMs(at('spo2', 93)), 30 * MINUTE);
+  });
+  it('spans the weight-gain period for a weight', () => {
+    assert.equal(lookbackMs(at('weight', 70), [{ measure: 'weight', high: 80 }]), 3 * DAY);
+    assert.equal(lookbackMs(at('weight', 70), [], { weightGain: { kg: 1.5, days: 5, severity: 'advice' } }), 5 * DAY);
   });
 });
 

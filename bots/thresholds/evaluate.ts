@@ -1,8 +1,8 @@
 import { orderReadings } from '../vitals/order.ts';
 import { median } from '../vitals/robust.ts';
 import { DISPLAY_UNIT, MEASURE_LABEL, formatForTable, roundForTable, type QuantityReading, type Reading } from '../vitals/reading.ts';
-import { limitRules, type Breach, type LimitRule, type Persistence, type PersonalRange } from './rules.ts';
-import { checkWeightGain, type WeightGainRule } from './weight.ts';
+import { isThresholdReading, limitRules, type Breach, type LimitRule, type Persistence, type PersonalRange, type ThresholdReading } from './rules.ts';
+import { checkWeightGain, WEIGHT_GAIN, type WeightGainRule } from './weight.ts';
 
 export interface ThresholdOptions {
   /** Replaces DEFAULT_LIMITS. */
@@ -23,7 +23,7 @@ export function evaluateThresholds(
   overrides: readonly PersonalRange[] = [],
   options: ThresholdOptions = {},
 ): Breach[] {
-  if (latest.measure === 'consciousness') return [];
+  if (!isThresholdReading(latest)) return [];
   const measure = latest.measure;
   const history = orderReadings([...recent, latest]).filter(
     (r): r is QuantityReading => r.measure === measure && r.time <= latest.time,
@@ -54,12 +54,24 @@ export function evaluateThresholds(
  * within limits, so most runs need no history read.
  */
 export function needsHistory(latest: Reading, overrides: readonly PersonalRange[] = [], options: ThresholdOptions = {}): boolean {
-  if (latest.measure === 'consciousness') return false;
+  if (!isThresholdReading(latest)) return false;
   return latest.measure === 'weight' || persistentLimits(latest, overrides, options).length > 0;
 }
 
+/**
+ * How far back judging `latest` looks: the longest persistence window of the limits in force for
+ * its measure, and for a weight the gain period. A personal range counts: it may add advice, with
+ * its window, to a measure whose defaults all fire at once (a home blood-pressure target).
+ */
+export function lookbackMs(latest: ThresholdReading, overrides: readonly PersonalRange[] = [], options: ThresholdOptions = {}): number {
+  const { measure } = latest;
+  const windows = limitRules(measure, overrides.find((o) => o.measure === measure), options.limits).map((r) => r.persistence.withinMinutes * 60_000);
+  if (measure === 'weight') windows.push((options.weightGain ?? WEIGHT_GAIN).days * 86_400_000);
+  return Math.max(0, ...windows);
+}
+
 /** On each side of the reading's measure, the most severe limit it meets. */
-export function metLimits(latest: QuantityReading, overrides: readonly PersonalRange[] = [], options: ThresholdOptions = {}): LimitRule[] {
+export function metLimits(latest: ThresholdReading, overrides: readonly PersonalRange[] = [], options: ThresholdOptions = {}): LimitRule[] {
   const { measure, value } = latest;
   const rules = limitRules(measure, overrides.find((o) => o.measure === measure), options.limits);
   return (['low', 'high'] as const).flatMap((side) => {
@@ -69,7 +81,7 @@ export function metLimits(latest: QuantityReading, overrides: readonly PersonalR
 }
 
 /** On each side of the reading's measure, the most severe limit it meets, where that limit has persistence. */
-export function persistentLimits(latest: QuantityReading, overrides: readonly PersonalRange[] = [], options: ThresholdOptions = {}): LimitRule[] {
+export function persistentLimits(latest: ThresholdReading, overrides: readonly PersonalRange[] = [], options: ThresholdOptions = {}): LimitRule[] {
   return metLimits(latest, overrides, options).filter((limit) => !firesAtOnce(limit.persistence));
 }
 

@@ -1,10 +1,24 @@
-import type { QuantityMeasure } from '../vitals/reading.ts';
+import type { QuantityMeasure, QuantityReading, Reading } from '../vitals/reading.ts';
 
 export type Severity = 'urgent' | 'advice';
 
+/** The measures with limits: those of the defaults, and weight (its gain, and a Goal's range). */
+export const THRESHOLD_MEASURES = ['spo2', 'pulse', 'systolic', 'diastolic', 'temperature', 'respiratoryRate', 'weight'] as const satisfies readonly QuantityMeasure[];
+export type ThresholdMeasure = (typeof THRESHOLD_MEASURES)[number];
+export interface ThresholdReading extends QuantityReading {
+  measure: ThresholdMeasure;
+}
+export const isThresholdReading = (r: Reading): r is ThresholdReading => (THRESHOLD_MEASURES as readonly string[]).includes(r.measure);
+
+/**
+ * Every rule a breach can name: a side of any measure, as a personal range may set either (SpO2
+ * 88–92 % gives `spo2-high`), and weight gain. Alert codes are keyed by it, so each has one.
+ */
+export type ThresholdRule = `${ThresholdMeasure}-${LimitRule['side']}` | 'weight-gain';
+
 export interface Breach {
-  /** `measure-side` (`spo2-low`) or `weight-gain`; stable across severities, so a Flag can escalate. */
-  rule: string;
+  /** Stable across severities, so a Flag can escalate. */
+  rule: ThresholdRule;
   severity: Severity;
   /** Observation ids of the readings that met the rule, oldest first. */
   evidence: string[];
@@ -37,7 +51,7 @@ export const TWO_OF_LAST_THREE_IN_30_MIN: Persistence = { count: 2, of: 3, withi
  * worsening series still adds up to advice when urgent does not fire.
  */
 export interface LimitRule {
-  measure: QuantityMeasure;
+  measure: ThresholdMeasure;
   side: 'low' | 'high';
   limit: number;
   inclusive: boolean;
@@ -54,7 +68,7 @@ export interface PersonalRange {
   high?: number;
 }
 
-const urgent = (measure: QuantityMeasure, side: LimitRule['side'], limit: number): LimitRule => ({
+const urgent = (measure: ThresholdMeasure, side: LimitRule['side'], limit: number): LimitRule => ({
   measure,
   side,
   limit,
@@ -62,7 +76,7 @@ const urgent = (measure: QuantityMeasure, side: LimitRule['side'], limit: number
   severity: 'urgent',
   persistence: AT_ONCE,
 });
-const advice = (measure: QuantityMeasure, side: LimitRule['side'], limit: number): LimitRule => ({
+const advice = (measure: ThresholdMeasure, side: LimitRule['side'], limit: number): LimitRule => ({
   measure,
   side,
   limit,
@@ -94,7 +108,7 @@ export const DEFAULT_LIMITS: readonly LimitRule[] = [
  * limit is also passed; when the range reaches past a default urgent limit (SpO2 88–92 % in
  * COPD), urgent starts just outside the range instead, so an accepted value never alerts.
  */
-export function limitRules(measure: QuantityMeasure, personal?: PersonalRange, defaults: readonly LimitRule[] = DEFAULT_LIMITS): LimitRule[] {
+export function limitRules(measure: ThresholdMeasure, personal?: PersonalRange, defaults: readonly LimitRule[] = DEFAULT_LIMITS): LimitRule[] {
   const own = defaults.filter((r) => r.measure === measure);
   return (['low', 'high'] as const).flatMap((side) => {
     const rules = own.filter((r) => r.side === side).sort((a, b) => severityRank(a) - severityRank(b));

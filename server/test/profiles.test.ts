@@ -135,8 +135,8 @@ describe('Vigil conformance resources', () => {
   it('has the alert codes bots raise and the NEWS2 bands the NEWS2 bot writes', () => {
     const byId = (id: string) => conformanceResources().find((r) => r.id === id && r.resourceType === 'CodeSystem') as CodeSystem;
     assert.deepEqual(byId('alert').concept?.map((c) => c.code), [
-      'news2-low-medium', 'news2-medium', 'news2-high', 'spo2-low', 'pulse-high', 'pulse-low', 'bp-high', 'bp-low',
-      'temperature-high', 'temperature-low', 'respiratory-rate-high', 'respiratory-rate-low', 'weight-gain',
+      'news2-low-medium', 'news2-medium', 'news2-high', 'spo2-low', 'spo2-high', 'pulse-high', 'pulse-low', 'bp-high', 'bp-low',
+      'temperature-high', 'temperature-low', 'respiratory-rate-high', 'respiratory-rate-low', 'weight-high', 'weight-low', 'weight-gain',
       'baseline-deviation', 'missed-measurement', 'silent-device', 'custom-rule',
     ]);
     const news2 = byId('news2-risk');

@@ -350,6 +350,34 @@ for (const driver of DRIVERS) {
         assert.equal(score.component?.[1].code.coding?.[0].code, '1104321000000108');
         assert.equal((await search(server, `Flag?patient=Patient/${patient}`)).length, 0);
       });
+
+      /** Posts a reading and waits for what the thresholds bot made of it. */
+      const judged = async (patient: string, code: string, value: number, minutesAgo: number) => {
+        const o = await post(server, vital(patient, code, value, minutesAgo));
+        return (await ranOn(server, `Observation/${o.id}`, 'thresholds'))[0].outcomeDesc ?? '';
+      };
+
+      it('alerts on SpO2 above a Goal of 88–92 %, a side the defaults leave open', async () => {
+        const { patient } = await enrol(server, 'Over-oxygenated');
+        await post(server, rangeGoal(patient, '2708-6', 88, 92, '%'));
+        assert.equal(await judged(patient, '2708-6', 96, 10), 'within limits');
+        assert.match(await judged(patient, '2708-6', 96, 5), /^spo2-high advice: alert raised/);
+        const [flag] = await search<Flag>(server, `Flag?patient=Patient/${patient}`);
+        assert.deepEqual(flag.code?.coding?.[0], { system: 'https://vigil.health/fhir/CodeSystem/alert', code: 'spo2-high', display: 'High oxygen saturation' });
+        assert.equal(priorityOf(flag), 'routine');
+      });
+
+      it('gives advice on a systolic Goal, where the defaults are all urgent: 2 readings above it within 30 min', async () => {
+        const { patient } = await enrol(server, 'Hypertensive');
+        await post(server, rangeGoal(patient, '8480-6', 100, 140, 'mm[Hg]'));
+        assert.equal(await judged(patient, '8480-6', 150, 10), 'within limits');
+        assert.deepEqual(await search(server, `Flag?patient=Patient/${patient}`), []);
+        assert.match(await judged(patient, '8480-6', 152, 5), /^bp-high advice: alert raised/);
+        const [flag] = await search<Flag>(server, `Flag?patient=Patient/${patient}`);
+        assert.equal(flag.code?.coding?.[0].code, 'bp-high');
+        assert.equal(priorityOf(flag), 'routine');
+        assert.equal(flag.extension?.filter((e) => e.valueReference).length, 2);
+      });
     });
   });
 }
