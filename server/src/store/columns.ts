@@ -16,6 +16,8 @@ export const TOKEN_TEXT = 'token_text';
 export const STRING_EXACT = 'string_exact';
 export const REFERENCE_IDENTIFIER = 'reference_identifier';
 export const COMPARTMENTS = 'compartments';
+/** Per date parameter holding several ranges, those ranges (`{ code: [{ s, e }] }`); null for the usual single range. */
+export const DATE_RANGES = 'date_ranges';
 
 export function paramColumns(param: SearchParam): Column[] {
   const name = param.code;

@@ -3,7 +3,7 @@ import type {
   Address, CodeableConcept, Coding, ContactPoint, HumanName, Identifier, Period, Quantity, Reference, Resource, Timing,
 } from '@medplum/fhirtypes';
 import { getPatientCompartmentParams, getSearchParams, type SearchParam } from '../definitions.ts';
-import { COMPARTMENTS, REFERENCE_IDENTIFIER, STRING_EXACT, TOKEN_TEXT, paramColumns } from './columns.ts';
+import { COMPARTMENTS, DATE_RANGES, REFERENCE_IDENTIFIER, STRING_EXACT, TOKEN_TEXT, paramColumns } from './columns.ts';
 import { evaluate } from './compiled-path.ts';
 import { dateRange } from './dates.ts';
 import { normalizeString } from './strings.ts';
@@ -46,6 +46,7 @@ function indexWith(evaluate: Evaluate, resource: Resource, baseUrl: string, cont
   const refIdentifiers: string[] = [];
   const refsByParam = new Map<string, string[]>();
   let parts: PartCache | undefined;
+  let dateRanges: Record<string, DateValue[]> | undefined;
 
   for (const param of params.values()) {
     if (only && !only.has(param.code)) continue;
@@ -80,6 +81,10 @@ function indexWith(evaluate: Evaluate, resource: Resource, baseUrl: string, cont
         const ranges = collect(items, dates);
         row[`${param.code}_start`] = ranges.length ? ranges.reduce((a, r) => (r.s < a ? r.s : a), ranges[0].s) : null;
         row[`${param.code}_end`] = ranges.length ? ranges.reduce((a, r) => (r.e > a ? r.e : a), ranges[0].e) : null;
+        // several ranges (a Timing's events, repeated elements) are searched one by one: their
+        // span would take two dates a week apart for a week-long range
+        const distinct = uniqueRanges(ranges);
+        if (distinct.length > 1) (dateRanges ??= {})[param.code] = distinct;
         break;
       }
       case 'number':
@@ -100,7 +105,13 @@ function indexWith(evaluate: Evaluate, resource: Resource, baseUrl: string, cont
   row[STRING_EXACT] = nonEmpty(unique(stringExact));
   row[REFERENCE_IDENTIFIER] = nonEmpty(unique(refIdentifiers));
   row[COMPARTMENTS] = nonEmpty(patientCompartments(resource, refsByParam));
+  row[DATE_RANGES] = dateRanges ? JSON.stringify(dateRanges) : null;
   return row;
+}
+
+function uniqueRanges(ranges: DateValue[]): DateValue[] {
+  const seen = new Set<string>();
+  return ranges.filter((r) => !seen.has(`${r.s}/${r.e}`) && seen.add(`${r.s}/${r.e}`));
 }
 
 const emptyRows = new WeakMap<ReadonlyMap<string, SearchParam>, IndexRow>();

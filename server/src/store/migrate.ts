@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Database, Sql } from './database.ts';
-import { dateSpanDdl, identifierIndexDdl, inlineRowsDdl, redundantIndexDdl, schemaDdl } from './schema.ts';
+import { backfillDateRanges } from './date-ranges.ts';
+import { dateRangesDdl, dateSpanDdl, identifierIndexDdl, inlineRowsDdl, redundantIndexDdl, schemaDdl } from './schema.ts';
 
 /**
  * Versioned, idempotent migrations. Concurrent starts of several replicas serialise on an advisory
@@ -133,6 +134,14 @@ const MIGRATIONS: Migration[] = [
       for (const statement of redundantIndexDdl()) await tx.query(statement);
     },
   },
+  {
+    version: 12,
+    name: 'each range of a date parameter holding several, searched one by one',
+    async up(tx) {
+      for (const statement of dateRangesDdl()) await tx.query(statement);
+      await backfillDateRanges(tx);
+    },
+  },
 ];
 
 const LOCK_ID = 0x56_49_47_49; // "VIGI"
@@ -162,6 +171,6 @@ export async function migrate(db: Database): Promise<number[]> {
 export function schemaFingerprint(): string {
   const hash = createHash('sha256');
   for (const m of MIGRATIONS) hash.update(`${m.version}\0${m.name}\0${m.up.toString()}\0`);
-  for (const statement of [...schemaDdl(), ...inlineRowsDdl(), ...identifierIndexDdl(), ...dateSpanDdl(), ...redundantIndexDdl()]) hash.update(`${statement}\0`);
+  for (const statement of [...schemaDdl(), ...inlineRowsDdl(), ...identifierIndexDdl(), ...dateSpanDdl(), ...redundantIndexDdl(), ...dateRangesDdl()]) hash.update(`${statement}\0`);
   return hash.digest('hex').slice(0, 16);
 }

@@ -1,5 +1,5 @@
 import { getResourceTypeList, getSearchParams, loadDefinitions } from '../definitions.ts';
-import { COMPARTMENTS, REFERENCE_IDENTIFIER, STRING_EXACT, TOKEN_TEXT, paramColumns, quote, type Column } from './columns.ts';
+import { COMPARTMENTS, DATE_RANGES, REFERENCE_IDENTIFIER, STRING_EXACT, TOKEN_TEXT, paramColumns, quote, type Column } from './columns.ts';
 
 /**
  * The resource tables, generated from the R4 SearchParameter definitions: one table per type with
@@ -21,6 +21,7 @@ const FIXED: Column[] = [
   { name: TOKEN_TEXT, sqlType: 'text[]' },
   { name: STRING_EXACT, sqlType: 'text[]' },
   { name: REFERENCE_IDENTIFIER, sqlType: 'text[]', index: 'gin' },
+  { name: DATE_RANGES, sqlType: 'jsonb' },
 ];
 
 const columnsByType = new Map<string, Column[]>();
@@ -141,6 +142,12 @@ export function dateSpanDdl(): string[] {
 const spanSql = (code: string): string => `date_part('epoch', ${quote(`${code}_end`)}) - date_part('epoch', ${quote(`${code}_start`)})`;
 
 const literal = (text: string): string => `'${text.replaceAll("'", "''")}'`;
+
+/** The `date_ranges` column, for databases made before it (`resourceTableDdl` creates it with the table). */
+export function dateRangesDdl(): string[] {
+  loadDefinitions();
+  return getResourceTypeList().map((type) => `ALTER TABLE ${quote(type)} ADD COLUMN IF NOT EXISTS ${quote(DATE_RANGES)} jsonb`);
+}
 
 export function schemaDdl(): string[] {
   loadDefinitions(); // here, not up front: a tool opening a migrated database never needs them

@@ -24,6 +24,12 @@ const dated = [
   obs('d10', { effectiveDateTime: '2010-06-01' }),
 ].map((o) => ({ ...o, category: [{ coding: [{ code: 'dated' }] }] }));
 
+/** Observations with several dates: a Timing's events are searched one by one, not as their span. */
+const timed = [
+  obs('tm1', { effectiveTiming: { event: ['2024-03-15T09:00:00Z', '2024-03-22T09:00:00Z'] } }),
+  obs('tm2', { effectiveDateTime: '2024-03-18' }),
+  obs('tm3', { effectiveTiming: { event: ['2024-03-16T09:00:00Z', '2024-03-16T09:00:00Z'] } }),
+].map((o) => ({ ...o, category: [{ coding: [{ code: 'timed' }] }] }));
 const quantities = [
   obs('q1', { code: coded('8480-6'), valueQuantity: ucum(100.4, 'mm[Hg]') }),
   obs('q2', { code: coded('8480-6'), valueQuantity: ucum(100.6, 'mm[Hg]') }),
@@ -82,7 +88,7 @@ for (const driver of DRIVERS) {
     };
 
     before(async () => {
-      for (const r of [...dated, ...quantities, ...composites, ...risks, ...encounters, ...born]) await put(r);
+      for (const r of [...dated, ...timed, ...quantities, ...composites, ...risks, ...encounters, ...born]) await put(r);
       await put({ resourceType: 'Basic', id: 'early', code: { text: 'x' } } as any);
       await new Promise((r) => setTimeout(r, 20));
       between = new Date().toISOString();
@@ -129,6 +135,23 @@ for (const driver of DRIVERS) {
       for (const id of ['d9', 'd10']) assert.ok(!near.includes(id), `${id} not in ${near}`);
       const far = await ids(d('date=ap2010-06-01'));
       assert.ok(far.includes('d10') && !far.includes('d1') && !far.includes('d5'), String(far));
+    });
+
+    it('date against several dates: each is matched on its own', async () => {
+      const tm = (query: string) => `Observation?category=timed&${query}`;
+      await expect(tm('date=2024-03-15'), ['tm1']);
+      await expect(tm('date=2024-03-22'), ['tm1']);
+      await expect(tm('date=2024-03-16'), ['tm3']);
+      await expect(tm('date=2024-03-18'), ['tm2']);
+      await expect(tm('date=ne2024-03-16'), ['tm1', 'tm2']);
+      await expect(tm('date=sa2024-03-20'), ['tm1']);
+      await expect(tm('date=eb2024-03-16'), ['tm1']);
+      await expect(tm('date=ge2024-03-20'), ['tm1']);
+      await expect(tm('date=le2024-03-15'), ['tm1']);
+      await expect(tm('date=gt2024-03-23'), []);
+      await expect(tm('date=lt2024-03-15'), []);
+      await expect(tm('date=ap2024-03-22'), ['tm1', 'tm2', 'tm3']);
+      await expect(tm('date=2024-03-15,2024-03-18'), ['tm1', 'tm2']);
     });
 
     it('date against open-ended Periods', async () => {

@@ -3,9 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import type { Observation } from '@medplum/fhirtypes';
 import { loadConfig } from '../../src/config.ts';
 import { getResourceTypeList, loadDefinitions } from '../../src/definitions.ts';
 import { startVigil } from '../../src/main.ts';
+import { insertRows, rowJson } from '../../src/store/insert-batcher.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { openPostgres } from '../../src/store/postgres.ts';
 import { bootstrapEnv, bootstrapToken, freshPostgresDatabase, request } from '../support.ts';
@@ -38,6 +40,15 @@ describe('schema migrations', () => {
       await replicas[0].query('DELETE FROM vigil_migrations WHERE version = 11');
       assert.deepEqual(await migrate(replicas[1]), [11]);
       assert.deepEqual(await indexes(), ['Observation_patient_date_start_idx']);
+      // rows stored before date_ranges get theirs: a Timing's events, each searched on its own
+      const timed = { resourceType: 'Observation', id: 'timed', meta: { versionId: '1', lastUpdated: '2024-03-01T00:00:00Z' }, status: 'final', code: { text: 'x' },
+        effectiveTiming: { event: ['2024-03-15T09:00:00Z', '2024-03-22T09:00:00Z'] } } as Observation;
+      await insertRows(replicas[0], 'Observation', [rowJson(timed, JSON.stringify(timed), '')]);
+      await replicas[0].query('UPDATE "Observation" SET date_ranges = NULL');
+      await replicas[0].query('DELETE FROM vigil_migrations WHERE version = 12');
+      assert.deepEqual(await migrate(replicas[1]), [12]);
+      const [row] = await replicas[0].query<{ date_ranges: unknown }>(`SELECT date_ranges FROM "Observation" WHERE id = 'timed'`);
+      assert.deepEqual(row.date_ranges, { date: [{ s: '2024-03-15T09:00:00.000Z', e: '2024-03-15T09:00:01.000Z' }, { s: '2024-03-22T09:00:00.000Z', e: '2024-03-22T09:00:01.000Z' }] });
     } finally {
       await Promise.all(replicas.map((db) => db.close()));
       await drop();

@@ -1,6 +1,6 @@
 import type { SearchParam } from '../../definitions.ts';
 import { notSupported } from '../../fhir/outcome.ts';
-import { REFERENCE_IDENTIFIER, STRING_EXACT, TOKEN_TEXT, quote } from '../columns.ts';
+import { DATE_RANGES, REFERENCE_IDENTIFIER, STRING_EXACT, TOKEN_TEXT, quote } from '../columns.ts';
 import { normalizeReference } from '../extract.ts';
 import { normalizeString } from '../strings.ts';
 import { UCUM, canonicalQuantity } from '../ucum.ts';
@@ -85,8 +85,10 @@ function paramSql(param: SearchParam, modifier: string | undefined, values: stri
       // plain equality for one value lets the planner walk the (reference, date) hot-path indexes in order
       return refs.length === 1 ? `${col(t, name)} = ${p.add(refs[0])}` : `${col(t, name)} = ANY(${p.add(refs)})`;
     }
-    case 'date':
-      return anyOf(values.map((v) => dateSql(v, col(t, `${name}_start`), col(t, `${name}_end`), ctx, name, type)));
+    case 'date': {
+      const ranges = `(${t}.${DATE_RANGES} -> ${p.add(name)}::text)`;
+      return anyOf(values.map((v) => dateSql(v, col(t, `${name}_start`), col(t, `${name}_end`), ctx, name, type, ranges)));
+    }
     case 'number':
       return anyOf(values.map((v) => {
         const { prefix, rest } = splitPrefix(v);
@@ -140,26 +142,32 @@ function referenceValues(param: SearchParam, modifier: string | undefined, value
 /**
  * FHIR date semantics: the resource's range [rs, re) against the search value's range [ss, se).
  * With the resource `type`, a condition also states the bounds it implies on `rs` alone (see
- * `startBounds`), which an index on the start column can seek to.
+ * `startBounds`), which an index on the start column can seek to. With `ranges` (a jsonb array of
+ * `{ s, e }`, or null), a row holding several ranges matches when one of them does; [rs, re) is
+ * then their span, on which the bounds still hold.
  */
-function dateSql(value: string, rs: string, re: string, ctx: SearchContext, name: string, type?: string): string {
+function dateSql(value: string, rs: string, re: string, ctx: SearchContext, name: string, type?: string, ranges?: string): string {
   const { prefix, range } = dateValue(value, name);
   // Each bound is bound only where used: an unused parameter has no inferable type.
   const at = (iso: string): string => `${ctx.params.add(iso)}::timestamptz`;
-  const within = (): string => `(${rs} >= ${at(range.s)} AND ${re} <= ${at(range.e)})`;
-  const exact = ((): string => {
+  const matches = (s: string, e: string): string => {
+    const within = (): string => `(${s} >= ${at(range.s)} AND ${e} <= ${at(range.e)})`;
     switch (prefix) {
       case 'eq': return within();
       case 'ne': return `NOT ${within()}`;
-      case 'gt': return `${re} > ${at(range.e)}`;
-      case 'lt': return `${rs} < ${at(range.s)}`;
-      case 'ge': return `(${re} > ${at(range.e)} OR ${within()})`;
-      case 'le': return `(${rs} < ${at(range.s)} OR ${within()})`;
-      case 'sa': return `${rs} >= ${at(range.e)}`;
-      case 'eb': return `${re} <= ${at(range.s)}`;
-      case 'ap': return `(${rs} < ${at(range.e)} AND ${re} > ${at(range.s)})`;
+      case 'gt': return `${e} > ${at(range.e)}`;
+      case 'lt': return `${s} < ${at(range.s)}`;
+      case 'ge': return `(${e} > ${at(range.e)} OR ${within()})`;
+      case 'le': return `(${s} < ${at(range.s)} OR ${within()})`;
+      case 'sa': return `${s} >= ${at(range.e)}`;
+      case 'eb': return `${e} <= ${at(range.s)}`;
+      case 'ap': return `(${s} < ${at(range.e)} AND ${e} > ${at(range.s)})`;
     }
-  })();
+  };
+  // an OR on IS NULL, not a CASE: the planner keeps estimating the usual single range from its statistics
+  const exact = ranges
+    ? `((${ranges} IS NULL AND ${matches(rs, re)}) OR EXISTS (SELECT 1 FROM jsonb_array_elements(${ranges}) dr(d) WHERE ${matches(`(dr.d->>'s')::timestamptz`, `(dr.d->>'e')::timestamptz`)}))`
+    : matches(rs, re);
   const bounds = type ? boundsOn(rs, prefix, range, type, name, ctx) : [];
   return bounds.length ? `(${[exact, ...bounds].join(' AND ')})` : exact;
 }
@@ -196,7 +204,11 @@ function boundsOn(rs: string, prefix: Prefix, range: { s: string; e: string }, t
       case 'gt': return [floor(range.e)];
       case 'ge':
       case 'ap': return [floor(range.s)];
+      // within [X, Y), or starting after Y: (a range of) the row ends after X, or Y, and starts before Y
+      case 'eq': return [floor(range.s), `${rs} < ${p.add(range.e)}::timestamptz`];
+      case 'sa': return [floor(range.e)];
       // a range ends after it starts: ending by X, it started before X
+      case 'lt': return [`${rs} < ${p.add(range.s)}::timestamptz`];
       case 'le': return [`${rs} < ${p.add(range.e)}::timestamptz`];
       case 'eb': return [`${rs} < ${p.add(range.s)}::timestamptz`];
       default: return [];
