@@ -1,6 +1,6 @@
 import { Fifo } from './fifo.ts';
 import { backoffDelay, checkPeriod, DEFAULT_CLOSE_TIMEOUT_MS, resolveOptions, settlesWithin, toError } from './options.ts';
-import type { Backoff, CloseOptions, DeadLetter, EnqueueOptions, JobHandler, JobQueue, ProcessOptions, ScheduleOptions } from './queue.ts';
+import type { Backoff, CloseOptions, DeadLetter, EnqueueOptions, JobHandler, ProcessOptions, ScheduleOptions, VolatileQueue } from './queue.ts';
 
 /** Dead letters beyond this are forgotten, oldest first: memory is the only store here. */
 const MAX_DEAD_LETTERS = 1_000;
@@ -26,7 +26,7 @@ interface Running {
  * In-process queue for the embedded mode: same contract as the BullMQ one, but jobs live
  * only as long as the process (waiting and delayed jobs are dropped on close).
  */
-export class MemoryQueue<T> implements JobQueue<T> {
+export class MemoryQueue<T> implements VolatileQueue<T> {
   readonly name: string;
   readonly #onError: (error: Error) => void;
   /** Waiting, delayed and running jobs: the window in which a jobId deduplicates. */
@@ -38,6 +38,8 @@ export class MemoryQueue<T> implements JobQueue<T> {
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #running = new Set<Running>();
   readonly #schedules = new Map<string, NodeJS.Timeout>();
+  /** Who waits for a live job to be done with. */
+  readonly #waiting = new Map<string, (() => void)[]>();
   #handler?: JobHandler<T>;
   #options: ProcessOptions<T> = {};
   #closed = false;
@@ -105,6 +107,15 @@ export class MemoryQueue<T> implements JobQueue<T> {
     return this.#groups.get(groupKey)?.length ?? 0;
   }
 
+  settled(jobId: string): Promise<void> {
+    if (!this.#live.has(jobId)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiting = this.#waiting.get(jobId);
+      if (waiting) waiting.push(resolve);
+      else this.#waiting.set(jobId, [resolve]);
+    });
+  }
+
   async deadLetters(limit = 100): Promise<DeadLetter<T>[]> {
     return [...this.#dead.values()].reverse().slice(0, limit);
   }
@@ -167,6 +178,8 @@ export class MemoryQueue<T> implements JobQueue<T> {
       this.#bury(entry, toError(error).message);
     }
     this.#live.delete(entry.id);
+    for (const resolve of this.#waiting.get(entry.id) ?? []) resolve();
+    this.#waiting.delete(entry.id);
     this.#advance(entry);
   }
 

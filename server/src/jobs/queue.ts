@@ -81,6 +81,17 @@ export interface JobQueue<T> {
   close(options?: CloseOptions): Promise<void>;
 }
 
+/**
+ * A queue whose jobs live only as long as the process (the in-process one): what hands it work it
+ * must not lose keeps that work elsewhere until `settled` says the job is done with.
+ */
+export interface VolatileQueue<T> extends JobQueue<T> {
+  /** Resolves once the job has run to success or been dead-lettered; never, if the queue closes first. */
+  settled(jobId: string): Promise<void>;
+}
+
+export const isVolatile = <T>(queue: JobQueue<T>): queue is VolatileQueue<T> => 'settled' in queue;
+
 export interface QueueOptions {
   /**
    * On Redis, how long a job waiting behind its group's head sleeps before checking its turn itself

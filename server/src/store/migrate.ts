@@ -142,6 +142,13 @@ const MIGRATIONS: Migration[] = [
       await backfillDateRanges(tx);
     },
   },
+  {
+    version: 13,
+    name: 'outbox rows taken by an in-process queue, kept until it has run them',
+    async up(tx) {
+      await tx.query('ALTER TABLE change_outbox ADD COLUMN IF NOT EXISTS taken boolean NOT NULL DEFAULT false');
+    },
+  },
 ];
 
 const LOCK_ID = 0x56_49_47_49; // "VIGI"

@@ -1,5 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import type { JobQueue } from '../jobs/queue.ts';
+import { isVolatile, type JobQueue, type VolatileQueue } from '../jobs/queue.ts';
 import type { Database } from '../store/database.ts';
 import type { ChangeFeed } from '../store/events.ts';
 
@@ -51,6 +51,9 @@ const HOLD_MS = 1_000;
 const DRAIN_LOCK = 0x76_69_67_69;
 const DRAIN_SQL = `DELETE FROM change_outbox WHERE seq IN (SELECT seq FROM change_outbox ORDER BY seq LIMIT $1)
   RETURNING seq, resource_type, id, version_id, interaction`;
+/** For in-process queues, which a crash empties: rows are only marked taken, and deleted once every target is done with them. */
+const TAKE_SQL = `UPDATE change_outbox SET taken = true WHERE seq IN (SELECT seq FROM change_outbox WHERE NOT taken ORDER BY seq LIMIT $1)
+  RETURNING seq, resource_type, id, version_id, interaction`;
 
 /**
  * Moves committed changes from `change_outbox` to the queues, oldest first, one job per batch and
@@ -59,6 +62,11 @@ const DRAIN_SQL = `DELETE FROM change_outbox WHERE seq IN (SELECT seq FROM chang
  * id (first and last seq) is absorbed while that job is pending; otherwise the job ids of the
  * deliveries and bot runs absorb the repeats. The in-process change feed only wakes the drainer
  * early; the poll picks up what other replicas wrote.
+ *
+ * In-process queues (embedded mode, one process) lose their jobs with the process: there the rows
+ * are marked taken instead, and deleted once every target has run the batch. A new process starts
+ * by taking back what its predecessor had taken, so a change committed but not yet matched (nor
+ * fed to the bots) survives a crash.
  */
 export class OutboxDrainer {
   readonly #db: Database;
@@ -70,12 +78,17 @@ export class OutboxDrainer {
   readonly #timer: NodeJS.Timeout;
   readonly #unsubscribe: () => void;
   #running?: Promise<void>;
+  /** Embedded mode: the in-process queues, whose batches' rows are released once they settle. */
+  readonly #volatile?: readonly VolatileQueue<ChangeBatch>[];
+  #reclaimed = false;
   #again = false;
   #stopped = false;
 
   constructor(db: Database, feed: ChangeFeed, targets: readonly DrainTarget[], options: OutboxOptions) {
     this.#db = db;
     this.#targets = targets;
+    const volatile = targets.map(({ queue }) => queue).filter(isVolatile);
+    if (volatile.length === targets.length) this.#volatile = volatile;
     this.#batch = options.batch ?? 500;
     this.#gatherMs = options.gatherMs ?? GATHER_MS;
     this.#holdMs = options.holdMs ?? HOLD_MS;
@@ -100,19 +113,33 @@ export class OutboxDrainer {
 
   /** One transaction: takes up to `batch` rows and enqueues them; resolves to the number taken. */
   async drainOnce(): Promise<number> {
-    return this.#db.transaction(async (tx) => {
+    if (this.#volatile && !this.#reclaimed) {
+      // what a previous process took and never finished: its queues died with it
+      await this.#db.query('UPDATE change_outbox SET taken = false WHERE taken');
+      this.#reclaimed = true;
+    }
+    const { taken, jobId } = await this.#db.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock($1)', [DRAIN_LOCK]);
       const rows = await tx.query<{ seq: string | number; resource_type: string; id: string; version_id: number; interaction: Change['interaction'] }>(
-        DRAIN_SQL,
+        this.#volatile ? TAKE_SQL : DRAIN_SQL,
         [this.#batch],
       );
-      if (rows.length === 0) return 0;
+      if (rows.length === 0) return { taken: [], jobId: '' };
       rows.sort((a, b) => Number(a.seq) - Number(b.seq));
       const changes = rows.map((row): Change => ({ resourceType: row.resource_type, id: row.id, versionId: Number(row.version_id), interaction: row.interaction }));
       const jobId = `${rows[0].seq}-${rows[rows.length - 1].seq}`;
       await Promise.all(this.#targets.map(({ queue, groupKey }) => queue.enqueue({ changes }, { jobId, groupKey })));
-      return rows.length;
+      return { taken: rows.map((r) => String(r.seq)), jobId };
     });
+    if (this.#volatile && taken.length) this.#releaseWhenSettled(jobId, taken);
+    return taken.length;
+  }
+
+  /** Deletes the taken rows once every target has run (or dead-lettered) their batch; a crash before leaves them to the next process. */
+  #releaseWhenSettled(jobId: string, seqs: string[]): void {
+    Promise.all((this.#volatile ?? []).map((queue) => queue.settled(jobId)))
+      .then(() => this.#db.query('DELETE FROM change_outbox WHERE seq = ANY($1::bigint[])', [seqs]))
+      .catch((error: unknown) => this.#onError(error as Error));
   }
 
   /** Waits while a grouped target has a batch waiting behind the one it runs (see PACE_MS). */

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Flag } from '@medplum/fhirtypes';
 import { createQueueFactory } from '../../src/jobs/queue.ts';
 import { ChangeFeed } from '../../src/store/events.ts';
+import type { Repository } from '../../src/store/repository.ts';
 import { type ChangeBatch, OutboxDrainer } from '../../src/subscriptions/outbox.ts';
 import { DRIVERS, useServer } from '../support.ts';
 import { waitFor } from './helpers.ts';
@@ -26,7 +27,8 @@ for (const driver of DRIVERS) {
         batches.push(data.changes.map((c) => c.id));
         if (batches.length === 1) await released;
       });
-      const outbox = async () => (await repo.db.query<{ n: number }>('SELECT count(*)::int AS n FROM change_outbox'))[0].n;
+      // in-process queues' rows stay, taken, until their batch has run
+      const outbox = async () => (await repo.db.query<{ n: number }>('SELECT count(*)::int AS n FROM change_outbox WHERE NOT taken'))[0].n;
       const errors: Error[] = [];
       const drainer = new OutboxDrainer(repo.db, new ChangeFeed(), [{ queue: changes, groupKey: 'c' }], { pollMs: 60_000, holdMs: 3_000, onError: (err) => errors.push(err) });
       try {
@@ -49,6 +51,7 @@ for (const driver of DRIVERS) {
         release();
         await waitFor('every batch run', () => batches.length === 3);
         assert.deepEqual(batches, [[first], [second], later]);
+        await waitFor('the rows released once run', async () => (await rows(repo)) === 0);
         assert.deepEqual(errors, []);
       } finally {
         release();
@@ -56,5 +59,40 @@ for (const driver of DRIVERS) {
         await queues.close();
       }
     });
+
+    it('with in-process queues, a change taken but not yet run survives the process and is drained again', async () => {
+      const { repo } = server.vigil;
+      const errors: Error[] = [];
+      const onError = (err: Error) => errors.push(err);
+      // the first process takes the batch into a queue that never runs it, then dies
+      const dying = createQueueFactory();
+      const drainer = new OutboxDrainer(repo.db, new ChangeFeed(), [{ queue: dying.queue<ChangeBatch>('changes'), groupKey: 'c' }], { pollMs: 60_000, onError });
+      const id = (await repo.create(flag('survivor'))).resource.id as string;
+      drainer.wake();
+      await waitFor('the change taken', async () => (await repo.db.query<{ n: number }>('SELECT count(*)::int AS n FROM change_outbox WHERE taken'))[0].n === 1);
+      await drainer.stop();
+      await dying.close({ timeoutMs: 0 });
+      assert.equal(await rows(repo), 1, 'still in the outbox');
+
+      const queues = createQueueFactory();
+      const batches: string[][] = [];
+      const changes = queues.queue<ChangeBatch>('changes');
+      changes.process(async ({ data }) => void batches.push(data.changes.map((c) => c.id)));
+      const next = new OutboxDrainer(repo.db, new ChangeFeed(), [{ queue: changes, groupKey: 'c' }], { pollMs: 60_000, onError });
+      try {
+        next.wake();
+        await waitFor('the change run by the next process', () => batches.length === 1);
+        assert.deepEqual(batches, [[id]]);
+        await waitFor('its row released', async () => (await rows(repo)) === 0);
+        assert.deepEqual(errors, []);
+      } finally {
+        await next.stop();
+        await queues.close();
+      }
+    });
   });
+}
+
+async function rows(repo: Repository): Promise<number> {
+  return (await repo.db.query<{ n: number }>('SELECT count(*)::int AS n FROM change_outbox'))[0].n;
 }
