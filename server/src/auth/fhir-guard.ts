@@ -55,7 +55,7 @@ async function authorize(sql: Sql, policy: AccessPolicy, restriction: Restrictio
     throw forbidden('AuditEvents are a record of what happened: they cannot be changed or deleted');
   }
   if (type === 'Subscription' && !isUnrestricted(policy, ALL) && !ownSubscriptionInteraction(i)) {
-    // only these routes record the subscription's owner, whose access its notifications are limited to
+    // a user's subscriptions take the plainest routes: each written on its own, by id
     throw forbidden('A Subscription is written with POST /Subscription, PUT or DELETE /Subscription/{id}, each on its own');
   }
   const operation = [second, third].find((s) => s?.startsWith('$'));

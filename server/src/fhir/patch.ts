@@ -9,6 +9,7 @@ import { type FhirContext, fhirBase, resourceType } from './context.ts';
 import { FhirError, badRequest, notFound, preconditionFailed } from './outcome.ts';
 import { informational } from './outcome.ts';
 import { parseETag, sendWriteResult, versionHeaders } from './respond.ts';
+import type { WriteHook, WriteHooks } from './router.ts';
 
 export type PatchBody = { kind: 'json-patch'; operations: Operation[] } | { kind: 'fhirpath'; parameters: Parameters };
 
@@ -43,16 +44,34 @@ export function applyPatchBody(resource: Resource, patch: PatchBody): Resource {
   return copy;
 }
 
-/** Patches one resource inside a transaction, for `user` (acknowledgements are recorded for them). */
-export async function patchResource(w: Writer, type: string, id: string, patch: PatchBody, ifMatch: string | undefined, user: string | undefined) {
+/** The id of the one resource a conditional PATCH's criteria match. */
+export async function singleMatch(w: Writer, type: string, criteria: string, baseUrl: string): Promise<string> {
+  const ids = await matchIds(w.sql, type, criteria, baseUrl);
+  if (ids.length === 0) throw notFound(`No ${type} matches "${criteria}"`);
+  if (ids.length > 1) throw preconditionFailed(`Conditional patch "${criteria}" matches more than one ${type}`);
+  return ids[0];
+}
+
+/**
+ * Patches one resource inside a transaction, for `user` (acknowledgements are recorded for them);
+ * with its type's write hook, the hook makes the patched resource what is stored.
+ */
+export async function patchResource(
+  w: Writer, type: string, id: string, patch: PatchBody, ifMatch: string | undefined, user: string | undefined, hooked?: (patched: Resource, previous: Resource) => Promise<Resource>,
+) {
   const current = await w.read(type, id, true);
   if (ifMatch !== undefined && current.versionId !== ifMatch) throw preconditionFailed(`If-Match ${ifMatch} does not match the current version of ${type}/${id}`);
   const previous = JSON.parse(current.content as string) as Resource;
-  return writeAcknowledging(w, previous, applyPatchBody(previous, patch), user);
+  const patched = applyPatchBody(previous, patch);
+  return writeAcknowledging(w, previous, hooked ? await hooked(patched, previous) : patched, user);
 }
 
+/** The write hook's view of a patch in this transaction, for patchResource. */
+export const hookedPatch = (hook: WriteHook | undefined, w: Writer, res: Response) =>
+  hook && ((resource: Resource, previous: Resource) => hook({ resource, previous: async () => previous, sql: w.sql, res }));
+
 /** patch: PATCH [base]/[type]/[id], and the conditional PATCH [base]/[type]?criteria. */
-export const patch = (ctx: FhirContext) => async (req: Request, res: Response): Promise<void> => {
+export const patch = (ctx: FhirContext, hooks: WriteHooks) => async (req: Request, res: Response): Promise<void> => {
   const type = resourceType(req);
   const body = patchBody(req.get('Content-Type'), req.body);
   const ifMatch = parseETag(req.get('If-Match'));
@@ -61,12 +80,9 @@ export const patch = (ctx: FhirContext) => async (req: Request, res: Response): 
     if (!id) {
       const criteria = new URL(req.originalUrl, 'http://x').search.slice(1);
       await lockCriteria(w.sql, type, criteria);
-      const ids = await matchIds(w.sql, type, criteria, ctx.baseUrl);
-      if (ids.length === 0) throw notFound(`No ${type} matches "${criteria}"`);
-      if (ids.length > 1) throw preconditionFailed(`Conditional patch "${criteria}" matches more than one ${type}`);
-      id = ids[0];
+      id = await singleMatch(w, type, criteria, ctx.baseUrl);
     }
-    return patchResource(w, type, id, body, ifMatch, requestAccess(res).user);
+    return patchResource(w, type, id, body, ifMatch, requestAccess(res).user, hookedPatch(hooks.get(type), w, res));
   });
   const meta = resource.meta as { versionId: string; lastUpdated: string };
   versionHeaders(res, meta);

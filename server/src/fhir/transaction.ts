@@ -2,6 +2,8 @@ import { setImmediate } from 'node:timers/promises';
 import type { Request, Response } from 'express';
 import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { conditionalCreate, conditionalDelete, conditionalUpdate, lockAllCriteria, matchIds } from '../store/conditional.ts';
+import { quote } from '../store/columns.ts';
+import type { Sql } from '../store/database.ts';
 import { newResourceId } from '../store/ids.ts';
 import type { WriteResult, Writer } from '../store/repository.ts';
 import { executeSearch } from '../store/search/execute.ts';
@@ -11,9 +13,10 @@ import { type RequestAccess, requestAccess } from './access.ts';
 import { acknowledge, updateAcknowledging } from './acknowledgement.ts';
 import { type EntryRequest, ORDER, readBundle } from './bundle-reader.ts';
 import { type FhirContext, fhirBase } from './context.ts';
-import { FhirError, badRequest, notFound, preconditionFailed } from './outcome.ts';
-import { type PatchBody, patchBody, patchResource } from './patch.ts';
+import { FhirError, badRequest, preconditionFailed } from './outcome.ts';
+import { type PatchBody, hookedPatch, patchBody, patchResource, singleMatch } from './patch.ts';
 import { preferredReturn, sendJson } from './respond.ts';
+import type { WriteHooks } from './router.ts';
 
 /**
  * batch and transaction: POST [base] with a Bundle. A transaction is one database transaction,
@@ -31,13 +34,13 @@ interface EntryResult {
   outcome?: OperationOutcome;
 }
 
-/** Each entry is checked as the equivalent single request would be, with the caller's access. */
-type EntryContext = FhirContext & { access: RequestAccess };
+/** Each entry is checked as the equivalent single request would be, with the caller's access and its type's write hook. */
+type EntryContext = FhirContext & { access: RequestAccess; hooks: WriteHooks; res: Response };
 
-export const batchOrTransaction = (ctx: FhirContext, maxBodyBytes: number) => async (req: Request, res: Response): Promise<void> => {
+export const batchOrTransaction = (ctx: FhirContext, maxBodyBytes: number, hooks: WriteHooks) => async (req: Request, res: Response): Promise<void> => {
   const bundle = await readBundle(req, maxBodyBytes);
   const requests = bundle.entries;
-  const ectx: EntryContext = { ...ctx, access: requestAccess(res) };
+  const ectx: EntryContext = { ...ctx, access: requestAccess(res), hooks, res };
   let results: EntryResult[];
   if (bundle.type === 'transaction') {
     results = await ctx.repo.transaction((w) => runTransaction(w, requests, ectx));
@@ -84,7 +87,12 @@ async function runTransaction(w: Writer, requests: EntryRequest[], ctx: EntryCon
   const ordered = [...requests].sort((a, b) => ORDER[a.method] - ORDER[b.method] || a.index - b.index);
   const creates = ordered.filter((r) => r.method === 'POST' && !existing.has(r.index));
   for (const r of ordered.filter((r) => r.method === 'DELETE')) results[r.index] = await atEntry(r.index, () => runEntry(w, r, ctx));
-  for (const r of creates) await atEntry(r.index, () => authorizeEntry(w, r, ctx));
+  for (const r of creates) {
+    await atEntry(r.index, async () => {
+      await authorizeEntry(w, r, ctx);
+      await hookEntry(w, r, ctx);
+    });
+  }
   for (const slice of createSlices(creates)) {
     try {
       const written = await w.createMany(slice.map((r) => ({ resource: acknowledge(undefined, r.entry.resource as Resource, ctx.access.user), id: r.id as string })));
@@ -181,9 +189,19 @@ async function authorizeEntry(w: Writer, r: EntryRequest, ctx: EntryContext): Pr
   });
 }
 
+/** A POST or PUT entry's resource as its type's write hook has it stored (the hook throws to refuse it). */
+async function hookEntry(w: Writer, r: EntryRequest, ctx: EntryContext): Promise<void> {
+  const hook = ctx.hooks.get(r.type);
+  if (!hook || !r.entry.resource || (r.method !== 'POST' && r.method !== 'PUT')) return;
+  const target = r.method === 'POST' ? undefined : r.query !== undefined ? { query: r.query } : { id: r.id };
+  const previous = async () => (target ? replacedVersion(w.sql, r.type, target, ctx.baseUrl) : undefined);
+  r.entry.resource = await hook({ resource: r.entry.resource, previous, sql: w.sql, res: ctx.res });
+}
+
 /** One entry's interaction within the given transaction. */
 async function runEntry(w: Writer, r: EntryRequest, ctx: EntryContext): Promise<EntryResult> {
   await authorizeEntry(w, r, ctx);
+  await hookEntry(w, r, ctx);
   const resource = r.entry.resource as Resource | undefined;
   const ifMatch = r.entry.request?.ifMatch?.replace(/^W\//, '').replaceAll('"', '');
   switch (r.method) {
@@ -202,8 +220,8 @@ async function runEntry(w: Writer, r: EntryRequest, ctx: EntryContext): Promise<
       return writeResult(await updateAcknowledging(w, resource as Resource, ctx.access.user, { ifMatch }));
     }
     case 'PATCH': {
-      const id = r.id ?? (await singleMatch(w, r, ctx));
-      return writeResult(await patchResource(w, r.type, id, entryPatch(r), ifMatch, ctx.access.user));
+      const id = r.id ?? (await singleMatch(w, r.type, r.query ?? '', ctx.baseUrl));
+      return writeResult(await patchResource(w, r.type, id, entryPatch(r), ifMatch, ctx.access.user, hookedPatch(ctx.hooks.get(r.type), w, ctx.res)));
     }
     case 'DELETE':
       if (r.id) {
@@ -235,11 +253,12 @@ function entryPatch(r: EntryRequest): PatchBody {
   throw badRequest(`Bundle.entry[${r.index}] PATCH needs a Binary JSON Patch or a Parameters FHIRPath Patch`, `Bundle.entry[${r.index}].resource`);
 }
 
-async function singleMatch(w: Writer, r: EntryRequest, ctx: FhirContext): Promise<string> {
-  const ids = await matchIds(w.sql, r.type, r.query ?? '', ctx.baseUrl);
-  if (ids.length === 0) throw notFound(`No ${r.type} matches "${r.query}"`);
-  if (ids.length > 1) throw preconditionFailed(`"${r.query}" matches more than one ${r.type}`);
-  return ids[0];
+/** The current version a PUT replaces (by id, or the one match of its criteria), none when it creates. */
+export async function replacedVersion(sql: Sql, type: string, target: { id?: string; query?: string }, baseUrl: string): Promise<Resource | undefined> {
+  const ids = target.id !== undefined ? [target.id] : await matchIds(sql, type, target.query ?? '', baseUrl);
+  if (ids.length !== 1) return undefined; // several: the write itself answers 412
+  const [row] = await sql.query<{ content: string | null }>(`SELECT content FROM ${quote(type)} WHERE id = $1 AND NOT deleted`, [ids[0]]);
+  return row?.content ? (JSON.parse(row.content) as Resource) : undefined;
 }
 
 function writeResult(result: WriteResult, created = result.created): EntryResult {

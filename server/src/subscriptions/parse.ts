@@ -39,10 +39,10 @@ export interface ParsedSubscription {
   topic?: Topic;
   triggers: Trigger[];
   channel: {
-    type: 'rest-hook' | 'websocket' | 'message';
+    type: 'rest-hook' | 'websocket';
     endpoint?: string;
     headers: [string, string][];
-    /** MIME type of the payload; absent: notifications carry no content. */
+    /** MIME type of the payload as given, parameters included: the notifications' Content-Type; absent: they carry no content. */
     payload?: string;
     content: Content;
   };
@@ -62,6 +62,9 @@ const HEADER = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\r\n]*)$/;
 /** Set by Vigil itself; a subscriber may not override them. */
 const RESERVED_HEADERS = new Set(['host', 'content-length', 'content-type', 'transfer-encoding', 'connection']);
 const PAYLOADS = new Set(['application/fhir+json', 'application/json']);
+const TOKEN = /[!#$%&'*+.^_`|~0-9A-Za-z-]+/.source;
+/** A MIME type and its parameters (RFC 9110 `media-type`, `application/fhir+json; fhirVersion=4.0`), on one line. */
+const MEDIA_TYPE = new RegExp(String.raw`^(${TOKEN}/${TOKEN})(?:[ \t]*;[ \t]*${TOKEN}=(?:${TOKEN}|"[^"\\\r\n]*"))*$`);
 
 export function parseSubscription(sub: Subscription, allowPrivate: boolean): ParsedSubscription {
   const criteria = sub.criteria;
@@ -140,16 +143,20 @@ function topicTriggers(sub: Subscription, topic: Topic): Trigger[] {
 function parseChannel(sub: Subscription, allowPrivate: boolean, topicBased: boolean): ParsedSubscription['channel'] {
   const channel = sub.channel as WithPrimitiveExtensions<SubscriptionChannel, 'type' | 'payload'>;
   const type = channel?.type;
-  if (type !== 'rest-hook' && type !== 'websocket' && type !== 'message') {
-    throw badRequest(`Channel type "${type ?? ''}" is not supported; use rest-hook, websocket or message`, 'Subscription.channel.type');
+  // `message` would need FHIR messaging (a message Bundle with a MessageHeader), which Vigil does not offer
+  if (type !== 'rest-hook' && type !== 'websocket') {
+    throw badRequest(`Channel type "${type ?? ''}" is not supported; use rest-hook or websocket`, 'Subscription.channel.type');
   }
   if (channel._type?.extension?.some((e) => e.url === `${BACKPORT}backport-channel-type`)) {
     throw badRequest('Custom channel types (backport-channel-type) are not supported', 'Subscription.channel.type');
   }
   let endpoint: string | undefined;
   if (type !== 'websocket') endpoint = checkEndpoint(channel.endpoint, allowPrivate).href;
-  const payload = channel.payload?.split(';')[0].trim();
-  if (payload && !PAYLOADS.has(payload)) throw badRequest(`Payload "${channel.payload}" is not supported; use application/fhir+json`, 'Subscription.channel.payload');
+  // sent as given, parameters included: the notifications' Content-Type is channel.payload
+  const payload = channel.payload?.trim() || undefined;
+  const mimeType = payload && MEDIA_TYPE.exec(payload)?.[1].toLowerCase();
+  if (payload && !mimeType) throw badRequest(`Payload "${channel.payload}" is not a MIME type (type/subtype; name=value)`, 'Subscription.channel.payload');
+  if (mimeType && !PAYLOADS.has(mimeType)) throw badRequest(`Payload "${channel.payload}" is not supported; use application/fhir+json`, 'Subscription.channel.payload');
   const contentExt: Extension | undefined = channel._payload?.extension?.find((e) => e.url === `${BACKPORT}backport-payload-content`);
   const content = (contentExt?.valueCode ?? (topicBased ? undefined : payload ? 'full-resource' : 'empty')) as Content | undefined;
   if (topicBased && !payload) throw badRequest('A topic-based subscription needs channel.payload', 'Subscription.channel.payload');

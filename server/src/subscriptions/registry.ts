@@ -38,6 +38,7 @@ export class SubscriptionRegistry {
   #byType = new Map<string, TypeIndex>();
   #all: ParsedSubscription[] = [];
   #byId = new Map<string, ParsedSubscription>();
+  #invalid = new Map<string, string>();
   #signature = '';
   #checkedAt = 0;
   #generation = 0;
@@ -57,6 +58,11 @@ export class SubscriptionRegistry {
 
   get(id: string): ParsedSubscription | undefined {
     return this.#byId.get(id);
+  }
+
+  /** Active subscriptions Vigil cannot serve (stored around validation, or refused since), each with why: left out of matching. */
+  get invalid(): ReadonlyMap<string, string> {
+    return this.#invalid;
   }
 
   hasType(type: string): boolean {
@@ -113,6 +119,7 @@ export class SubscriptionRegistry {
     }
     const rows = await this.#db.query<{ content: string }>(`SELECT content FROM "Subscription" WHERE NOT deleted`);
     const all: ParsedSubscription[] = [];
+    const invalid = new Map<string, string>();
     const byType = new Map<string, TypeIndex>();
     const now = Date.now();
     for (const row of rows) {
@@ -121,8 +128,8 @@ export class SubscriptionRegistry {
       let sub: ParsedSubscription;
       try {
         sub = parseSubscription(resource, this.#allowPrivate);
-      } catch {
-        // written around validation (e.g. in a transaction): activation reports it as an error
+      } catch (err) {
+        invalid.set(resource.id as string, (err as Error).message);
         continue;
       }
       all.push(sub);
@@ -131,6 +138,7 @@ export class SubscriptionRegistry {
     if (generation !== this.#generation) return;
     this.#all = all;
     this.#byId = new Map(all.map((sub) => [sub.id, sub]));
+    this.#invalid = invalid;
     this.#byType = byType;
     this.#signature = signature;
     this.#checkedAt = checkedAt;

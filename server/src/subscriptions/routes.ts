@@ -3,52 +3,36 @@ import type { Request, RequestHandler, Response, Router } from 'express';
 import type { Bundle, Parameters, Resource, Subscription } from '@medplum/fhirtypes';
 import type { AccessPolicy } from '../auth/access-policy.ts';
 import { visible } from '../auth/fhir-guard.ts';
-import { getSearchParams } from '../definitions.ts';
 import { requestAccess } from '../fhir/access.ts';
-import { bodyResource, fhirBase, type FhirContext } from '../fhir/context.ts';
-import { create } from '../fhir/create.ts';
-import { FhirError, badRequest, notFound } from '../fhir/outcome.ts';
+import { fhirBase, type FhirContext } from '../fhir/context.ts';
+import { badRequest, notFound } from '../fhir/outcome.ts';
 import { sendJson } from '../fhir/respond.ts';
-import { update } from '../fhir/update.ts';
+import type { WriteHooks } from '../fhir/router.ts';
 import { quote } from '../store/columns.ts';
 import { isoTimestamp } from '../store/database.ts';
-import { normalizeReference } from '../store/extract.ts';
 import { historyTable } from '../store/schema.ts';
 import { Params } from '../store/search/conditions.ts';
 import type { Restriction } from '../store/search/execute.ts';
-import { splitValues } from '../store/search/query.ts';
-import { ownerKey, withOwner } from './access.ts';
+import { ownerKey } from './access.ts';
 import { eventCount, type NumberedEvent } from './events.ts';
 import { notificationBundle, statusParameters, type NotificationEvent } from './notification.ts';
 import { parseSubscription, type Content, type ParsedSubscription } from './parse.ts';
 import { WS_PATH } from './websocket.ts';
+import { subscriptionWrite } from './write.ts';
 
 type Handler = (req: Request, res: Response) => Promise<void>;
 type Wrap = (handler: Handler) => RequestHandler;
 
 const TOKEN_TTL_MS = 60 * 60 * 1000;
 const MAX_EVENTS = 1000;
-const CLIENT_STATUSES = new Set(['requested', 'active', 'off']);
 
 /**
- * Subscription routes, registered before the generic `/:type/:id` ones: validated create and
- * update, and the Backport IG operations `$status`, `$events`, `$resend`, `$get-ws-binding-token`. Each
- * reaches only the caller's own subscriptions (access.ts), unless the caller sees them all.
+ * Subscription routes, registered before the generic `/:type/:id` ones: the Backport IG operations
+ * `$status`, `$events`, `$resend`, `$get-ws-binding-token`, each reaching only the caller's own
+ * subscriptions (access.ts) unless the caller sees them all. Writes go through the generic routes,
+ * every one of them under the returned write hook (write.ts).
  */
-export function subscriptionRoutes(router: Router, ctx: FhirContext, wrap: Wrap, allowPrivate: boolean, resend: Resend): void {
-  const validated = (next: Handler): Handler => async (req, res) => {
-    const sub = bodyResource(req, 'Subscription') as Subscription;
-    if (!CLIENT_STATUSES.has(sub.status)) throw badRequest(`Subscription.status must be requested, active or off, not "${sub.status}"`, 'Subscription.status');
-    const parsed = parseSubscription(sub, allowPrivate);
-    await checkNamedPatients(ctx, parsed, requestAccess(res).restriction);
-    const policy = res.locals.access as AccessPolicy | undefined;
-    if (policy) req.body = withOwner(sub, policy);
-    // the generic handlers read the type from the path, which these routes spell out
-    req.params.type = 'Subscription';
-    await next(req, res);
-  };
-  router.post('/Subscription', wrap(validated(create(ctx))));
-  router.put('/Subscription/:id', wrap(validated(update(ctx))));
+export function subscriptionRoutes(router: Router, ctx: FhirContext, wrap: Wrap, allowPrivate: boolean, resend: Resend): WriteHooks {
   const op = (path: string, handler: Handler) => {
     for (const p of [path, path.replace('$', '%24')]) {
       router.get(p, wrap(handler));
@@ -62,47 +46,7 @@ export function subscriptionRoutes(router: Router, ctx: FhirContext, wrap: Wrap,
   for (const p of ['/Subscription/:id/$resend', '/Subscription/:id/%24resend']) router.post(p, wrap(resendEvents(ctx, allowPrivate, resend)));
   op('/Subscription/$get-ws-binding-token', bindingToken(ctx));
   op('/Subscription/:id/$get-ws-binding-token', bindingToken(ctx));
-}
-
-/**
- * A subscription may not name a patient its creator cannot read (`Observation?patient=Patient/other`):
- * refused with a 403 rather than left to match nothing. Criteria that name no patient are limited
- * to the creator's access when each change is matched.
- */
-async function checkNamedPatients(ctx: FhirContext, sub: ParsedSubscription, restriction: Restriction | undefined): Promise<void> {
-  const named = new Set(sub.triggers.flatMap((t) => namedPatients(t.resourceType, t.search, ctx.baseUrl)));
-  if (!restriction || named.size === 0) return;
-  const params = new Params();
-  const condition = restriction('t', 'Patient', params);
-  if (condition === undefined) return;
-  const rows = await ctx.repo.db.query<{ id: string }>(`SELECT t.id FROM "Patient" t WHERE t.id = ANY(${params.add([...named])}) AND ${condition}`, params.values);
-  const outside = [...named].filter((id) => !rows.some((r) => r.id === id));
-  if (outside.length) {
-    throw new FhirError(403, [{
-      severity: 'error', code: 'forbidden', expression: ['Subscription.criteria'],
-      diagnostics: `The criteria name Patient/${outside[0]}, whose data this token may not read`,
-    }]);
-  }
-}
-
-/** Patient ids a search names outright: in reference parameters (`patient=Patient/1`, `subject=Patient/1`, `patient=1`) and a Patient's `_id`. */
-function namedPatients(type: string, search: URLSearchParams, baseUrl: string): string[] {
-  const ids: string[] = [];
-  for (const [key, value] of search) {
-    if (key.includes('.')) continue; // chains are limited when matched
-    const [code, modifier] = key.split(':');
-    const param = getSearchParams(type).get(code);
-    const reference = param?.type === 'reference' && (modifier === undefined || modifier === 'Patient');
-    for (const v of splitValues(value)) {
-      if (type === 'Patient' && code === '_id') ids.push(v);
-      if (!reference) continue;
-      const ref = normalizeReference(v, baseUrl);
-      const onlyPatients = modifier === 'Patient' || param.targets.every((t) => t === 'Patient');
-      const m = /^Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(ref) ?? (onlyPatients ? /^([A-Za-z0-9\-.]{1,64})$/.exec(ref) : null);
-      if (m) ids.push(m[1]);
-    }
-  }
-  return ids;
+  return new Map([['Subscription', subscriptionWrite(ctx.baseUrl, allowPrivate)]]);
 }
 
 /** Operation inputs from the query string and a Parameters body alike. */

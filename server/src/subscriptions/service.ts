@@ -114,7 +114,10 @@ export async function startSubscriptions({ config, repo, feed, queues, server, l
   };
 }
 
-/** Heartbeats for idle topic subscriptions (claimed atomically, so one replica sends each), and `end`. */
+/**
+ * Heartbeats for idle topic subscriptions (claimed atomically, so one replica sends each), `end`,
+ * and `error` for active subscriptions that cannot be served, rather than matching nothing unseen.
+ */
 async function tick(repo: Repository, registry: SubscriptionRegistry, deliveries: JobQueue<Delivery>, attempts: number): Promise<void> {
   await registry.refresh();
   const now = Date.now();
@@ -123,6 +126,10 @@ async function tick(repo: Repository, registry: SubscriptionRegistry, deliveries
       await setStatus(repo, sub.id, 'off', undefined, ['active']);
       registry.invalidate();
     }
+  }
+  for (const [id, reason] of registry.invalid) {
+    await setStatus(repo, id, 'error', reason, ['active']);
+    registry.invalidate();
   }
   const beating = registry.active.filter((s) => s.heartbeatSeconds && s.topic);
   if (beating.length === 0) return;

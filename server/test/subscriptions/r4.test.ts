@@ -55,6 +55,34 @@ for (const { driver, queue, env } of SETUPS) {
       }
     });
 
+    it('refuses the message channel (it would need FHIR messaging), naming Subscription.channel.type; the CapabilityStatement does not offer it', async () => {
+      const res = await request('POST', `${server.fhir}/Subscription`, {
+        resourceType: 'Subscription', status: 'requested', reason: 'x', criteria: 'Observation', channel: { type: 'message', endpoint: receiver.url },
+      });
+      assert.equal(res.status, 400);
+      assert.match(res.body.issue[0].diagnostics, /Channel type "message" is not supported; use rest-hook or websocket/);
+      assert.deepEqual(res.body.issue[0].expression, ['Subscription.channel.type']);
+      const cs = (await request('GET', `${server.fhir}/metadata`)).body;
+      assert.doesNotMatch(JSON.stringify(cs.rest[0].resource.find((r: { type: string }) => r.type === 'Subscription')), /message/);
+    });
+
+    it('sends channel.payload as the Content-Type, parameters included; refuses a payload that is not a MIME type', async () => {
+      const payload = 'application/fhir+json; fhirVersion=4.0';
+      const sub = await subscribe(server.fhir, { criteria: 'Observation?subject=Patient/p12', channel: { type: 'rest-hook', endpoint: receiver.url, payload } });
+      receiver.received.length = 0;
+      const written = (await request('POST', `${server.fhir}/Observation`, observation('Patient/p12'))).body;
+      await waitFor('the notification', () => receiver.received.length >= 1);
+      assert.equal(receiver.received[0].headers['content-type'], payload);
+      assert.equal(JSON.parse(receiver.received[0].body).id, written.id);
+      await request('PUT', `${server.fhir}/Subscription/${sub.id}`, { ...sub, status: 'off' });
+      const bad = await request('POST', `${server.fhir}/Subscription`, {
+        resourceType: 'Subscription', status: 'requested', reason: 'x', criteria: 'Observation', channel: { type: 'rest-hook', endpoint: receiver.url, payload: 'application/fhir+json; fhirVersion' },
+      });
+      assert.equal(bad.status, 400);
+      assert.match(bad.body.issue[0].diagnostics, /not a MIME type/);
+      assert.deepEqual(bad.body.issue[0].expression, ['Subscription.channel.payload']);
+    });
+
     it('delivers matching writes with the resource, headers and in order; ignores others', async () => {
       const sub = await subscribe(server.fhir, {
         criteria: 'Observation?code=http://loinc.org|8867-4&subject=Patient/p1',
