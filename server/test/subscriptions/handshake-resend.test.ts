@@ -1,28 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DRIVERS, request, useServer } from '../support.ts';
-import { observation, startReceiver, subscribe, waitFor, type Receiver } from './helpers.ts';
+import { observation, startReceiver, subscribe, topicSubscription, waitFor, type Receiver } from './helpers.ts';
 
-const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/';
-const VITAL = 'https://vigil.health/fhir/SubscriptionTopic/new-vital-sign';
 const ENV = {
   VIGIL_ALLOW_PRIVATE_ENDPOINTS: 'true',
   VIGIL_OUTBOX_POLL_MS: '200',
   VIGIL_SUBSCRIPTION_BACKOFF_MS: '50',
   VIGIL_SUBSCRIPTION_HANDSHAKE_ATTEMPTS: '3',
 };
-
-const topicSubscription = (endpoint: string, patient: string) => ({
-  meta: { profile: [`${BACKPORT}backport-subscription`] },
-  criteria: VITAL,
-  _criteria: { extension: [{ url: `${BACKPORT}backport-filter-criteria`, valueString: `Observation?patient=${patient}` }] },
-  channel: {
-    type: 'rest-hook',
-    endpoint,
-    payload: 'application/fhir+json',
-    _payload: { extension: [{ url: `${BACKPORT}backport-payload-content`, valueCode: 'id-only' }] },
-  },
-});
 
 /** What a receiver learns from one notification Bundle: its events, each with its focus entry in the same order. */
 function summary(body: string) {

@@ -78,3 +78,19 @@ export const observation = (patient: string, code = '8867-4', value = 80) => ({
   effectiveDateTime: '2025-01-01T10:00:00Z',
   valueQuantity: { value, unit: '/min', system: 'http://unitsofmeasure.org', code: '/min' },
 });
+
+export const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/';
+export const VITAL = 'https://vigil.health/fhir/SubscriptionTopic/new-vital-sign';
+
+/** A topic-based (Backport IG) rest-hook subscription to one patient's new vital signs, notified id-only. */
+export const topicSubscription = (endpoint: string, patient: string, payload = 'application/fhir+json') => ({
+  meta: { profile: [`${BACKPORT}backport-subscription`] },
+  criteria: VITAL,
+  _criteria: { extension: [{ url: `${BACKPORT}backport-filter-criteria`, valueString: `Observation?patient=${patient}` }] },
+  channel: {
+    type: 'rest-hook',
+    endpoint,
+    payload,
+    _payload: { extension: [{ url: `${BACKPORT}backport-payload-content`, valueCode: 'id-only' }] },
+  },
+});

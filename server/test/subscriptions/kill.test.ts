@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { request, spawnVigil, useServer, type VigilProcess } from '../support.ts';
-import { observation, subscribe, waitFor } from './helpers.ts';
+import { BACKPORT, observation, subscribe, waitFor } from './helpers.ts';
 
 /**
  * Issue 5's no-loss promise under a crash (PostgreSQL, BullMQ on Redis): an API replica takes
@@ -12,7 +12,6 @@ import { observation, subscribe, waitFor } from './helpers.ts';
  * in event-number order, and the only duplicates are re-sends of an event number it already got.
  */
 
-const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/';
 const PATIENT = 'Patient/kill-1';
 const SUBSCRIPTIONS = 3;
 const BURST = 8;

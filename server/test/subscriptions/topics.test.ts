@@ -4,10 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../src/config.ts';
 import { startVigil, type Vigil } from '../../src/main.ts';
 import { DRIVERS, request, useServer } from '../support.ts';
-import { connect, observation, startReceiver, subscribe, waitFor, type Receiver } from './helpers.ts';
+import { BACKPORT, connect, observation, startReceiver, subscribe, VITAL, waitFor, type Receiver } from './helpers.ts';
 
-const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/';
-const VITAL = 'https://vigil.health/fhir/SubscriptionTopic/new-vital-sign';
 const ENV = { VIGIL_ALLOW_PRIVATE_ENDPOINTS: 'true', VIGIL_OUTBOX_POLL_MS: '200' };
 
 function topicSubscription(endpoint: string, content: string, filter: string, extra: Record<string, unknown> = {}) {

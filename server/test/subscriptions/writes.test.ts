@@ -2,10 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Subscription } from '@medplum/fhirtypes';
 import { DRIVERS, request, useServer, type FhirResponse } from '../support.ts';
-import { observation, startReceiver, subscribe, waitFor, type Receiver } from './helpers.ts';
+import { observation, startReceiver, subscribe, topicSubscription, waitFor, type Receiver } from './helpers.ts';
 
-const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/';
-const VITAL = 'https://vigil.health/fhir/SubscriptionTopic/new-vital-sign';
 const ENV = {
   VIGIL_ALLOW_PRIVATE_ENDPOINTS: 'true',
   VIGIL_OUTBOX_POLL_MS: '200',
@@ -21,16 +19,7 @@ const classic = (endpoint: string, patient: string) => ({
 });
 
 const topicBased = (endpoint: string, patient: string, status: string) => ({
-  resourceType: 'Subscription', status, reason: 'test',
-  meta: { profile: [`${BACKPORT}backport-subscription`] },
-  criteria: VITAL,
-  _criteria: { extension: [{ url: `${BACKPORT}backport-filter-criteria`, valueString: `Observation?patient=${patient}` }] },
-  channel: {
-    type: 'rest-hook',
-    endpoint,
-    payload: 'application/fhir+json; fhirVersion=4.0',
-    _payload: { extension: [{ url: `${BACKPORT}backport-payload-content`, valueCode: 'id-only' }] },
-  },
+  resourceType: 'Subscription', status, reason: 'test', ...topicSubscription(endpoint, patient, 'application/fhir+json; fhirVersion=4.0'),
 });
 
 /** The notification types a receiver got, in order (handshake, event-notification…). */
