@@ -116,7 +116,7 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   server.on('request', createApp({ config, fhir: { repo, baseUrl: config.baseUrl }, logger, version, metrics, routers, hooks, auth, fhirRoutes, audit }));
   const unsubscribe = host && external ? keepSubscribed(botClient, BUILT_IN_BOTS, external, logger) : undefined;
   // Last, so that devices are acknowledged only by a fully started Vigil.
-  const mqtt = await startMqtt({ gateway, logger, url: config.mqttUrl, port: config.mqttPort, host: config.mqttHost, authenticate: oauthDevices(db, auth.verify), audit: audit.security });
+  const mqtt = await startMqtt({ gateway, logger, url: config.mqttUrl, port: config.mqttPort, host: config.mqttHost, authenticate: oauthDevices(db, auth.verify), audit: audit.security, maxPayloadBytes: config.maxBodyBytes });
   logger.info({ port, fhirBase: `${config.baseUrl}/fhir/R4`, database: db.kind }, 'Vigil is listening');
   const demo = config.demo && config.role !== 'worker' ? await startDemo({ baseUrl: config.baseUrl, repo, logger }) : undefined;
   return {

@@ -105,7 +105,7 @@ describe('Vigil conformance resources', () => {
     const resources = conformanceResources();
     assert.deepEqual(resources.map((r) => `${r.resourceType}/${r.id}`).sort(), [
       'CodeSystem/alert', 'CodeSystem/daily-summary', 'CodeSystem/news2-risk',
-      'StructureDefinition/acknowledgement', 'StructureDefinition/alert-rule-scope', 'StructureDefinition/alert-snoozed-until',
+      'StructureDefinition/acknowledgement', 'StructureDefinition/alert-rule-scope', 'StructureDefinition/alert-snoozed-until', 'StructureDefinition/ingest-reading-time',
       'StructureDefinition/vigil-alert-communication', 'StructureDefinition/vigil-alert-flag', 'StructureDefinition/vigil-alert-rule',
       'StructureDefinition/vigil-device-observation', 'StructureDefinition/vigil-wearable-device',
       'ValueSet/alert', 'ValueSet/news2-risk', 'ValueSet/vital-signs',

@@ -11,6 +11,9 @@ export interface DeadLetter {
   replayedAt?: string;
 }
 
+/** Mapping names have at most 64 characters, but an MQTT topic may name any: what is kept of it stays within the index's key size. */
+const MAX_MAPPING_CHARS = 256;
+
 const COLUMNS = `id, mapping, received_at AS "receivedAt", reason, message, replayed_at AS "replayedAt"`;
 
 export class DeadLetters {
@@ -25,7 +28,7 @@ export class DeadLetters {
     const ids = entries.map(() => randomUUID());
     await this.#sql.query(
       'INSERT INTO ingest_dead_letter (id, mapping, reason, message) SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])',
-      [ids, entries.map((e) => e.mapping), entries.map((e) => e.reason), entries.map((e) => rawText(e.message))],
+      [ids, entries.map((e) => storable(e.mapping.slice(0, MAX_MAPPING_CHARS))), entries.map((e) => storable(e.reason)), entries.map((e) => rawText(e.message))],
     );
     return ids;
   }
@@ -63,6 +66,11 @@ function rawText(message: unknown): string {
     if (!(err instanceof RangeError)) throw err;
     text = '(not kept: JSON nested too deeply to store)';
   }
+  return storable(text);
+}
+
+/** Without NUL, which PostgreSQL text cannot hold; mapping names from MQTT topics may carry it too. */
+function storable(text: string): string {
   return text.replaceAll('\u0000', '\uFFFD');
 }
 

@@ -30,6 +30,8 @@ interface Pending {
   messages: Set<number>;
   /** False once merged with another reading of the batch: the merge result was not validated. */
   validated: boolean;
+  /** When the newest of the batch's readings in it was taken (epoch ms): ingest latency runs from there. */
+  newest: number;
 }
 
 /**
@@ -101,6 +103,15 @@ export class IngestGateway {
     });
   }
 
+  /** Dead-letters messages that reach no mapping's templates (an unknown mapping, too large); returns their ids. */
+  async reject(mappingName: string, messages: unknown[], reason: string): Promise<string[]> {
+    const ids = await this.deadLetters.add(messages.map((message) => ({ mapping: mappingName, reason, message })));
+    // A name no mapping has is the sender's choice: not a label value, so that the series stay few.
+    const mapping = (await this.#mappings.compiled(mappingName)) ? mappingName : '';
+    this.#metrics.rejected.inc({ mapping, reason: reasonClass(reason) }, messages.length);
+    return ids;
+  }
+
   /** Resolves the message's devices and folds its Observations into the batch; returns why it cannot be. */
   async #place(
     mapping: CompiledMapping, measurements: Measurement[], i: number, issued: string, pending: Map<string, Pending>, access: AccessPolicy | undefined,
@@ -109,18 +120,18 @@ export class IngestGateway {
     if (access && mapping.identityResolution === 'Create' && !allowsAll(access, 'Observation', 'c')) {
       return { reason: `Mapping "${mapping.name}" creates patients: it needs system/Observation.c`, forbidden: true };
     }
-    const built: Observation[] = [];
+    const built: { observation: Observation; newest: number }[] = [];
     for (const group of groupByIdentity(measurements)) {
       const identity = await this.#identities.resolve(mapping.identityResolution, group.deviceId, group.patientId);
       if ('reject' in identity) return { reason: identity.reject };
       if (access && !writeAllowed(access, 'Observation', 'c', [identity.subject.reference as string])) {
         return { reason: `This client may not write readings of device "${group.deviceId}"`, forbidden: true };
       }
-      const { observations, rejections } = mapping.toObservations(group.measurements, { issued, device: identity.device, subject: identity.subject });
+      const { observations, newest, rejections } = mapping.toObservations(group.measurements, { issued, device: identity.device, subject: identity.subject });
       if (rejections.length) return { reason: rejections.map((r) => r.reason).join('; ') };
-      built.push(...observations);
+      built.push(...observations.map((observation, k) => ({ observation, newest: newest[k] })));
     }
-    for (const observation of built) {
+    for (const { observation } of built) {
       try {
         validate(observation);
       } catch (err) {
@@ -128,17 +139,18 @@ export class IngestGateway {
         throw err;
       }
     }
-    for (const observation of built) {
+    for (const { observation, newest } of built) {
       const key = identifierOf(observation);
       const existing = pending.get(key);
       if (!existing) {
-        pending.set(key, { observation, key, messages: new Set([i]), validated: true });
+        pending.set(key, { observation, key, messages: new Set([i]), validated: true, newest });
       } else {
         const merged = mergeObservation(existing.observation, observation);
         if (merged.conflict) return { reason: merged.conflict };
         existing.observation = merged.observation;
         existing.messages.add(i);
         existing.validated = false;
+        existing.newest = Math.max(existing.newest, newest);
       }
     }
     return undefined;
@@ -187,9 +199,9 @@ export class IngestGateway {
     const now = Date.now();
     for (const [key, o] of outcomes) {
       this.#metrics.observations.inc({ outcome: o.outcome });
-      const effective = pending.get(key)?.observation;
-      const at = Date.parse(effective?.effectiveDateTime ?? effective?.effectivePeriod?.end ?? '');
-      if (o.outcome !== 'unchanged' && Number.isFinite(at)) this.#metrics.latency.observe(Math.max(0, (now - at) / 1000));
+      // Not the Observation's effective time: for an hourly or daily one, that is its bucket.
+      const newest = (pending.get(key) as Pending).newest;
+      if (o.outcome !== 'unchanged') this.#metrics.latency.observe(Math.max(0, (now - newest) / 1000));
     }
     return outcomes;
   }
@@ -206,6 +218,8 @@ function reasonClass(reason: string): string {
   if (reason.includes('bound to')) return 'device-bound-elsewhere';
   if (reason.startsWith('Mapped Observation is invalid')) return 'invalid-observation';
   if (reason.startsWith('No template matched')) return 'no-template';
+  if (reason.startsWith('Unknown mapping')) return 'unknown-mapping';
+  if (reason.startsWith('The message is') && reason.includes('more than the limit')) return 'too-large';
   return 'invalid-message';
 }
 

@@ -50,12 +50,15 @@ export class MappingStore {
   }
 
   async delete(name: string): Promise<boolean> {
+    if (!NAME.test(name)) return false;
     const rows = await this.#db.query('DELETE FROM ingest_mapping WHERE name = $1 RETURNING name', [name]);
     this.#cache.delete(name);
     return rows.length > 0;
   }
 
+  /** Names no mapping can have (from URLs and MQTT topics, NUL among them, which PostgreSQL text refuses) are not looked up. */
   async get(name: string): Promise<StoredMapping | undefined> {
+    if (!NAME.test(name)) return undefined;
     const rows = await this.#db.query<{ name: string; definition: unknown; updated_at: string }>(
       'SELECT name, definition, updated_at FROM ingest_mapping WHERE name = $1',
       [name],
@@ -69,6 +72,7 @@ export class MappingStore {
   }
 
   async compiled(name: string): Promise<CompiledMapping | undefined> {
+    if (!NAME.test(name)) return undefined;
     const hit = this.#cache.get(name);
     if (hit && Date.now() - hit.at < CACHE_MS) return hit.mapping;
     const stored = await this.get(name);

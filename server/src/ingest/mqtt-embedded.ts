@@ -4,6 +4,7 @@ import type { Logger } from '../ops/logger.ts';
 import { connectionEntity, type SecurityEvent } from '../ops/security-audit.ts';
 import type { Authenticate, DeviceIdentity } from './mqtt-auth.ts';
 import { mappingOf, type MqttIngest } from './mqtt-ingest.ts';
+import { packetSizeLimit } from './mqtt-packet-size.ts';
 
 export interface EmbeddedBrokerOptions {
   ingest: MqttIngest;
@@ -14,6 +15,8 @@ export interface EmbeddedBrokerOptions {
   authenticate: Authenticate;
   /** Records device sessions: connections, refused credentials, disconnects. */
   audit: (event: SecurityEvent) => void;
+  /** The ingest payload limit; packets are allowed PACKET_HEADROOM more, so that a payload just over it is dead-lettered. */
+  maxPayloadBytes: number;
 }
 
 export interface EmbeddedBroker {
@@ -25,6 +28,8 @@ export interface EmbeddedBroker {
 const NOT_AUTHORIZED = 5;
 /** MQTT 3.1.1 CONNACK return code 3. */
 const SERVER_UNAVAILABLE = 3;
+/** Room for a PUBLISH's topic (at most 64 KiB) and headers beside its payload. */
+const PACKET_HEADROOM = 64 * 1024 + 64;
 
 /**
  * An in-process aedes broker that is Vigil's device gateway and nothing else: clients authenticate
@@ -33,12 +38,13 @@ const SERVER_UNAVAILABLE = 3;
  * (QoS 1) or PUBREC (QoS 2): calling back only after the gateway has committed means an
  * acknowledged reading is stored, dead-lettered or refused as not the client's to write. A
  * gateway failure, or credentials that expired since CONNECT, close the connection without
- * acknowledging, so the device re-sends. The audit trail records each session (the OAuth client,
- * the MQTT client id, the address) and each refused CONNECT, never the password. Undefined when
- * the port is taken.
+ * acknowledging, so the device re-sends. A packet larger than the payload limit allows closes the
+ * connection as soon as its header announces it, before it is buffered. The audit trail records
+ * each session (the OAuth client, the MQTT client id, the address) and each refused CONNECT, never
+ * the password. Undefined when the port is taken.
  */
 export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker | undefined> {
-  const { ingest, logger, port, host, authenticate, audit } = options;
+  const { ingest, logger, port, host, authenticate, audit, maxPayloadBytes } = options;
   const broker = await Aedes.createBroker();
   const devices = new WeakMap<Client, DeviceIdentity>();
   const acks = new WeakMap<Client, Promise<void>>();
@@ -103,7 +109,18 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   broker.authorizeSubscribe = (_client, _subscription, callback) => callback(null, null);
   broker.authorizeForward = () => null;
 
-  const server = createServer(broker.handle);
+  const maxPacketBytes = maxPayloadBytes + PACKET_HEADROOM;
+  const server = createServer((socket) => {
+    const client = broker.handle(socket);
+    const tooLarge = packetSizeLimit(maxPacketBytes);
+    // aedes reads on 'readable', so this listener sees each chunk as aedes takes it, and changes no flow.
+    socket.on('data', (chunk: Buffer) => {
+      const bytes = tooLarge(chunk);
+      if (bytes === undefined) return;
+      logger.warn({ clientId: client.id, bytes, limit: maxPacketBytes }, 'MQTT packet larger than the limit; closing the connection');
+      socket.destroy();
+    });
+  });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

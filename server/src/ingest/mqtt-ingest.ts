@@ -23,16 +23,20 @@ export function mappingOf(topic: string): string | undefined {
  * One MQTT publish to the gateway, shared by the embedded and external brokers. `handle` settles
  * only once the readings are committed or dead-lettered, so acknowledging after it is safe; it
  * rejects only when the gateway itself fails (database down), and then must not be acknowledged.
+ * A device cannot be told why a publish failed, so nothing it sends is dropped: payloads over the
+ * size limit, and messages for a mapping that does not exist (yet), are dead-lettered too.
  */
 export class MqttIngest {
-  readonly #gateway: Pick<IngestGateway, 'ingest'>;
+  readonly #gateway: Pick<IngestGateway, 'ingest' | 'reject'>;
   readonly #logger: Logger;
+  readonly #maxPayloadBytes: number;
   readonly #unknown = new Set<string>();
   readonly #inFlight = new Set<Promise<void>>();
 
-  constructor(gateway: Pick<IngestGateway, 'ingest'>, logger: Logger) {
+  constructor(gateway: Pick<IngestGateway, 'ingest' | 'reject'>, logger: Logger, maxPayloadBytes: number) {
     this.#gateway = gateway;
     this.#logger = logger;
+    this.#maxPayloadBytes = maxPayloadBytes;
   }
 
   /** `access`: the publishing device's rights (embedded broker); an external broker authorises its own clients. */
@@ -50,6 +54,13 @@ export class MqttIngest {
   }
 
   async #ingest(mapping: string, payload: Buffer | string, access: AccessPolicy | undefined): Promise<void> {
+    const bytes = Buffer.byteLength(payload);
+    if (bytes > this.#maxPayloadBytes) {
+      // Never parsed, and not kept (HTTP answers 413 and keeps nothing): the dead letter says what came.
+      const reason = `The message is ${bytes} bytes, more than the limit of ${this.#maxPayloadBytes} (VIGIL_MAX_BODY_BYTES)`;
+      await this.#gateway.reject(mapping, [`(not kept: ${bytes} bytes)`], reason);
+      return;
+    }
     const text = payload.toString();
     let messages: unknown[];
     try {
@@ -63,9 +74,11 @@ export class MqttIngest {
     if (messages.length === 0) return;
     const results = await this.#gateway.ingest(mapping, messages, access);
     if (!results) {
+      // Kept under the name as given, so that they can be replayed once the mapping is created.
+      await this.#gateway.reject(mapping, messages, `Unknown mapping "${mapping}"`);
       if (!this.#unknown.has(mapping) && this.#unknown.size < MAX_REMEMBERED) {
         this.#unknown.add(mapping);
-        this.#logger.warn({ mapping, topic: ingestTopic(mapping) }, 'MQTT messages for an unknown mapping are dropped');
+        this.#logger.warn({ mapping, topic: ingestTopic(mapping) }, 'MQTT messages for an unknown mapping are dead-lettered');
       }
       return;
     }

@@ -10,7 +10,7 @@ export { oauthDevices, type Authenticate, type DeviceIdentity } from './mqtt-aut
 export { ingestTopic } from './mqtt-ingest.ts';
 
 export interface MqttOptions {
-  gateway: Pick<IngestGateway, 'ingest'>;
+  gateway: Pick<IngestGateway, 'ingest' | 'reject'>;
   logger: Logger;
   /** Another broker (`mqtt://user:secret@host:1883?clientId=…`); when set, no embedded broker runs. */
   url?: string;
@@ -26,6 +26,8 @@ export interface MqttOptions {
   authenticate: Authenticate;
   /** Records the embedded broker's device sessions (connections, refused credentials, disconnects). */
   audit: (event: SecurityEvent) => void;
+  /** Larger payloads are dead-lettered unread: HTTP's limit, `config.maxBodyBytes` (VIGIL_MAX_BODY_BYTES). */
+  maxPayloadBytes: number;
 }
 
 export interface MqttTransport {
@@ -39,14 +41,15 @@ export interface MqttTransport {
 
 /** Device ingest over MQTT: topic `vigil/ingest/{mapping}`, payload one JSON message or an array. */
 export async function startMqtt(options: MqttOptions): Promise<MqttTransport> {
-  const ingest = new MqttIngest(options.gateway, options.logger);
+  const { maxPayloadBytes } = options;
+  const ingest = new MqttIngest(options.gateway, options.logger, maxPayloadBytes);
   if (options.url) {
     const external = await connectExternalBroker(options.url, ingest, options.logger);
     return { mode: 'external', stop: once(() => external.close()) };
   }
   const embedded = options.port === 0
     ? undefined
-    : await startEmbeddedBroker({ ingest, logger: options.logger, port: options.port, host: options.host ?? '127.0.0.1', authenticate: options.authenticate, audit: options.audit });
+    : await startEmbeddedBroker({ ingest, logger: options.logger, port: options.port, host: options.host ?? '127.0.0.1', authenticate: options.authenticate, audit: options.audit, maxPayloadBytes });
   if (!embedded) return { mode: 'off', stop: async () => {} };
   return { mode: 'embedded', port: embedded.port, stop: once(() => embedded.close()) };
 }

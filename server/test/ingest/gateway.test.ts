@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DRIVERS, UUID_V7, authHeader, request, useServer } from '../support.ts';
+import { READING_TIME_URL } from '../../src/ingest/template/reading-time.ts';
+import { DRIVERS, UUID_V7, authHeader, request, scrape, useServer } from '../support.ts';
 
 const now = () => new Date(Date.now() - 60_000).toISOString().replace(/\.\d+Z$/, 'Z');
 const post = async (base: string, mapping: string, body: unknown) => {
@@ -55,6 +56,52 @@ for (const driver of DRIVERS) {
 
       const dead = await fetch(`${s.base}/ingest/dead-letters?mapping=vigil-generic`, { headers: authHeader() }).then((r) => r.json()) as any;
       assert.ok(dead.deadLetters.some((d: any) => d.id === res.body.results[2].deadLetterId && d.message.deviceId === 'gw-unknown'));
+    });
+
+    /** vigil-generic with hourly heart-rate Observations. */
+    const hourly = async () => {
+      const generic = await fetch(`${s.base}/ingest/mappings/vigil-generic`, { headers: authHeader() }).then((r) => r.json()) as any;
+      const { name: _n, updatedAt: _u, ...definition } = generic;
+      definition.fhirMapping.template.find((t: any) => t.template.typeName === 'heartrate').template.periodInterval = 60;
+      const put = await fetch(`${s.base}/ingest/mappings/hourly-hr`, { method: 'PUT', headers: { 'content-type': 'application/json', ...authHeader() }, body: JSON.stringify(definition) });
+      assert.ok(put.ok);
+      return 'hourly-hr';
+    };
+
+    it('keeps the latest reading of an hourly Observation, so a re-sent earlier one changes nothing', async () => {
+      const mapping = await hourly();
+      const patientId = await enrol('gw-hourly');
+      const reading = (timestamp: string, value: number) => ({ deviceId: 'gw-hourly', timestamp, type: 'heart-rate', value, unit: '/min' });
+      const later = await post(s.base, mapping, reading('2024-05-01T10:30:00Z', 80));
+      const [{ id, outcome }] = later.body.results[0].observations;
+      assert.equal(outcome, 'created');
+
+      const resent = await post(s.base, mapping, reading('2024-05-01T10:05:00Z', 70));
+      assert.deepEqual(resent.body.results[0].observations, [{ id, outcome: 'unchanged' }]);
+      const stored = (await request('GET', `${s.fhir}/Observation/${id}`)).body;
+      assert.equal(stored.valueQuantity.value, 80);
+      assert.equal(stored.meta.versionId, '1');
+      assert.deepEqual(stored.effectivePeriod, { start: '2024-05-01T10:00:00.000Z', end: '2024-05-01T11:00:00.000Z' });
+      assert.deepEqual(stored.extension, [{ url: READING_TIME_URL, valueDateTime: '2024-05-01T10:30:00.000Z' }]);
+
+      const newer = await post(s.base, mapping, reading('2024-05-01T10:45:00Z', 90));
+      assert.deepEqual(newer.body.results[0].observations, [{ id, outcome: 'updated' }]);
+      assert.equal((await request('GET', `${s.fhir}/Observation?patient=Patient/${patientId}`)).body.entry[0].resource.valueQuantity.value, 90);
+    });
+
+    it('measures ingest latency from the newest reading, not from the end of its hour', async () => {
+      const mapping = await hourly();
+      await enrol('gw-latency');
+      const reading = (timestamp: string, value: number) => ({ deviceId: 'gw-latency', timestamp, type: 'heart-rate', value, unit: '/min' });
+      const before = await scrape(s.base);
+      const res = await post(s.base, mapping, [reading('2024-05-01T10:30:00Z', 80), reading('2024-05-01T10:05:00Z', 70)]);
+      const expected = (Date.now() - Date.parse('2024-05-01T10:30:00Z')) / 1000;
+      assert.equal(res.body.results[0].observations[0].outcome, 'created');
+      const after = await scrape(s.base);
+      assert.equal(after('vigil_ingest_latency_seconds_count') - before('vigil_ingest_latency_seconds_count'), 1);
+      // the hour ends 1,800 s after the newest reading
+      const observed = after('vigil_ingest_latency_seconds_sum') - before('vigil_ingest_latency_seconds_sum');
+      assert.ok(Math.abs(observed - expected) < 60, `observed ${observed} s, expected ${expected} s`);
     });
 
     it('replays a dead letter once its device is enrolled', async () => {

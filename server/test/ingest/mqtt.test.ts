@@ -7,6 +7,7 @@ import pino from 'pino';
 import type { AccessPolicy } from '../../src/auth/access-policy.ts';
 import { parseScopes } from '../../src/auth/smart-scopes.ts';
 import { startMqtt, type Authenticate } from '../../src/ingest/mqtt.ts';
+import { packetSizeLimit } from '../../src/ingest/mqtt-packet-size.ts';
 import type { IngestGateway } from '../../src/ingest/gateway.ts';
 import { createLogger } from '../../src/ops/logger.ts';
 import { DRIVERS, authHeader, clientCredentialsToken, freePort, request, useServer, type TestServer } from '../support.ts';
@@ -61,18 +62,37 @@ const SYSTEM: AccessPolicy = { clientId: 'test-device', sub: 'test-device', gran
 const anyDevice: Authenticate = async () => ({ clientId: 'test-device', policy: async () => SYSTEM });
 /** Brokers a test starts itself record no AuditEvents (the suite's own broker does: auth/security-audit.test.ts). */
 const noAudit = () => {};
+/** HTTP's default body limit (VIGIL_MAX_BODY_BYTES), which MQTT payloads share. */
+const MAX_BODY = 16 * 1024 * 1024;
 /** The suite's bootstrap client as MQTT credentials. */
 const asClient = (s: TestServer): IClientOptions => ({ username: s.clientId, password: s.clientSecret });
 
 /** The real gateway, except that its first call fails as if the database were down. */
-function failingOnce(gateway: IngestGateway): Pick<IngestGateway, 'ingest'> & { calls: number } {
+function failingOnce(gateway: IngestGateway): Pick<IngestGateway, 'ingest' | 'reject'> & { calls: number } {
   return {
     calls: 0,
     async ingest(mapping, messages) {
       if (this.calls++ === 0) throw new Error('database unavailable');
       return gateway.ingest(mapping, messages);
     },
+    reject: (mapping, messages, reason) => gateway.reject(mapping, messages, reason),
   };
+}
+
+async function deadLetters(s: TestServer, mapping: string): Promise<any[]> {
+  const body = await fetch(`${s.base}/ingest/dead-letters?mapping=${encodeURIComponent(mapping)}`, { headers: authHeader() }).then((r) => r.json()) as any;
+  return body.deadLetters;
+}
+
+/** Publishes at QoS 1 on an open connection: 'acknowledged', or 'closed' when the broker drops the connection first. */
+async function publishOrClosed(url: string, topic: string, payload: string | Buffer): Promise<'acknowledged' | 'closed'> {
+  const device = await connectAsync(url, { reconnectPeriod: 0 });
+  try {
+    const closed = new Promise<'closed'>((resolve) => device.once('close', () => resolve('closed')));
+    return await Promise.race([device.publishAsync(topic, payload, { qos: 1 }).then(() => 'acknowledged' as const, () => 'closed' as const), closed]);
+  } finally {
+    await device.endAsync(true);
+  }
 }
 
 for (const driver of DRIVERS) {
@@ -107,31 +127,67 @@ for (const driver of DRIVERS) {
       assert.equal(stored.body.total, 40 + 11);
     });
 
-    it('dead-letters a non-JSON payload, and drops publishes to an unknown mapping, logging that once', async () => {
-      const { mapping, topic } = await setUp(s);
+    it('dead-letters a non-JSON payload, and publishes to an unknown mapping, replayable once it exists, logging that once', async () => {
+      const { mapping, topic, patientId, reading } = await setUp(s);
       await publish(url, topic, 'HR=71;not json', asClient(s));
-      const dead = await fetch(`${s.base}/ingest/dead-letters?mapping=${mapping}`, { headers: authHeader() }).then((r) => r.json()) as any;
-      assert.deepEqual(dead.deadLetters.map((d: any) => d.message), ['HR=71;not json']);
+      assert.deepEqual((await deadLetters(s, mapping)).map((d) => d.message), ['HR=71;not json']);
 
       const lines: { msg: string; mapping?: string }[] = [];
       const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-      const transport = await startMqtt({ gateway: s.vigil.gateway, logger, port: await freePort(), authenticate: anyDevice, audit: noAudit });
-      const nowhere = unique('no-such-mapping');
+      const transport = await startMqtt({ gateway: s.vigil.gateway, logger, port: await freePort(), authenticate: anyDevice, audit: noAudit, maxPayloadBytes: MAX_BODY });
+      const nowhere = unique('not-yet');
+      const endless = `x${'\u0000'.repeat(2)}${'y'.repeat(3000)}`;
+      const hr = reading(77);
       try {
-        await publish(`mqtt://127.0.0.1:${transport.port}`, `vigil/ingest/${nowhere}`, { deviceId: 'x', value: 1 });
-        await publish(`mqtt://127.0.0.1:${transport.port}`, `vigil/ingest/${nowhere}`, 'again');
+        await publish(`mqtt://127.0.0.1:${transport.port}`, `vigil/ingest/${nowhere}`, [hr, 'again']);
+        // no mapping can have this name, nor does it fit the dead letters' index whole: kept, cut, without NUL
+        await publish(`mqtt://127.0.0.1:${transport.port}`, `vigil/ingest/${endless}`, reading(78));
       } finally {
         await transport.stop();
       }
-      assert.deepEqual(lines.map((l) => [l.mapping, l.msg]), [[nowhere, 'MQTT messages for an unknown mapping are dropped']]);
-      const none = await fetch(`${s.base}/ingest/dead-letters?mapping=${nowhere}`, { headers: authHeader() }).then((r) => r.json()) as any;
-      assert.deepEqual(none.deadLetters, []);
+      assert.deepEqual(lines.map((l) => [l.mapping, l.msg]), [
+        [nowhere, 'MQTT messages for an unknown mapping are dead-lettered'],
+        [endless, 'MQTT messages for an unknown mapping are dead-lettered'],
+      ]);
+      const dead = await deadLetters(s, nowhere);
+      assert.deepEqual(dead.map((d) => d.reason), [`Unknown mapping "${nowhere}"`, `Unknown mapping "${nowhere}"`]);
+      const letter = dead.find((d) => d.message !== 'again');
+      assert.deepEqual(letter.message, hr);
+      assert.equal((await deadLetters(s, `x\uFFFD\uFFFD${'y'.repeat(253)}`)).length, 1);
+
+      const generic = await fetch(`${s.base}/ingest/mappings/vigil-generic`, { headers: authHeader() }).then((r) => r.json()) as Record<string, unknown>;
+      const { name: _name, updatedAt: _updatedAt, ...definition } = generic;
+      await fetch(`${s.base}/ingest/mappings/${nowhere}`, { method: 'PUT', headers: { 'content-type': 'application/json', ...authHeader() }, body: JSON.stringify(definition) });
+      const replay = await fetch(`${s.base}/ingest/dead-letters/${letter.id}/$replay`, { method: 'POST', headers: authHeader() }).then((r) => r.json()) as any;
+      assert.equal(replay.result.status, 'ok');
+      assert.deepEqual(await heartRates(s, patientId), [77]);
+    });
+
+    it('dead-letters a payload over the size limit unread, and closes the connection on a packet far larger', async () => {
+      const { mapping, topic, patientId, reading } = await setUp(s);
+      const transport = await startMqtt({ gateway: s.vigil.gateway, logger: silent, port: await freePort(), authenticate: anyDevice, audit: noAudit, maxPayloadBytes: 1024 });
+      const local = `mqtt://127.0.0.1:${transport.port}`;
+      try {
+        const over = JSON.stringify(Array.from({ length: 20 }, () => reading(70)));
+        assert.ok(over.length > 1024);
+        assert.equal(await publishOrClosed(local, topic, over), 'acknowledged');
+        const dead = await deadLetters(s, mapping);
+        assert.deepEqual(dead.map((d) => [d.message, d.reason]), [[`(not kept: ${over.length} bytes)`, `The message is ${over.length} bytes, more than the limit of 1024 (VIGIL_MAX_BODY_BYTES)`]]);
+
+        // beyond what the limit allows a packet (the payload and room for a topic), it is not even read
+        assert.equal(await publishOrClosed(local, topic, Buffer.alloc(4 * 1024 * 1024, ' ')), 'closed');
+        assert.equal((await deadLetters(s, mapping)).length, 1);
+        assert.equal(await publishOrClosed(local, topic, JSON.stringify(reading(71))), 'acknowledged', 'other connections are unaffected');
+        assert.deepEqual(await heartRates(s, patientId), [71]);
+      } finally {
+        await transport.stop();
+      }
     });
 
     it('leaves a reading unacknowledged when ingest fails, so the device re-sends it', async () => {
       const { topic, patientId, reading } = await setUp(s);
       const gateway = failingOnce(s.vigil.gateway);
-      const transport = await startMqtt({ gateway, logger: silent, port: await freePort(), authenticate: anyDevice, audit: noAudit });
+      const transport = await startMqtt({ gateway, logger: silent, port: await freePort(), authenticate: anyDevice, audit: noAudit, maxPayloadBytes: MAX_BODY });
       try {
         await publish(`mqtt://127.0.0.1:${transport.port}`, topic, reading(88));
         assert.equal(gateway.calls, 2, 'the first attempt failed, the re-sent one was ingested');
@@ -213,7 +269,7 @@ for (const driver of DRIVERS) {
         if (!valid) throw new Error('The access token is invalid or expired');
         return SYSTEM;
       } });
-      const transport = await startMqtt({ gateway: s.vigil.gateway, logger: silent, port: await freePort(), authenticate: expiring, audit: noAudit });
+      const transport = await startMqtt({ gateway: s.vigil.gateway, logger: silent, port: await freePort(), authenticate: expiring, audit: noAudit, maxPayloadBytes: MAX_BODY });
       const { topic, patientId, reading } = await setUp(s);
       const device = await connectAsync(`mqtt://127.0.0.1:${transport.port}`, { reconnectPeriod: 0 });
       try {
@@ -258,12 +314,21 @@ for (const driver of DRIVERS) {
       assert.deepEqual(dead.deadLetters.map((d: any) => d.message), ['\uFFFDbinary']);
     });
 
+    it('dead-letters publishes to a mapping that does not exist yet', async () => {
+      const { reading } = await setUp(s);
+      const nowhere = unique('not-yet');
+      const hr = reading(79);
+      await publish(MOSQUITTO, `vigil/ingest/${nowhere}`, hr);
+      const dead = await eventually(() => deadLetters(s, nowhere), (d) => d.length > 0);
+      assert.deepEqual(dead.map((d) => [d.message, d.reason]), [[hr, `Unknown mapping "${nowhere}"`]]);
+    });
+
     it('gets what was published while Vigil was away, and redelivers what failed to commit', async () => {
       const { topic, patientId, reading } = await setUp(s);
       await s.vigil.mqtt.stop();
       await publish(MOSQUITTO, topic, reading(90));
       const gateway = failingOnce(s.vigil.gateway);
-      const transport = await startMqtt({ gateway, logger: silent, url, port: 0, authenticate: anyDevice, audit: noAudit });
+      const transport = await startMqtt({ gateway, logger: silent, url, port: 0, authenticate: anyDevice, audit: noAudit, maxPayloadBytes: MAX_BODY });
       try {
         assert.deepEqual(await eventually(() => heartRates(s, patientId), (v) => v.length === 1), [90]);
         assert.equal(gateway.calls, 2, 'the session kept the message, and the failed attempt was redelivered');
@@ -273,6 +338,39 @@ for (const driver of DRIVERS) {
     });
   });
 }
+
+describe('MQTT packet size limit', () => {
+  /** Feeds the bytes in the given chunk sizes; the first oversized length reported, if any. */
+  const feed = (max: number, bytes: number[], chunk: number) => {
+    const limit = packetSizeLimit(max);
+    for (let i = 0; i < bytes.length; i += chunk) {
+      const over = limit(Buffer.from(bytes.slice(i, i + chunk)));
+      if (over !== undefined) return over;
+    }
+    return undefined;
+  };
+  /** A PUBLISH's fixed header: type, then the remaining length, 7 bits a byte. */
+  const header = (length: number) => {
+    const bytes = [0x30];
+    let n = length;
+    do {
+      bytes.push((n % 128) | (n >= 128 ? 0x80 : 0));
+      n = Math.floor(n / 128);
+    } while (n > 0);
+    return bytes;
+  };
+  const packet = (length: number) => [...header(length), ...new Array<number>(length).fill(0x41)];
+
+  it('reads each packet\'s announced length, however the bytes are split, and reports the first one over the limit', () => {
+    const stream = [...packet(300), 0xc0, 0x00, ...packet(0), ...packet(127), ...packet(128), ...packet(301), ...packet(5)];
+    for (const chunk of [1, 2, 3, 7, 128, stream.length]) {
+      assert.equal(feed(300, stream, chunk), 301, `chunks of ${chunk}`);
+      assert.equal(feed(301, stream, chunk), undefined, `chunks of ${chunk}`);
+    }
+    // the header alone is enough: the body need never arrive
+    assert.equal(feed(1000, header(268_435_455), 1), 268_435_455);
+  });
+});
 
 describe('MQTT start-up when the port is taken', () => {
   it('starts without the embedded broker and warns once, naming MQTT_PORT and MQTT_URL', async () => {

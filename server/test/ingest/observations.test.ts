@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Observation } from '@medplum/fhirtypes';
 import { compileMapping, groupByIdentity, IDENTIFIER_SYSTEM, mergeObservation, type Measurement } from '../../src/ingest/template/index.ts';
-import { CONTEXT, HEART_RATE_DEVICE, NOW, builtin, definition, heartRateFhir } from './helpers.ts';
+import { READING_TIME_URL } from '../../src/ingest/template/reading-time.ts';
+import { CONTEXT, HEART_RATE_DEVICE, NOW, builtin, builtinDefinition, definition, heartRateFhir } from './helpers.ts';
 
 const VITALS = 'http://hl7.org/fhir/StructureDefinition/';
 
@@ -61,19 +62,22 @@ describe('instant readings', () => {
     for (const o of others) assert.notEqual(identifier(o), first);
   });
 
-  test('re-sending a reading merges as unchanged; a corrected value as changed', () => {
+  test('re-sending a reading merges as unchanged; another value at the same time is settled by a fixed order, not by arrival', () => {
     const [stored] = observations(mapping, [hrMessage(72, '2024-05-01T10:00:00Z')]);
     const resent = observations(mapping, [hrMessage(72, '2024-05-01T10:00:00Z')], { ...CONTEXT, issued: '2024-05-02T00:00:00Z' })[0]!;
     const same = mergeObservation({ ...stored!, id: 'obs-1', meta: { ...stored!.meta, versionId: '1' } }, resent);
     assert.equal(same.changed, false);
     assert.equal(same.observation.issued, '2024-05-01T12:00:01.000Z');
 
-    const corrected = observations(mapping, [hrMessage(75, '2024-05-01T10:00:00Z')], { ...CONTEXT, issued: '2024-05-02T00:00:00Z' })[0]!;
-    const merged = mergeObservation({ ...stored!, id: 'obs-1' }, corrected);
+    const other = observations(mapping, [hrMessage(75, '2024-05-01T10:00:00Z')], { ...CONTEXT, issued: '2024-05-02T00:00:00Z' })[0]!;
+    const merged = mergeObservation({ ...stored!, id: 'obs-1' }, other);
     assert.equal(merged.changed, true);
     assert.equal(merged.observation.id, 'obs-1');
     assert.equal(merged.observation.valueQuantity!.value, 75);
     assert.equal(merged.observation.issued, '2024-05-02T00:00:00Z');
+    assert.equal(mergeObservation(merged.observation, stored!).changed, false, 'the first value re-sent');
+    assert.equal(observations(mapping, [hrMessage(75, '2024-05-01T10:00:00Z'), hrMessage(72, '2024-05-01T10:00:00Z')])[0]!.valueQuantity!.value, 75);
+    assert.equal(observations(mapping, [hrMessage(72, '2024-05-01T10:00:00Z'), hrMessage(75, '2024-05-01T10:00:00Z')])[0]!.valueQuantity!.value, 75);
   });
 
   test('profiles are claimed only when met: no subject, or SampledData, fall back', () => {
@@ -146,6 +150,40 @@ describe('grouped readings', () => {
     assert.deepEqual(obs!.effectivePeriod, { start: '2024-04-30T00:00:00.000Z', end: '2024-05-01T00:00:00.000Z' });
     assert.equal(obs!.valueQuantity!.value, 70);
     assert.notEqual(identifier(observations(mapping, [hrMessage(70, '2024-05-01T00:00:00Z')])[0]!), identifier(obs!));
+  });
+
+  test('a single value keeps the reading taken last, whatever order readings arrive in, and records its time', () => {
+    const mapping = compileMapping(definition([HEART_RATE_DEVICE], [heartRateFhir({ periodInterval: 60 })]));
+    const [later] = observations(mapping, [hrMessage(80, '2024-05-01T10:30:00Z')]);
+    const [earlier] = observations(mapping, [hrMessage(70, '2024-05-01T10:05:00Z')]);
+    assert.deepEqual(later!.extension, [{ url: READING_TIME_URL, valueDateTime: '2024-05-01T10:30:00.000Z' }]);
+    assert.deepEqual(mergeObservation(later!, earlier!), { observation: later, changed: false });
+    const merged = mergeObservation(earlier!, later!);
+    assert.equal(merged.changed, true);
+    assert.deepEqual(merged.observation, later);
+    assert.deepEqual(observations(mapping, [hrMessage(80, '2024-05-01T10:30:00Z'), hrMessage(70, '2024-05-01T10:05:00Z')])[0], later);
+
+    // same time, other value: the same one wins in either order
+    const [rival] = observations(mapping, [hrMessage(79, '2024-05-01T10:30:00Z')]);
+    const kept = (a: Observation, b: Observation) => mergeObservation(a, b).observation.valueQuantity!.value;
+    assert.equal(kept(later!, rival!), kept(rival!, later!));
+  });
+
+  test('each component keeps its own latest reading', () => {
+    const generic = builtinDefinition('vigil-generic') as any;
+    generic.fhirMapping.template.find((t: any) => t.template.typeName === 'bloodpressure').template.periodInterval = 60;
+    const mapping = compileMapping(generic, { name: 'hourly-bp' });
+    const reading = (type: string, value: number, timestamp: string) => ({ deviceId: 'cuff-1', timestamp, type, value, unit: 'mm[Hg]' });
+    const [stored] = observations(mapping, [reading('systolic', 130, '2024-05-01T10:30:00Z'), reading('diastolic', 85, '2024-05-01T10:10:00Z')]);
+    const [incoming] = observations(mapping, [reading('systolic', 120, '2024-05-01T10:20:00Z'), reading('diastolic', 80, '2024-05-01T10:20:00Z')]);
+    const merged = mergeObservation(stored!, incoming!).observation;
+    assert.deepEqual(
+      merged.component!.map((c) => [c.code.coding![0]!.code, c.valueQuantity!.value, c.extension![0]!.valueDateTime]),
+      [
+        ['8480-6', 130, '2024-05-01T10:30:00.000Z'],
+        ['8462-4', 80, '2024-05-01T10:20:00.000Z'],
+      ],
+    );
   });
 
   test('correlation-id groups span their readings; merging extends the period and re-anchors the grid', () => {

@@ -1,6 +1,7 @@
 import type { Observation, ObservationComponent, SampledData } from '@medplum/fhirtypes';
 import { deepEqual } from './json.ts';
 import { IDENTIFIER_SYSTEM } from './observations.ts';
+import { recordedReadingTime, supersedes, withReadingTime, type TimedValue } from './reading-time.ts';
 import { decodeGrid, encodeGrid } from './sampled-data.ts';
 import type { MergeResult } from './types.ts';
 import { applyVitalSigns } from './vital-signs.ts';
@@ -8,12 +9,14 @@ import { applyVitalSigns } from './vital-signs.ts';
 /**
  * Merges a freshly built Observation into the stored one with the same identifier: periods are
  * united, SampledData slots are filled by their time (incoming readings win a slot), other values
- * take the incoming reading, missing components are added. Stored fields the engine does not own
- * (id, meta.versionId, notes, …) are kept.
+ * keep the latest reading of the two (reading-time.ts), missing components are added. Stored
+ * fields the engine does not own (id, meta.versionId, notes, …) are kept.
  */
 
 const VALUE_KEYS = ['valueQuantity', 'valueSampledData', 'valueString', 'valueCodeableConcept'] as const;
-type ValueHolder = Pick<Observation, (typeof VALUE_KEYS)[number]>;
+type ValueKey = (typeof VALUE_KEYS)[number];
+/** The Observation (for value[x]) or a component. */
+type ValueHolder = Pick<Observation, ValueKey | 'extension'>;
 
 interface Range {
   readonly start: number;
@@ -78,7 +81,7 @@ function sameCode(a: ObservationComponent, b: ObservationComponent): boolean {
   return x && y ? x.system === y.system && x.code === y.code : a.code.text === b.code.text;
 }
 
-/** Writes the merged value into `target`; false when a SampledData grid would be too large. */
+/** Writes the merged value into `target`; false when a SampledData grid would be too large. `target` starts as a copy of `existing`. */
 function mergeValue(
   target: ValueHolder,
   existing: ValueHolder,
@@ -95,9 +98,19 @@ function mergeValue(
     target.valueSampledData = { ...structuredClone(fresh), data };
     return true;
   }
+  const storedKey = VALUE_KEYS.find((k) => existing[k] !== undefined);
+  if (storedKey && !supersedes(timed(incoming, incomingKey, ranges.incoming), timed(existing, storedKey, ranges.existing))) return true;
   for (const k of VALUE_KEYS) delete target[k];
   Object.assign(target, { [incomingKey]: structuredClone(incoming[incomingKey]) });
+  const extension = withReadingTime(target.extension, recordedReadingTime(incoming));
+  if (extension) target.extension = extension;
+  else delete target.extension;
   return true;
+}
+
+/** A holder's value with its reading's time: recorded (grouped Observations), else the effective time (instants; also grouped ones stored before it was recorded). */
+function timed(holder: ValueHolder, key: ValueKey, range: Range | undefined): TimedValue {
+  return { time: recordedReadingTime(holder) ?? range?.start ?? -Infinity, value: { [key]: holder[key] } };
 }
 
 function mergeGrids(stored: SampledData, storedStart: number, fresh: SampledData, freshStart: number, target: Range): string | undefined {

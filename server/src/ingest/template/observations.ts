@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import type { Observation, ObservationComponent } from '@medplum/fhirtypes';
+import type { Extension, Observation, ObservationComponent } from '@medplum/fhirtypes';
 import type { FhirTemplate, ValueTemplate } from './fhir-templates.ts';
 import { cloneJson, defined } from './json.ts';
+import { readingTimeExtension, supersedes, type TimedValue } from './reading-time.ts';
 import { encodeGrid, type Sample } from './sampled-data.ts';
 import type { Measurement, ObservationContext, ObservationsResult, Rejection } from './types.ts';
 import { applyVitalSigns } from './vital-signs.ts';
@@ -11,6 +12,12 @@ import { applyVitalSigns } from './vital-signs.ts';
 export const IDENTIFIER_SYSTEM = 'urn:vigil:ingest';
 
 type ValueElement = Pick<Observation, 'valueQuantity' | 'valueSampledData' | 'valueString' | 'valueCodeableConcept'>;
+
+/** A value and, for a single value in a grouped Observation, the time of the reading it comes from. */
+interface BuiltValue {
+  readonly element: ValueElement;
+  readonly extension?: Extension[];
+}
 
 interface Group {
   readonly template: FhirTemplate;
@@ -59,15 +66,17 @@ export function buildObservations(
   }
 
   const observations: Observation[] = [];
+  const newest: number[] = [];
   for (const group of groups.values()) {
     const built = buildObservation(group, context);
     if (typeof built === 'string') {
       rejections.push({ template: group.template.path, typeName: group.template.typeName, reason: built });
     } else {
       observations.push(built);
+      newest.push(group.measurements.reduce((max, m) => Math.max(max, (m.endTime ?? m.occurrenceTime).getTime()), -Infinity));
     }
   }
-  return { observations, rejections };
+  return { observations, newest, rejections };
 }
 
 function windowOf(template: FhirTemplate, m: Measurement): { key: string[]; bucket?: { start: number; end: number } } | { reason: string } {
@@ -98,25 +107,27 @@ function buildObservation(group: Group, context: ObservationContext): Observatio
     sorted.flatMap((m) => m.properties.filter((p) => p.name === valueName).map((p) => ({ time: m.occurrenceTime.getTime(), value: p.value })));
 
   const tooLarge = (): string => `the SampledData grid from ${new Date(start).toISOString()} to ${new Date(end).toISOString()} would exceed its size limit`;
-  let value: ValueElement | undefined;
+  const grouped = template.periodInterval !== 0;
+  let value: BuiltValue | undefined;
   const found = template.value ? samples(template.value.valueName) : [];
   if (template.value && found.length > 0) {
-    value = valueElement(template.value, found, start, end);
+    value = valueOf(template.value, found, start, end, grouped);
     if (!value) return tooLarge();
   }
   const component: ObservationComponent[] = [];
   for (const c of template.components) {
     const componentSamples = samples(c.value.valueName);
     if (componentSamples.length === 0) continue;
-    const element = valueElement(c.value, componentSamples, start, end);
-    if (!element) return tooLarge();
-    component.push({ code: cloneJson(c.code), ...element });
+    const built = valueOf(c.value, componentSamples, start, end, grouped);
+    if (!built) return tooLarge();
+    component.push(defined({ extension: built.extension, code: cloneJson(c.code), ...built.element }));
   }
   if (!value && component.length === 0) return "none of the template's values is present in the measurements";
 
   const instant = template.periodInterval === 0 && start === end;
   const observation: Observation = defined({
     resourceType: 'Observation',
+    extension: value?.extension,
     identifier: [{ system: IDENTIFIER_SYSTEM, value: group.identifier }],
     status: 'final',
     category: template.category.length > 0 ? cloneJson([...template.category]) : undefined,
@@ -127,30 +138,39 @@ function buildObservation(group: Group, context: ObservationContext): Observatio
     effectivePeriod: instant ? undefined : { start: new Date(start).toISOString(), end: new Date(end).toISOString() },
     issued: typeof context.issued === 'string' ? context.issued : context.issued.toISOString(),
     device: context.device,
-    ...value,
+    ...value?.element,
     component: component.length > 0 ? component : undefined,
   });
   applyVitalSigns(observation);
   // Conventional element order, so stored and served JSON reads naturally.
-  const { resourceType, meta, identifier, status, category, ...rest } = observation;
-  return defined({ resourceType, meta, identifier, status, category, ...rest });
+  const { resourceType, meta, extension, identifier, status, category, ...rest } = observation;
+  return defined({ resourceType, meta, extension, identifier, status, category, ...rest });
 }
 
-/** The value for a group; single-valued types take the latest reading. Undefined if a grid would be too large. */
-function valueElement(template: ValueTemplate, samples: readonly Sample[], start: number, end: number): ValueElement | undefined {
-  const latest = samples.at(-1)!.value;
+/**
+ * The value for a group, undefined if a grid would be too large. Single-valued types take the
+ * latest reading (see reading-time.ts), and say when it was taken if the Observation is grouped.
+ */
+function valueOf(template: ValueTemplate, samples: readonly Sample[], start: number, end: number, grouped: boolean): BuiltValue | undefined {
+  if (template.valueType === 'SampledData') {
+    const data = encodeGrid(samples, start, end, template.defaultPeriod);
+    if (data === undefined) return undefined;
+    const origin = defined({ value: 0, unit: template.unit, system: template.system, code: template.code });
+    return { element: { valueSampledData: { origin, period: template.defaultPeriod, dimensions: 1, data } } };
+  }
+  const latest = samples
+    .map((s): TimedValue & { value: ValueElement } => ({ time: s.time, value: singleValue(template, s.value) }))
+    .reduce((kept, next) => (supersedes(next, kept) ? next : kept));
+  return grouped ? { element: latest.value, extension: [readingTimeExtension(latest.time)] } : { element: latest.value };
+}
+
+function singleValue(template: Exclude<ValueTemplate, { valueType: 'SampledData' }>, value: string): ValueElement {
   switch (template.valueType) {
     case 'Quantity':
-      return { valueQuantity: defined({ value: Number(latest), unit: template.unit, system: template.system, code: template.code }) };
+      return { valueQuantity: defined({ value: Number(value), unit: template.unit, system: template.system, code: template.code }) };
     case 'String':
-      return { valueString: latest };
+      return { valueString: value };
     case 'CodeableConcept':
       return { valueCodeableConcept: cloneJson(template.concept) };
-    case 'SampledData': {
-      const data = encodeGrid(samples, start, end, template.defaultPeriod);
-      if (data === undefined) return undefined;
-      const origin = defined({ value: 0, unit: template.unit, system: template.system, code: template.code });
-      return { valueSampledData: { origin, period: template.defaultPeriod, dimensions: 1, data } };
-    }
   }
 }

@@ -51,6 +51,8 @@ export interface ObservationContext {
 
 export interface ObservationsResult {
   readonly observations: Observation[];
+  /** For each Observation, the time its newest reading was taken (its end, for a reading over an interval), in epoch ms. */
+  readonly newest: number[];
   /** Measurements that could not be placed, e.g. a SampledData grid that would grow past its limit. */
   readonly rejections: Rejection[];
 }
