@@ -82,11 +82,11 @@ export const observation = (patient: string, code = '8867-4', value = 80) => ({
 export const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/';
 export const VITAL = 'https://vigil.health/fhir/SubscriptionTopic/new-vital-sign';
 
-/** A topic-based (Backport IG) rest-hook subscription to one patient's new vital signs, notified id-only. */
-export const topicSubscription = (endpoint: string, patient: string, payload = 'application/fhir+json') => ({
+/** A topic-based (Backport IG) rest-hook subscription with these filters, notified id-only. */
+export const backportSubscription = (topic: string, endpoint: string, filters: string[], payload = 'application/fhir+json') => ({
   meta: { profile: [`${BACKPORT}backport-subscription`] },
-  criteria: VITAL,
-  _criteria: { extension: [{ url: `${BACKPORT}backport-filter-criteria`, valueString: `Observation?patient=${patient}` }] },
+  criteria: topic,
+  _criteria: { extension: filters.map((valueString) => ({ url: `${BACKPORT}backport-filter-criteria`, valueString })) },
   channel: {
     type: 'rest-hook',
     endpoint,
@@ -94,3 +94,14 @@ export const topicSubscription = (endpoint: string, patient: string, payload = '
     _payload: { extension: [{ url: `${BACKPORT}backport-payload-content`, valueCode: 'id-only' }] },
   },
 });
+
+/** A topic-based subscription to one patient's new vital signs, notified id-only. */
+export const topicSubscription = (endpoint: string, patient: string, payload?: string) =>
+  backportSubscription(VITAL, endpoint, [`Observation?patient=${patient}`], payload);
+
+/** The focus references of the event notifications a receiver got (handshakes and heartbeats carry none). */
+export const notifiedFocus = (receiver: Receiver): string[] =>
+  receiver.received.flatMap((r) => {
+    const bundle = JSON.parse(r.body);
+    return bundle.resourceType === 'Bundle' ? bundle.entry.slice(1).map((e: { fullUrl: string }) => e.fullUrl.split('/').slice(-2).join('/')) : [];
+  });
