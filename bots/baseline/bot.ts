@@ -1,26 +1,32 @@
-import type { Observation, Patient } from '@medplum/fhirtypes';
-import { clearAlerts, raiseAlert } from '../alerts/alerts.ts';
+import type { Observation, Patient, Reference } from '@medplum/fhirtypes';
+import { clearAlerts, raiseAlert, retractAlerts } from '../alerts/alerts.ts';
 import { ALERT_DEFAULTS } from '../alerts/codes.ts';
 import { addDays, dayBounds, dayOf, isTimeZone } from '../calendar/zone.ts';
+import { patientOf } from '../runtime/host.ts';
 import { numberParameter, type Bot, type BotEvent, type BotResult, type FhirClient, type Parameters } from '../runtime/manifest.ts';
 import { codesOf, LOINC } from '../vitals/codes.ts';
-import { normaliseObservation } from '../vitals/normalise.ts';
+import { effectiveTime, normaliseObservation } from '../vitals/normalise.ts';
 import type { QuantityReading } from '../vitals/reading.ts';
 import { assessBaseline, BASELINE_DEFAULTS, BASELINE_MEASURES, METHODS, type BaselineMeasure, type BaselineOptions, type DayValue } from './assess.ts';
-import { dailyCodes, dailyObservation, DAILY_KEY, readDaily, summariseDays } from './daily.ts';
+import { dailyCodes, dailyKey, dailyObservation, DAILY_KEY, readDaily, summariseDays } from './daily.ts';
 
 const HOUR = 3_600_000;
 const PAGE = '1000';
 
+/** The readings daily values are made of. */
+const READING_CODES = [...new Set(BASELINE_MEASURES.flatMap(codesOf))].map((c) => `${LOINC}|${c}`);
+
 /**
  * Personal baseline (bots/README.md): every hour, for each patient, the days that ended since the
  * last sweep become daily values (stored as Observations), and the newest day of each measure is
- * scored against the patient's own 28 days before it.
+ * scored against the patient's own 28 days before it. A reading entered in error afterwards
+ * corrects the day it went into (`correct`).
  */
 export const baselineBot: Bot = {
   name: 'baseline',
   title: 'Vigil personal baseline',
   schedule: { everyMs: HOUR, search: 'Patient?active:not=false' },
+  trigger: { resourceType: 'Observation', criteria: `Observation?status=entered-in-error&code=${READING_CODES.join(',')}`, interactions: ['update'] },
   // The first sweep of a patient with weeks of wearable data reads them all once.
   timeoutMs: 120_000,
   defaults: {
@@ -33,13 +39,12 @@ export const baselineBot: Bot = {
   },
 
   async handler(event, fhir): Promise<BotResult> {
-    const patient = event.resource as Patient;
     const timeZone = String(event.parameters.timeZone);
     if (!isTimeZone(timeZone)) return { outcome: 'rejected', message: `timeZone "${timeZone}" is not an IANA time zone` };
+    if (event.resource.resourceType === 'Observation') return correct(fhir, event, event.resource as Observation, timeZone);
+    const patient = event.resource as Patient;
     const options = baselineOptions(event.parameters);
-    // The newest day that ended `settleHours` ago: late uploads of a day are in by then.
-    const lastDay = addDays(dayOf(Date.now() - numberParameter(event.parameters, 'settleHours') * HOUR, timeZone), -1);
-    const firstDay = addDays(lastDay, -(options.windowDays + options.ofDays - 1));
+    const { firstDay, lastDay } = daysInView(event.parameters, options, timeZone);
     const stored = await storedDays(fhir, patient.id as string, dayBounds(firstDay, timeZone).start);
     const notes: string[] = [];
     for (const measure of BASELINE_MEASURES) {
@@ -54,6 +59,58 @@ export const baselineBot: Bot = {
     return { outcome: 'success', message: notes.length ? notes.join('; ') : `no new days up to ${lastDay}` };
   },
 };
+
+/**
+ * The newest day that ended `settleHours` ago (late uploads of a day are in by then), and the first
+ * day its assessment reads: its baseline window before the last `ofDays`.
+ */
+function daysInView(parameters: Parameters, options: BaselineOptions, timeZone: string): { firstDay: string; lastDay: string } {
+  const lastDay = addDays(dayOf(Date.now() - numberParameter(parameters, 'settleHours') * HOUR, timeZone), -1);
+  return { firstDay: addDays(lastDay, -(options.windowDays + options.ofDays - 1)), lastDay };
+}
+
+/**
+ * A reading entered in error (bots/README.md): the daily value of its day, if already stored, is
+ * recomputed without it (entered in error too when no reading is left). When that moves the value,
+ * the baseline alerts citing it are retracted, as they rested on a reading that never was. The
+ * measure's newest day is then assessed again on the corrected values, as the sweep would: a
+ * deviation that still holds is raised anew, one that no longer does ends.
+ */
+async function correct(fhir: FhirClient, event: BotEvent, observation: Observation, timeZone: string): Promise<BotResult> {
+  const patientId = patientOf(observation);
+  const time = effectiveTime(observation);
+  if (!patientId || typeof time !== 'number') return { outcome: 'skipped', message: 'the Observation is not a reading of a Patient with a time' };
+  const day = dayOf(time, timeZone);
+  const options = baselineOptions(event.parameters);
+  const from = dayBounds(daysInView(event.parameters, options, timeZone).firstDay, timeZone).start;
+  const notes: string[] = [];
+  for (const measure of measuresOf(observation)) {
+    const [daily] = await fhir.search<Observation>('Observation', { identifier: `${DAILY_KEY}|${dailyKey(patientId, measure, day)}`, _count: '1' });
+    if (!daily || daily.status === 'entered-in-error') continue;
+    const fresh = await recomputed(fhir, patientId, measure, daily, day, timeZone);
+    const moved = fresh.status !== daily.status || fresh.valueQuantity?.value !== daily.valueQuantity?.value;
+    // retracted before the day is rewritten, so a retry after a failure still finds the value moved
+    const retracted = moved ? await retractAlerts(fhir, event, patientId, daily.id as string) : [];
+    if (moved || JSON.stringify(fresh.note) !== JSON.stringify(daily.note)) await fhir.update(fresh, { ifMatch: daily.meta?.versionId });
+    const change = fresh.status === 'entered-in-error' ? 'no reading left' : moved ? `now ${fresh.valueQuantity?.value}` : 'value unchanged';
+    const series = (await storedDays(fhir, patientId, from)).get(measure) ?? [];
+    notes.push(`${measure} on ${day}: ${change}, retracted ${retracted.length} alert(s); ${await assess(fhir, event, patientId, measure, series, options, timeZone)}`);
+  }
+  return { outcome: 'success', message: notes.length ? `entered in error: ${notes.join('; ')}` : 'entered in error: its day has no daily value yet' };
+}
+
+/** The baseline measures an Observation's readings are of: both halves of a blood-pressure panel. */
+function measuresOf(observation: Observation): BaselineMeasure[] {
+  const codes = (observation.code?.coding ?? []).filter((c) => c.system === LOINC).map((c) => c.code);
+  return BASELINE_MEASURES.filter((m) => codesOf(m).some((code) => codes.includes(code)));
+}
+
+/** The stored daily value as the day's readings now make it: entered in error when none is left. */
+async function recomputed(fhir: FhirClient, patientId: string, measure: BaselineMeasure, daily: Observation, day: string, timeZone: string): Promise<Observation> {
+  const summary = summariseDays(measure, await readingsOfDays(fhir, patientId, measure, day, day, timeZone), timeZone).find((d) => d.day === day);
+  if (!summary) return { ...daily, status: 'entered-in-error' };
+  return { ...dailyObservation(daily.subject as Reference<Patient>, measure, summary, dayBounds(day, timeZone)), id: daily.id, meta: daily.meta };
+}
 
 function baselineOptions(parameters: Parameters): BaselineOptions {
   const options = { ...BASELINE_DEFAULTS };
@@ -77,8 +134,8 @@ async function storedDays(fhir: FhirClient, patientId: string, from: number): Pr
   return days;
 }
 
-/** Reads the measure's readings of days `from`…`to` and stores a daily value for each day that has any. */
-async function summarise(fhir: FhirClient, patientId: string, measure: BaselineMeasure, from: string, to: string, timeZone: string): Promise<DayValue[]> {
+/** The measure's readings of days `from`…`to` that vitals/ accepts (units converted, implausible ones left out). */
+async function readingsOfDays(fhir: FhirClient, patientId: string, measure: BaselineMeasure, from: string, to: string, timeZone: string): Promise<QuantityReading[]> {
   const start = dayBounds(from, timeZone).start;
   const end = dayBounds(to, timeZone).end;
   const readings: QuantityReading[] = [];
@@ -94,6 +151,12 @@ async function summarise(fhir: FhirClient, patientId: string, measure: BaselineM
       if (n.kind === 'readings') readings.push(...n.readings.filter((r): r is QuantityReading => r.measure === measure));
     }
   }
+  return readings;
+}
+
+/** Reads the measure's readings of days `from`…`to` and stores a daily value for each day that has any. */
+async function summarise(fhir: FhirClient, patientId: string, measure: BaselineMeasure, from: string, to: string, timeZone: string): Promise<DayValue[]> {
+  const readings = await readingsOfDays(fhir, patientId, measure, from, to, timeZone);
   const subject = { reference: `Patient/${patientId}` };
   const added: DayValue[] = [];
   for (const day of summariseDays(measure, readings, timeZone)) {

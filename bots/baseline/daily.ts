@@ -34,6 +34,9 @@ export function summariseDays(measure: BaselineMeasure, readings: readonly Quant
     .map(([day, values]) => ({ day, value: METHODS[measure].daily(values), readings: values.length }));
 }
 
+/** The daily value's identifier value (system DAILY_KEY). */
+export const dailyKey = (patientId: string, measure: BaselineMeasure, day: string): string => `${patientId}/${METHODS[measure].code}/${day}`;
+
 /**
  * A day's value as an Observation, coded with Vigil's daily-summary code only: it must not pass
  * for a reading, or the reading bots would score it.
@@ -44,7 +47,7 @@ export function dailyObservation(patient: Reference<Patient>, measure: BaselineM
   const how = measure === 'pulse' ? '10th percentile' : 'median';
   return {
     resourceType: 'Observation',
-    identifier: [{ system: DAILY_KEY, value: `${patient.reference?.split('/')[1]}/${method.code}/${day.day}` }],
+    identifier: [{ system: DAILY_KEY, value: dailyKey(patient.reference?.split('/')[1] as string, measure, day.day) }],
     status: 'final',
     category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'vital-signs', display: 'Vital Signs' }] }],
     code: { coding: [{ system: DAILY_SYSTEM, code: method.code }, ...(measure === 'pulse' ? [RESTING_HEART_RATE] : [])], text: method.label },

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Observation, Patient, Reference, RiskAssessment } from '@medplum/fhirtypes';
 import { clearAlerts, raiseAlert, retractAlerts } from '../alerts/alerts.ts';
 import { ALERT_DEFAULTS, type Priority } from '../alerts/codes.ts';
-import { latestObservations, readingsOf } from '../alerts/patient.ts';
+import { hasNewerReading, latestObservations, readingsOf } from '../alerts/patient.ts';
 import { patientOf } from '../runtime/host.ts';
 import { numberParameter, type Bot, type BotResult, type FhirClient } from '../runtime/manifest.ts';
 import { LOINC } from '../vitals/codes.ts';
@@ -81,6 +81,8 @@ export const news2Bot: Bot = {
     // The alert cites the score in force and the readings it rests on.
     const reused = stands ? await storedScore(fhir, latest as Observation) : undefined;
     const { observation: news2, assessment } = reused ?? (await writeScore(fhir, patientId, result, fresh));
+    // A late reading is scored as of its time, but the current state is the newer reading's to alert on.
+    if (await hasNewerReading(fhir, patientId, observation, normalised.readings)) return { outcome: 'success', message: `NEWS2 ${score.total} (${score.band})${kept}: no alert, a newer reading of the same measure came first` };
     const inputs = news2.derivedFrom ?? [];
     const alert = await raiseAlert(fhir, event, {
       patientId,

@@ -1,13 +1,19 @@
-import type { CareTeam, Observation, Patient, PlanDefinition } from '@medplum/fhirtypes';
+import type { CareTeam, CodeableConcept, Observation, Patient, PlanDefinition, Quantity } from '@medplum/fhirtypes';
 import type { FhirClient } from '../runtime/manifest.ts';
-import { LOINC } from '../vitals/codes.ts';
+import { LOINC, MEASURE_BY_LOINC, UCUM } from '../vitals/codes.ts';
 import { effectiveTime, normaliseObservation } from '../vitals/normalise.ts';
+import { DISPLAY_UNIT, type QuantityReading } from '../vitals/reading.ts';
 import type { RuleContext } from './evaluate.ts';
 import { claimsRuleProfile, ECA_RULE, readRule, type AlertRule } from './rule.ts';
 
 /** Statuses of an Observation with a usable result: what %previous and %recent hold, and what may trigger a rule. */
 export const USABLE = 'preliminary,final,amended,corrected';
 const MAX_RECENT = '100';
+/**
+ * Earlier readings searched for `%previous`, newest first: the first that vitals/ accepts is it. A
+ * device stuck on an implausible value for longer leaves it empty, so a jump cannot be had from it.
+ */
+const MAX_PREVIOUS = '10';
 
 /**
  * Why a reading cannot trigger a rule, if it cannot: no usable result, no time, or a vital sign
@@ -28,23 +34,50 @@ export async function activeRules(fhir: FhirClient): Promise<AlertRule[]> {
 }
 
 /**
+ * An Observation as a rule sees it: a vital sign as the built-in bots judge it, each value in its
+ * measure's canonical unit (a 98.6 °F temperature is 37 Cel), or nothing when vitals/ rejects it
+ * (implausible, a unit that cannot be converted); any other Observation as stored.
+ */
+export function asJudged(o: Observation): Observation | undefined {
+  const normalised = normaliseObservation(o);
+  if (normalised.kind === 'ignored') return o;
+  if (normalised.kind === 'rejected') return undefined;
+  const inCanonical = (code: CodeableConcept | undefined, q: Quantity): Quantity => {
+    const measure = code?.coding?.map((c) => (c.system === LOINC && c.code ? MEASURE_BY_LOINC.get(c.code) : undefined)).find(Boolean);
+    const r = normalised.readings.find((x): x is QuantityReading => x.measure === measure && 'unit' in x);
+    return r ? { value: r.value, unit: DISPLAY_UNIT[r.measure], system: UCUM, code: r.unit } : q;
+  };
+  return {
+    ...o,
+    ...(o.valueQuantity && { valueQuantity: inCanonical(o.code, o.valueQuantity) }),
+    // a blood-pressure panel's values are its components
+    ...(o.component && { component: o.component.map((c) => (c.valueQuantity ? { ...c, valueQuantity: inCanonical(c.code, c.valueQuantity) } : c)) }),
+  };
+}
+
+const judged = (observations: readonly Observation[]): Observation[] => observations.flatMap((o) => asJudged(o) ?? []);
+
+/**
  * What a rule sees of the patient when `trigger` arrives: the readings of its code (the LOINC
- * coding, else the first) up to its time, the previous one, and the Patient.
+ * coding, else the first) up to its time, the previous one, and the Patient; all as judged
+ * (`asJudged`), so readings vitals/ rejects are in neither `%previous` nor `%recent`.
  */
 export async function ruleContext(fhir: FhirClient, trigger: Observation, patientId: string, recentMinutes: number): Promise<RuleContext> {
   const coding = trigger.code?.coding?.find((c) => c.system === LOINC) ?? trigger.code?.coding?.[0];
   const time = effectiveTime(trigger);
   const patient = await fhir.read<Patient>('Patient', patientId).catch(() => undefined);
-  if (!coding?.code || typeof time !== 'number') return { trigger, recent: [trigger], patient };
+  // the caller refused a trigger vitals/ rejects (`unusable`)
+  const seen = asJudged(trigger) ?? trigger;
+  if (!coding?.code || typeof time !== 'number') return { trigger: seen, recent: [seen], patient };
   const base = { subject: `Patient/${patientId}`, code: `${coding.system ?? ''}|${coding.code}`, status: USABLE, _sort: '-date' };
   const at = new Date(time).toISOString();
   const [window, before] = await Promise.all([
     fhir.search<Observation>('Observation', { ...base, date: [`ge${new Date(time - recentMinutes * 60_000).toISOString()}`, `le${at}`], _count: MAX_RECENT }),
-    fhir.search<Observation>('Observation', { ...base, date: `lt${at}`, _count: '1' }),
+    fhir.search<Observation>('Observation', { ...base, date: `lt${at}`, _count: MAX_PREVIOUS }),
   ]);
   // The trigger as the change named it, whatever the search found of it.
-  const recent = [trigger, ...window.filter((o) => o.id !== trigger.id)];
-  return { trigger, previous: before[0], recent, patient };
+  const recent = [seen, ...judged(window.filter((o) => o.id !== trigger.id))];
+  return { trigger: seen, previous: judged(before)[0], recent, patient };
 }
 
 /**

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Observation, PlanDefinition, PlanDefinitionAction, PlanDefinitionActionCondition } from '@medplum/fhirtypes';
+import { asJudged } from './context.ts';
 import { compileCondition, evaluateRule } from './evaluate.ts';
 import { readRule, ruleIssues, ruleWatches, RULE_PROFILE, SCOPE_URL } from './rule.ts';
 
@@ -104,5 +105,23 @@ describe('rule definitions', () => {
     assert.equal(rule.code, 'custom-rule');
     assert.deepEqual(rule.codings, [{ system: 'urn:org', code: 'x' }]);
     assert.equal(ruleWatches(rule, undefined), true);
+  });
+});
+
+describe('readings as rules see them', () => {
+  const UCUM = 'http://unitsofmeasure.org';
+  const kPa = (code: string, value: number) => ({ code: { coding: [{ system: LOINC, code }] }, valueQuantity: { value, unit: 'kPa', system: UCUM, code: 'kPa' } });
+
+  it('converts a vital sign to its canonical unit, a panel component by component', () => {
+    const fahrenheit: Observation = { ...pulse('t', 0, 0), code: { coding: [{ system: LOINC, code: '8310-5' }] }, valueQuantity: { value: 98.6, unit: '°F', system: UCUM, code: '[degF]' } };
+    assert.deepEqual(asJudged(fahrenheit)?.valueQuantity, { value: 37, unit: '°C', system: UCUM, code: 'Cel' });
+    const panel: Observation = { ...pulse('bp', 0, 0), code: { coding: [{ system: LOINC, code: '85354-9' }] }, valueQuantity: undefined, component: [kPa('8480-6', 16), kPa('8462-4', 10.666)] };
+    assert.deepEqual(asJudged(panel)?.component?.map((c) => [c.valueQuantity?.value && Math.round(c.valueQuantity.value), c.valueQuantity?.code]), [[120, 'mm[Hg]'], [80, 'mm[Hg]']]);
+  });
+
+  it('leaves out what vitals/ rejects, and other Observations as they are', () => {
+    assert.equal(asJudged(pulse('zero', 0, 0)), undefined);
+    const other: Observation = { ...pulse('o', 5, 0), code: { coding: [{ system: LOINC, code: '2339-0' }] }, valueQuantity: { value: 5, unit: 'mmol/L' } };
+    assert.equal(asJudged(other), other);
   });
 });

@@ -2,7 +2,7 @@ import type { Observation, Resource } from '@medplum/fhirtypes';
 import { activeFlags, clearAlerts, raiseAlert, retractAlerts, standingAlerts } from '../alerts/alerts.ts';
 import { ALERT_DEFAULTS, PRIORITY_RANK, SEVERITY_PRIORITY, THRESHOLD_ALERT, type AlertCode } from '../alerts/codes.ts';
 import { EVIDENCE_REFRESH_MS } from '../alerts/flag.ts';
-import { readingsBetween } from '../alerts/patient.ts';
+import { hasNewerReading, readingsBetween } from '../alerts/patient.ts';
 import { goalRanges } from '../vitals/goals.ts';
 import { patientOf } from '../runtime/host.ts';
 import type { Bot, BotResult, FhirClient, RunSettings } from '../runtime/manifest.ts';
@@ -101,7 +101,13 @@ export const thresholdsBot: Bot = {
 
     const at = new Date(Math.max(...readings.map((r) => r.time))).toISOString();
     const actions: string[] = [];
+    // A late reading is judged as of its time, but the current state is the newer reading's to alert on.
+    const late = breached.size > 0 && (await hasNewerReading(fhir, patientId, observation, readings));
     for (const [code, breach] of breached) {
+      if (late) {
+        actions.push(`${code} ${breach.severity}: no alert, a newer reading of the same measure came first`);
+        continue;
+      }
       const alert = await raiseAlert(fhir, event, {
         patientId,
         rule: code,

@@ -262,6 +262,26 @@ for (const driver of DRIVERS) {
         assert.deepEqual(await search<Flag>(server, `Flag?patient=Patient/${patient}`), []);
       });
 
+      it('raises no alert from a late reading when a newer one of its measure came first, but still scores it', async () => {
+        const { patient } = await enrol(server, 'Catching up');
+        const normal: [string, number][] = [['9279-1', 16], ['2708-6', 97], ['8480-6', 120], ['8867-4', 70], ['8310-5', 37]];
+        await createAll(server, normal.map(([code, value]) => vital(patient, code, value, 40)));
+        const newest = await createAll(server, normal.map(([code, value]) => vital(patient, code, value, 10)));
+        // their runs over, so that none takes the late reading for the latest of its window
+        for (const o of newest) await ranOn(server, `Observation/${o.id}`, 'news2');
+        // a device catching up sends SpO2 85 taken 20 minutes ago, after the 10-minute reading
+        const late = await post(server, vital(patient, '2708-6', 85, 20));
+        const runs = await eventually(async () => {
+          const found = await audits(server, late.id as string);
+          return found.length === 2 ? new Map(found.map((r) => [r.subtype?.[0].code, r.outcomeDesc])) : undefined;
+        }, 'the runs on the late reading');
+        assert.equal(runs.get('news2'), 'NEWS2 3 (low-medium): no alert, a newer reading of the same measure came first');
+        assert.equal(runs.get('thresholds'), 'spo2-low urgent: no alert, a newer reading of the same measure came first');
+        const [score] = await search<Observation>(server, `Observation?subject=Patient/${patient}&code=${NEWS2}&derived-from=Observation/${late.id}`);
+        assert.equal(score?.valueInteger, 3);
+        assert.deepEqual(await search<Flag>(server, `Flag?patient=Patient/${patient}`), []);
+      });
+
       it('judges only readings that meet a limit of the patient\'s (a Goal\'s range included), or come while an alert of their measure stands', async () => {
         const { patient } = await enrol(server, 'Steady');
         const normal = await post(server, vital(patient, '8867-4', 80, 20));

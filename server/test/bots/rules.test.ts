@@ -139,5 +139,35 @@ for (const driver of DRIVERS) {
       const planDefinition = metadata.body.rest?.[0].resource?.find((r) => r.type === 'PlanDefinition');
       assert.ok(planDefinition?.operation?.some((o) => o.name === 'evaluate-rule'));
     });
+
+    it('sees readings as the built-in bots judge them: in canonical units, implausible ones left out', async () => {
+      const { patient } = await enrol(server, 'Judged');
+      const scope = [`Patient/${patient}`];
+      const fever = jumpRule({ expression: 'value.value > 38 and %recent.where(value.value > 38).count() = 1', scope });
+      fever.title = 'Fever';
+      fever.action![0].trigger = [{ type: 'data-added', data: [{ type: 'Observation', codeFilter: [{ path: 'code', code: [{ system: LOINC, code: '8310-5' }] }] }] }];
+      await post(server, fever);
+      await post(server, jumpRule({ scope }));
+      await sleep(RULES_TTL_MS + 500);
+      const fahrenheit = (value: number, minutesAgo: number) =>
+        reading(patient, '8310-5', value, Date.now() - minutesAgo * MIN, { valueQuantity: { value, unit: '°F', system: 'http://unitsofmeasure.org', code: '[degF]' } });
+      // 98.6 °F is 37 °C: not a fever, whatever the number
+      const normal = await post(server, fahrenheit(98.6, 30));
+      assert.match((await ranOn(server, `Observation/${normal.id}`, 'rules'))[0].outcomeDesc ?? '', /^Fever: not met$/);
+      // a pulse of 0 is stored, but no rule judges it, and it is no previous reading
+      await post(server, reading(patient, '8867-4', 68, Date.now() - 20 * MIN));
+      const zero = await post(server, reading(patient, '8867-4', 0, Date.now() - 15 * MIN));
+      const [rejected] = await ranOn(server, `Observation/${zero.id}`, 'rules');
+      assert.equal(rejected.outcome, '4');
+      assert.match(rejected.outcomeDesc ?? '', /pulse 0 \/min is implausible/);
+      const pulse = await post(server, reading(patient, '8867-4', 72, Date.now() - 10 * MIN));
+      assert.match((await ranOn(server, `Observation/${pulse.id}`, 'rules'))[0].outcomeDesc ?? '', /^Heart rate jump: not met$/);
+      assert.equal((await search(server, `Flag?patient=Patient/${patient}`)).length, 0);
+      // 101.3 °F is 38.5 °C, and the only reading above 38 °C in the recent window
+      const high = await post(server, fahrenheit(101.3, 5));
+      await ranOn(server, `Observation/${high.id}`, 'rules');
+      const [flag] = await search<Flag>(server, `Flag?patient=Patient/${patient}`);
+      assert.equal(flag?.code?.text, 'Fever');
+    });
   });
 }

@@ -4,7 +4,7 @@ import type { CarePlan, Communication, Device, Flag, Observation } from '@medplu
 import { addDays, dayBounds, dayOf } from '../../../bots/calendar/zone.ts';
 import { DRIVERS, useServer, type TestServer } from '../support.ts';
 import { enrol, eventually, post, search } from './helpers.ts';
-import { botRuns, createAll, ranOn, reading } from './fixtures.ts';
+import { botRuns, createAll, put, ranOn, reading } from './fixtures.ts';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -71,6 +71,27 @@ for (const driver of DRIVERS) {
         const [run] = await ranOn(server, `Patient/${patient}`, 'baseline');
         assert.match(run.outcomeDesc ?? '', /pulse: learning \(6 of 7 days\)/);
         assert.equal((await search(server, `Flag?patient=Patient/${patient}`)).length, 0);
+      });
+
+      it('retracts the alert a reading entered in error caused, and recomputes its day without it', async () => {
+        const { patient } = await enrol(server, 'Corrected');
+        // the newest day reads 62, 67, 72, 77 and a stray 45: its resting heart rate is 45
+        const [stray] = await createAll(server, [reading(patient, '8867-4', 45, dayBounds(lastDay, 'UTC').start + 12 * HOUR), ...pulseDays(patient, [60, 61, 59, 60, 62, 60, 58, 61, 60, 62])]);
+        const flag = await sweep(server, 'baseline', async () => (await search<Flag>(server, `Flag?patient=Patient/${patient}`)).find((f) => alertCode(f) === 'baseline-deviation'), 'the baseline Flag');
+        const day = (await dailyValues(patient)).at(-1) as Observation;
+        assert.equal(day.valueQuantity?.value, 45);
+        assert.ok(flag.extension?.some((e) => e.valueReference?.reference === `Observation/${day.id}`));
+
+        await put(server, { ...stray, status: 'entered-in-error' });
+        const [run] = await ranOn(server, `Observation/${stray.id}`, 'baseline');
+        assert.match(run.outcomeDesc ?? '', new RegExp(`^entered in error: pulse on ${lastDay}: now 62, retracted 1 alert\\(s\\); pulse: within baseline`));
+        const [retracted] = await search<Flag>(server, `Flag?_id=${flag.id}`);
+        assert.equal(retracted.status, 'entered-in-error');
+        const [notice] = await search<Communication>(server, `Communication?subject=Patient/${patient}`);
+        assert.equal(notice.status, 'entered-in-error');
+        const corrected = (await dailyValues(patient)).at(-1) as Observation;
+        assert.deepEqual([corrected.id, corrected.valueQuantity?.value, corrected.note?.[0].text], [day.id, 62, `10th percentile of 4 readings on ${lastDay}`]);
+        assert.equal((await search<Flag>(server, `Flag?patient=Patient/${patient}`)).filter((f) => f.status === 'active').length, 0);
       });
     });
 
