@@ -10,12 +10,13 @@ import { codesOf, LOINC } from '../vitals/codes.ts';
 import { normaliseObservation } from '../vitals/normalise.ts';
 import { isMonitored } from '../vitals/recency.ts';
 import type { Reading } from '../vitals/reading.ts';
-import { evaluateThresholds, lookbackMs, metLimits, needsHistory, persistentLimits } from './evaluate.ts';
+import { evaluateThresholds, lookbackMs, metLimits, needsHistory, persistentLimits, type ThresholdOptions } from './evaluate.ts';
 import { isThresholdReading, THRESHOLD_MEASURES, type Breach, type PersonalRange, type ThresholdMeasure, type ThresholdReading } from './rules.ts';
+import { THRESHOLD_DEFAULTS, thresholdSettings } from './settings.ts';
 
 /** The readings the patient's rules on this reading look back at: every one of its measure in their persistence windows or weight-gain period. */
-async function historyOf(fhir: FhirClient, patientId: string, reading: ThresholdReading, ranges: PersonalRange[]): Promise<Reading[]> {
-  return readingsBetween(fhir, patientId, codesOf(reading.measure), reading.time - lookbackMs(reading, ranges), reading.time);
+async function historyOf(fhir: FhirClient, patientId: string, reading: ThresholdReading, ranges: PersonalRange[], options: ThresholdOptions): Promise<Reading[]> {
+  return readingsBetween(fhir, patientId, codesOf(reading.measure), reading.time - lookbackMs(reading, ranges, options), reading.time);
 }
 
 /**
@@ -23,9 +24,9 @@ async function historyOf(fhir: FhirClient, patientId: string, reading: Threshold
  * (see `standingAlerts`): then its history need not be read. A device streaming past an advice
  * limit would otherwise read half an hour of its readings on every sample. Weights are always read.
  */
-async function standingFor(fhir: FhirClient, patientId: string, reading: ThresholdReading, ranges: PersonalRange[]): Promise<AlertCode[] | undefined> {
+async function standingFor(fhir: FhirClient, patientId: string, reading: ThresholdReading, ranges: PersonalRange[], options: ThresholdOptions): Promise<AlertCode[] | undefined> {
   if (reading.measure === 'weight') return undefined;
-  const candidates = persistentLimits(reading, ranges).map((l) => ({ rule: THRESHOLD_ALERT[`${l.measure}-${l.side}`], priority: SEVERITY_PRIORITY[l.severity] }));
+  const candidates = persistentLimits(reading, ranges, options).map((l) => ({ rule: THRESHOLD_ALERT[`${l.measure}-${l.side}`], priority: SEVERITY_PRIORITY[l.severity] }));
   const standing = await standingAlerts(fhir, patientId, candidates, reading.time);
   return candidates.every((c) => standing.has(c.rule)) ? candidates.map((c) => c.rule) : undefined;
 }
@@ -46,14 +47,15 @@ const alertsOf = (measure: ThresholdMeasure): AlertCode[] => [
  * without one, it makes no run, so a stream of normal readings leaves no AuditEvent per sample.
  * Weights (gain is judged on their history), error corrections and unusable readings always run.
  */
-async function decides(resource: Resource, fhir: FhirClient, { goals }: RunSettings): Promise<boolean> {
+async function decides(resource: Resource, fhir: FhirClient, { goals, parameters }: RunSettings): Promise<boolean> {
   if (!isMonitored(resource)) return false;
   const patientId = patientOf(resource);
   const normalised = normaliseObservation(resource as Observation);
   if (!patientId || normalised.kind !== 'readings') return true;
   const readings = judged(normalised.readings);
   const ranges = goalRanges(goals);
-  if (readings.length === 0 || readings.some((r) => r.measure === 'weight' || metLimits(r, ranges).length > 0)) return true;
+  const { options } = thresholdSettings(parameters);
+  if (readings.length === 0 || readings.some((r) => r.measure === 'weight' || metLimits(r, ranges, options).length > 0)) return true;
   return (await activeFlags(fhir, patientId, readings.flatMap((r) => alertsOf(r.measure)))).size > 0;
 }
 
@@ -62,7 +64,7 @@ export const thresholdsBot: Bot = {
   title: 'Vigil thresholds',
   trigger: { resourceType: 'Observation', criteria: `Observation?code=${THRESHOLD_MEASURES.flatMap(codesOf).filter((c, i, all) => all.indexOf(c) === i).map((c) => `${LOINC}|${c}`).join(',')}`, accepts: decides },
   timeoutMs: 10_000,
-  defaults: { ...ALERT_DEFAULTS },
+  defaults: { ...ALERT_DEFAULTS, ...THRESHOLD_DEFAULTS },
 
   async handler(event, fhir): Promise<BotResult> {
     const observation = event.resource as Observation;
@@ -77,6 +79,7 @@ export const thresholdsBot: Bot = {
     }
 
     const ranges = goalRanges(event.goals);
+    const { options, ignored } = thresholdSettings(event.parameters);
     const readings = judged(normalised.readings);
     const breached = new Map<AlertCode, Breach>();
     const evaluated = new Set<AlertCode>();
@@ -84,13 +87,13 @@ export const thresholdsBot: Bot = {
     const standing = new Set<AlertCode>();
     for (const reading of readings) {
       let history: Reading[] = [];
-      if (needsHistory(reading, ranges)) {
-        const held = await standingFor(fhir, patientId, reading, ranges);
+      if (needsHistory(reading, ranges, options)) {
+        const held = await standingFor(fhir, patientId, reading, ranges, options);
         if (held) held.forEach((code) => standing.add(code));
-        else history = await historyOf(fhir, patientId, reading, ranges);
+        else history = await historyOf(fhir, patientId, reading, ranges, options);
       }
       for (const code of alertsOf(reading.measure)) evaluated.add(code);
-      for (const breach of evaluateThresholds(reading, history, ranges)) {
+      for (const breach of evaluateThresholds(reading, history, ranges, options)) {
         const code = THRESHOLD_ALERT[breach.rule];
         const other = breached.get(code);
         // systolic and diastolic both raise bp-high: the more severe breach speaks, both texts are kept
@@ -121,7 +124,7 @@ export const thresholdsBot: Bot = {
     }
     for (const code of standing) if (!breached.has(code)) actions.push(`${code}: alert stands (breach recorded within ${EVIDENCE_REFRESH_MS / 60_000} min)`);
     await clearAlerts(fhir, event, patientId, [...evaluated].filter((code) => !breached.has(code) && !standing.has(code)), at);
-    return { outcome: 'success', message: actions.length ? actions.join('; ') : 'within limits' };
+    return { outcome: 'success', message: [actions.length ? actions.join('; ') : 'within limits', ...ignored].join('; ') };
   },
 };
 

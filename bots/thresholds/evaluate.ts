@@ -7,6 +7,8 @@ import { checkWeightGain, WEIGHT_GAIN, type WeightGainRule } from './weight.ts';
 export interface ThresholdOptions {
   /** Replaces DEFAULT_LIMITS. */
   limits?: readonly LimitRule[];
+  /** Replaces TWO_OF_LAST_THREE_IN_30_MIN for the advice a personal range adds to a side without an advice limit. */
+  advice?: Persistence;
   /** Replaces WEIGHT_GAIN. */
   weightGain?: WeightGainRule;
 }
@@ -29,7 +31,7 @@ export function evaluateThresholds(
     (r): r is QuantityReading => r.measure === measure && r.time <= latest.time,
   );
   const personal = overrides.find((o) => o.measure === measure);
-  const rules = limitRules(measure, personal, options.limits);
+  const rules = limitRules(measure, personal, options.limits, options.advice);
   const breaches: Breach[] = [];
   for (const side of ['low', 'high'] as const) {
     for (const rule of rules.filter((r) => r.side === side)) {
@@ -65,7 +67,7 @@ export function needsHistory(latest: Reading, overrides: readonly PersonalRange[
  */
 export function lookbackMs(latest: ThresholdReading, overrides: readonly PersonalRange[] = [], options: ThresholdOptions = {}): number {
   const { measure } = latest;
-  const windows = limitRules(measure, overrides.find((o) => o.measure === measure), options.limits).map((r) => r.persistence.withinMinutes * 60_000);
+  const windows = limitRules(measure, overrides.find((o) => o.measure === measure), options.limits, options.advice).map((r) => r.persistence.withinMinutes * 60_000);
   if (measure === 'weight') windows.push((options.weightGain ?? WEIGHT_GAIN).days * 86_400_000);
   return Math.max(0, ...windows);
 }
@@ -73,7 +75,7 @@ export function lookbackMs(latest: ThresholdReading, overrides: readonly Persona
 /** On each side of the reading's measure, the most severe limit it meets. */
 export function metLimits(latest: ThresholdReading, overrides: readonly PersonalRange[] = [], options: ThresholdOptions = {}): LimitRule[] {
   const { measure, value } = latest;
-  const rules = limitRules(measure, overrides.find((o) => o.measure === measure), options.limits);
+  const rules = limitRules(measure, overrides.find((o) => o.measure === measure), options.limits, options.advice);
   return (['low', 'high'] as const).flatMap((side) => {
     const met = rules.find((r) => r.side === side && meets(r, value));
     return met ? [met] : [];

@@ -106,9 +106,15 @@ export const DEFAULT_LIMITS: readonly LimitRule[] = [
  * The limits for a measure, most severe first on each side. A personal range moves the edge of
  * normal on each side it gives: a value outside it is advice, and urgent where the default urgent
  * limit is also passed; when the range reaches past a default urgent limit (SpO2 88–92 % in
- * COPD), urgent starts just outside the range instead, so an accepted value never alerts.
+ * COPD), urgent starts just outside the range instead, so an accepted value never alerts. The
+ * range's advice persists as the side's advice limit does, or as `advice` where the side has none.
  */
-export function limitRules(measure: ThresholdMeasure, personal?: PersonalRange, defaults: readonly LimitRule[] = DEFAULT_LIMITS): LimitRule[] {
+export function limitRules(
+  measure: ThresholdMeasure,
+  personal?: PersonalRange,
+  defaults: readonly LimitRule[] = DEFAULT_LIMITS,
+  advice: Persistence = TWO_OF_LAST_THREE_IN_30_MIN,
+): LimitRule[] {
   const own = defaults.filter((r) => r.measure === measure);
   return (['low', 'high'] as const).flatMap((side) => {
     const rules = own.filter((r) => r.side === side).sort((a, b) => severityRank(a) - severityRank(b));
@@ -118,7 +124,7 @@ export function limitRules(measure: ThresholdMeasure, personal?: PersonalRange, 
     const urgents = rules
       .filter((r) => r.severity === 'urgent')
       .map((r) => (beyond(r) ? { ...r, limit: edge, inclusive: false, personal } : r));
-    const persistence = rules.find((r) => r.severity === 'advice')?.persistence ?? TWO_OF_LAST_THREE_IN_30_MIN;
+    const persistence = rules.find((r) => r.severity === 'advice')?.persistence ?? advice;
     return [...urgents, { measure, side, limit: edge, inclusive: false, severity: 'advice' as const, persistence, personal }];
   });
 }

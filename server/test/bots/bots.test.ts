@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { AuditEvent, Basic, Communication, Extension, Flag, Goal, Observation, RiskAssessment } from '@medplum/fhirtypes';
+import type { AuditEvent, Basic, Communication, Extension, Flag, Goal, Observation, Organization, Patient, RiskAssessment } from '@medplum/fhirtypes';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DRIVERS, request, scrape, useServer } from '../support.ts';
 import { botRuns, createAll, ranOn, vital } from './fixtures.ts';
@@ -397,6 +397,38 @@ for (const driver of DRIVERS) {
         assert.equal(flag.code?.coding?.[0].code, 'bp-high');
         assert.equal(priorityOf(flag), 'routine');
         assert.equal(flag.extension?.filter((e) => e.valueReference).length, 2);
+      });
+
+      it('moves a limit by an organisation\'s setting for its patients, and by a patient\'s own over it', async () => {
+        const organisation = await post<Organization>(server, { resourceType: 'Organization', name: 'Highland clinic' });
+        await post(server, { ...setting('', 'thresholds', [parameter('spo2-low-urgent', 90)]), subject: { reference: `Organization/${organisation.id}` } });
+        const member = async (family: string) =>
+          (await post<Patient>(server, { resourceType: 'Patient', name: [{ family }], managingOrganization: { reference: `Organization/${organisation.id}` } })).id as string;
+        const patient = await member('Highlander');
+        // SpO2 91 % is urgent by the defaults; below the organisation's 90 % no longer, and advice waits for a second reading
+        assert.equal(await judged(patient, '2708-6', 91, 10), 'within limits');
+        assert.match(await judged(patient, '2708-6', 90, 5), /^spo2-low urgent: alert raised/);
+        const own = await member('Lowlander');
+        await post(server, setting(own, 'thresholds', [parameter('spo2-low-urgent', 92)]));
+        assert.match(await judged(own, '2708-6', 91, 5), /^spo2-low urgent: alert raised/);
+      });
+
+      it('raises advice on the first reading past its limit when advice needs 1 of 1', async () => {
+        const { patient } = await enrol(server, 'Impatient');
+        await post(server, setting(patient, 'thresholds', [parameter('adviceCount', 1), parameter('adviceOf', 1)]));
+        assert.match(await judged(patient, '2708-6', 94, 5), /^spo2-low advice: alert raised/);
+        const [flag] = await search<Flag>(server, `Flag?patient=Patient/${patient}`);
+        assert.equal(priorityOf(flag), 'routine');
+      });
+
+      it('judges by the default limit where a setting is invalid, and says so in the AuditEvent', async () => {
+        const { patient } = await enrol(server, 'Mistyped');
+        const mistyped: Extension = {
+          url: 'https://vigil.health/fhir/StructureDefinition/bot-parameter',
+          extension: [{ url: 'name', valueString: 'spo2-low-urgent' }, { url: 'value', valueString: '90%' }],
+        };
+        await post(server, setting(patient, 'thresholds', [mistyped]));
+        assert.match(await judged(patient, '2708-6', 91, 5), /^spo2-low urgent: alert raised, .*; spo2-low-urgent "90%" ignored \(a number from 50 to 100 %\): the limit is 92 %$/);
       });
     });
   });
