@@ -90,7 +90,7 @@ export async function startVigil(config: Config = loadConfig()): Promise<Vigil> 
   const audit = new AuditTrail(auditWriter(db, config.databaseUrl, config.baseUrl), config.baseUrl, logger, metrics.registry);
   const mappings = new MappingStore(db);
   await mappings.installBuiltins();
-  const gateway = new IngestGateway(repo, mappings, new IdentityResolver(repo, feed), metrics.registry);
+  const gateway = new IngestGateway(repo, mappings, new IdentityResolver(repo), metrics.registry);
   const routers = { '/ingest': ingestRouter(gateway, mappings, config.maxBodyBytes) };
   const auth = await createAuth(config, repo, logger, audit);
   await registerAppClient(db, config.baseUrl);

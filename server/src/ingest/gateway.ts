@@ -8,7 +8,7 @@ import { validate } from '../store/validation.ts';
 import { DeadLetters } from './dead-letters.ts';
 import type { IdentityResolver } from './identity.ts';
 import type { MappingStore } from './mappings.ts';
-import { IDENTIFIER_SYSTEM, groupByIdentity, mergeObservation, type CompiledMapping, type Measurement } from './template/index.ts';
+import { IDENTIFIER_SYSTEM, groupByIdentity, mergeObservation, type CompiledMapping, type IdentityGroup } from './template/index.ts';
 
 export type Outcome = 'created' | 'updated' | 'unchanged';
 
@@ -72,11 +72,12 @@ export class IngestGateway {
       if (measurements.length === 0) rejected.set(i, rejections.map((r) => r.reason).join('; ') || 'No template matched the message');
       else if (rejections.length) warnings.set(i, rejections.map((r) => r.reason));
       this.#metrics.measurements.inc({ mapping: mappingName }, measurements.length);
-      return measurements;
+      return groupByIdentity(measurements);
     });
-    for (const [i, measurements] of byMessage.entries()) {
+    await this.#identities.revalidate(mapping.identityResolution, byMessage.flat());
+    for (const [i, groups] of byMessage.entries()) {
       if (rejected.has(i)) continue;
-      const problem = await this.#place(mapping, measurements, i, issued, pending, access);
+      const problem = await this.#place(mapping, groups, i, issued, pending, access);
       if (problem) (problem.forbidden ? forbidden : rejected).set(i, problem.reason);
     }
     const outcomes = await this.#write(pending, rejected);
@@ -114,20 +115,21 @@ export class IngestGateway {
 
   /** Resolves the message's devices and folds its Observations into the batch; returns why it cannot be. */
   async #place(
-    mapping: CompiledMapping, measurements: Measurement[], i: number, issued: string, pending: Map<string, Pending>, access: AccessPolicy | undefined,
+    mapping: CompiledMapping, groups: IdentityGroup[], i: number, issued: string, pending: Map<string, Pending>, access: AccessPolicy | undefined,
   ): Promise<Problem | undefined> {
     // Create mode makes Patients and Devices from what the message says: only for senders that reach every patient.
     if (access && mapping.identityResolution === 'Create' && !allowsAll(access, 'Observation', 'c')) {
       return { reason: `Mapping "${mapping.name}" creates patients: it needs system/Observation.c`, forbidden: true };
     }
     const built: { observation: Observation; newest: number }[] = [];
-    for (const group of groupByIdentity(measurements)) {
-      const identity = await this.#identities.resolve(mapping.identityResolution, group.deviceId, group.patientId);
+    for (const group of groups) {
+      const identity = await this.#identities.resolve(mapping.identityResolution, group);
       if ('reject' in identity) return { reason: identity.reject };
       if (access && !writeAllowed(access, 'Observation', 'c', [identity.subject.reference as string])) {
         return { reason: `This client may not write readings of device "${group.deviceId}"`, forbidden: true };
       }
-      const { observations, newest, rejections } = mapping.toObservations(group.measurements, { issued, device: identity.device, subject: identity.subject });
+      const { device, subject, encounter } = identity;
+      const { observations, newest, rejections } = mapping.toObservations(group.measurements, { issued, device, subject, encounter });
       if (rejections.length) return { reason: rejections.map((r) => r.reason).join('; ') };
       built.push(...observations.map((observation, k) => ({ observation, newest: newest[k] })));
     }
@@ -214,6 +216,9 @@ function identifierOf(o: Observation): string {
 /** A bounded label for the rejection counter. */
 function reasonClass(reason: string): string {
   if (reason.startsWith('Unknown device')) return 'unknown-device';
+  if (reason.startsWith('Patient mismatch')) return 'patient-mismatch';
+  if (reason.startsWith('Unknown encounter')) return 'unknown-encounter';
+  if (reason.startsWith('Encounter mismatch')) return 'encounter-mismatch';
   if (reason.includes('not bound')) return 'unbound-device';
   if (reason.includes('bound to')) return 'device-bound-elsewhere';
   if (reason.startsWith('Mapped Observation is invalid')) return 'invalid-observation';

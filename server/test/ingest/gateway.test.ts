@@ -4,6 +4,8 @@ import { READING_TIME_URL } from '../../src/ingest/template/reading-time.ts';
 import { DRIVERS, UUID_V7, authHeader, request, scrape, useServer } from '../support.ts';
 
 const now = () => new Date(Date.now() - 60_000).toISOString().replace(/\.\d+Z$/, 'Z');
+/** A distinct reading time per value, so that readings do not share an Observation. */
+const at = (value: number) => new Date(Date.now() - 60_000 - value * 1000).toISOString();
 const post = async (base: string, mapping: string, body: unknown) => {
   const res = await fetch(`${base}/ingest/${mapping}`, { method: 'POST', headers: { 'content-type': 'application/json', ...authHeader() }, body: typeof body === 'string' ? body : JSON.stringify(body) });
   return { status: res.status, body: (await res.json()) as any };
@@ -128,6 +130,61 @@ for (const driver of DRIVERS) {
       const stolen = await post(s.base, 'auto-enrol', { deviceId: 'auto-1', patientId: 'mrn-2', timestamp: t, type: 'heart-rate', value: 61, unit: '/min' });
       assert.equal(stolen.body.results[0].status, 'rejected');
       assert.match(stolen.body.results[0].reason, /bound to/);
+    });
+
+    /** vigil-generic taking an encounter id from the message, in the given identity mode. */
+    const withEncounter = async (name: string, identityResolution: 'Lookup' | 'Create') => {
+      const generic = await fetch(`${s.base}/ingest/mappings/vigil-generic`, { headers: authHeader() }).then((r) => r.json()) as any;
+      const { name: _n, updatedAt: _u, ...definition } = generic;
+      for (const t of definition.deviceMapping.template) t.template.encounterIdExpression = '$.encounterId';
+      const put = await fetch(`${s.base}/ingest/mappings/${name}`, { method: 'PUT', headers: { 'content-type': 'application/json', ...authHeader() }, body: JSON.stringify({ ...definition, identityResolution }) });
+      assert.ok(put.ok);
+      return name;
+    };
+    const encounter = async (patientId: string, value: string) =>
+      (await request('POST', `${s.fhir}/Encounter`, {
+        resourceType: 'Encounter', status: 'in-progress', identifier: [{ system: 'urn:hospital:visit', value }],
+        class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'HH' }, subject: { reference: `Patient/${patientId}` },
+      })).body.id as string;
+
+    it('sets Observation.encounter from the Encounter the message names, and rejects unknown or foreign Encounters', async () => {
+      const mapping = await withEncounter('enc-lookup', 'Lookup');
+      const patientId = await enrol('enc-1');
+      const otherId = await enrol('enc-other-device');
+      const visit = await encounter(patientId, 'visit-1');
+      await encounter(otherId, 'visit-other');
+      const reading = (encounterId: string | undefined, value: number) => ({ deviceId: 'enc-1', encounterId, timestamp: at(value), type: 'heart-rate', value, unit: '/min' });
+      const res = await post(s.base, mapping, [reading('visit-1', 70), reading('visit-unknown', 71), reading('visit-other', 72), reading(undefined, 73)]);
+      assert.deepEqual(res.body.results.map((r: any) => r.status), ['ok', 'rejected', 'rejected', 'ok']);
+      assert.match(res.body.results[1].reason, /Unknown encounter "visit-unknown"/);
+      assert.match(res.body.results[2].reason, new RegExp(`Encounter/.+ \\("visit-other"\\) is of Patient/${otherId}, not of Patient/${patientId}`));
+      const stored = (id: string) => request('GET', `${s.fhir}/Observation/${id}`).then((r) => r.body);
+      assert.deepEqual((await stored(res.body.results[0].observations[0].id)).encounter, { reference: `Encounter/${visit}` });
+      assert.equal((await stored(res.body.results[3].observations[0].id)).encounter, undefined);
+      assert.equal((await request('GET', `${s.fhir}/Observation?encounter=Encounter/${visit}`)).body.entry.length, 1);
+    });
+
+    it('never creates Encounters, not even in Create mode', async () => {
+      const mapping = await withEncounter('enc-create', 'Create');
+      const res = await post(s.base, mapping, { deviceId: 'enc-auto', patientId: 'mrn-enc', encounterId: 'visit-new', timestamp: now(), type: 'heart-rate', value: 70, unit: '/min' });
+      assert.equal(res.body.results[0].status, 'rejected');
+      assert.match(res.body.results[0].reason, /Unknown encounter "visit-new"/);
+      assert.equal((await request('GET', `${s.fhir}/Encounter?identifier=visit-new`)).body.entry.length, 0);
+      const [patient] = (await request('GET', `${s.fhir}/Patient?identifier=urn:vigil:patient-id|mrn-enc`)).body.entry;
+      await encounter(patient.resource.id, 'visit-new');
+      const replay = await fetch(`${s.base}/ingest/dead-letters/${res.body.results[0].deadLetterId}/$replay`, { method: 'POST', headers: authHeader() }).then((r) => r.json()) as any;
+      assert.equal(replay.result.status, 'ok');
+    });
+
+    it('rejects a message naming another patient than the one its device is bound to', async () => {
+      const patient = (await request('POST', `${s.fhir}/Patient`, { resourceType: 'Patient', identifier: [{ system: 'urn:hospital:mrn', value: 'mrn-42' }] })).body;
+      await request('POST', `${s.fhir}/Device`, { resourceType: 'Device', identifier: [{ system: 'urn:serial', value: 'pid-1' }], patient: { reference: `Patient/${patient.id}` } });
+      const reading = (patientId: string | undefined, value: number) => ({ deviceId: 'pid-1', patientId, timestamp: at(value), type: 'heart-rate', value, unit: '/min' });
+      const res = await post(s.base, 'vigil-generic', [reading('mrn-42', 70), reading('mrn-99', 71), reading(undefined, 72)]);
+      assert.deepEqual(res.body.results.map((r: any) => r.status), ['ok', 'rejected', 'ok']);
+      assert.match(res.body.results[1].reason, new RegExp(`patient "mrn-99".*Patient/${patient.id}`));
+      const stored = (await request('GET', `${s.fhir}/Observation?patient=Patient/${patient.id}`)).body.entry.map((e: any) => e.resource.valueQuantity.value).sort();
+      assert.deepEqual(stored, [70, 72]);
     });
 
     // PostgreSQL's lock table is shared by its connections; PGlite (one connection) would only take long
