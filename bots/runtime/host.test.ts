@@ -23,6 +23,11 @@ function memoryFhir(): FhirClient & { all: Resource[] } {
       if (!found) throw Object.assign(new Error('not found'), { status: 404 });
       return found as never;
     },
+    vread: async (type, id, versionId) => {
+      const found = all.find((r) => r.resourceType === type && r.id === id && r.meta?.versionId === versionId);
+      if (!found) throw Object.assign(new Error('not found'), { status: 404 });
+      return found as never;
+    },
     search: async <T extends Resource>(type: T['resourceType'], params: Record<string, string | string[]>) => {
       const ids = String(params._id ?? '').split(',');
       return all.filter((r): r is T => r.resourceType === type && ids.includes(r.id as string));
@@ -175,6 +180,35 @@ describe('BotHost', () => {
     await sleep(50);
     assert.deepEqual(ran, [wanted.id]);
     assert.equal(audits.length, 1);
+    await queues.close({ timeoutMs: 100 });
+  });
+
+  it("runs a topic's bot on what the feed's topics match, and on nothing from a feed without them", async () => {
+    const fhir = memoryFhir();
+    const queues = createQueueFactory();
+    const enqueued: string[] = [];
+    const jobs = queues.queue<BotJob>('bots');
+    const queue: BotQueue = { enqueue: (data, options) => (enqueued.push(options.jobId), jobs.enqueue(data, options)), schedule: jobs.schedule.bind(jobs), process: jobs.process.bind(jobs), pending: jobs.pending.bind(jobs) };
+    const topical: Bot = { ...bot('topical', async () => ({ outcome: 'success' })), trigger: { topic: 'https://example.org/topic' } };
+    const host = new BotHost({ fhir, queue, audit: () => {}, bots: [topical] });
+    const observation = (text: string) => fhir.create<Observation>({ resourceType: 'Observation', status: 'final', code: { text } });
+    const [a, b, c] = [await observation('a'), await observation('b'), await observation('c')];
+    const changes = [a, b, c].map((o) => ({ interaction: 'create' as const, resourceType: 'Observation', id: o.id as string, versionId: '1' }));
+    await host.handleChanges(changes);
+    assert.deepEqual(enqueued, []);
+    const asked: string[] = [];
+    await host.handleChanges(changes, {
+      topics: {
+        // c is out of the topic's reach: never read, never asked about
+        concerns: (topic, change) => topic === 'https://example.org/topic' && change.id !== c.id,
+        matching: async (_topic, changed) => {
+          asked.push(...changed.map(({ resource }) => (resource as Observation).code.text as string));
+          return new Set([b.id as string]);
+        },
+      },
+    });
+    assert.deepEqual(asked, ['a', 'b']);
+    assert.deepEqual(enqueued, [`topical/Observation/${b.id}/1`]);
     await queues.close({ timeoutMs: 100 });
   });
 

@@ -2,7 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { AuditEvent, Device, Reference, Resource } from '@medplum/fhirtypes';
 import { runAuditEvent, type RunRecord } from './audit.ts';
 import { BOT_SYSTEM, botDevice } from './identity.ts';
-import type { Bot, BotResult, BotTrigger, Change, FhirClient, SearchParams } from './manifest.ts';
+import type { Bot, BotResult, Change, FhirClient, SearchParams } from './manifest.ts';
 import { recordingClient } from './recording.ts';
 import { resolveSettings, settingsLookup, type BotSettings } from './settings.ts';
 
@@ -42,6 +42,18 @@ export interface BotHostOptions {
 }
 
 export type RunOutcome = BotResult['outcome'] | 'error' | 'left';
+
+/**
+ * How topic triggers are decided for the changes a feed hands the host: by the server whose topic it
+ * is. Vigil evaluates its own topics on its store (server/src/bots.ts); an external server has
+ * already matched what it notifies a bot of.
+ */
+export interface TopicMatcher {
+  /** Whether the topic may match the change (a trigger on its type and interaction), before anything is read. */
+  concerns(topic: string, change: Change): boolean;
+  /** The ids of the changed resources (of one type, each at the version its change names) whose change the topic matches. */
+  matching(topic: string, changed: readonly { change: Change; resource: Resource }[], fhir: FhirClient): Promise<Set<string>>;
+}
 
 /** A run this host enqueued for a bot with `coalesce`: its state, time and enqueue order. */
 interface Queued {
@@ -118,12 +130,13 @@ export class BotHost {
    * given the settings, are not made.
    * Each page of changes waits while `maxPendingRuns` runs are pending (until `signal` aborts).
    * With `bot`, only that bot's trigger is tried (a server notifying each bot of its own matches).
+   * Bots triggered by a topic run only on a feed that gives its `topics`.
    */
-  async handleChanges(changes: readonly Change[], { signal, bot: only }: { signal?: AbortSignal; bot?: string } = {}): Promise<void> {
+  async handleChanges(changes: readonly Change[], { signal, bot: only, topics }: { signal?: AbortSignal; bot?: string; topics?: TopicMatcher } = {}): Promise<void> {
     const bots = [...this.#bots.values()].filter((b) => b.trigger && (only === undefined || b.name === only));
     const byType = new Map<string, Change[]>();
     for (const change of changes) {
-      if (!bots.some((b) => wants(b, change))) continue;
+      if (!bots.some((b) => wants(b, change, topics))) continue;
       const list = byType.get(change.resourceType);
       if (list) list.push(change);
       else byType.set(change.resourceType, [change]);
@@ -131,22 +144,26 @@ export class BotHost {
     for (const [type, list] of byType) {
       for (let i = 0; i < list.length; i += CHANGE_PAGE) {
         while ((await this.#queue.pending()) >= this.#maxPendingRuns) await delay(BACKLOG_POLL_MS, undefined, { signal });
-        await this.#handleChanges(type, list.slice(i, i + CHANGE_PAGE), bots);
+        await this.#handleChanges(type, list.slice(i, i + CHANGE_PAGE), bots, topics);
       }
     }
   }
 
-  async #handleChanges(type: string, changes: Change[], bots: Bot[]): Promise<void> {
+  async #handleChanges(type: string, changes: Change[], bots: Bot[], topics: TopicMatcher | undefined): Promise<void> {
     const ids = [...new Set(changes.map((c) => c.id))];
     const found = await this.#fhir.search(type as Resource['resourceType'], { _id: ids.join(','), _count: String(ids.length) });
     const current = new Map(found.map((r) => [r.id as string, r]));
     const live = changes.filter((c) => current.get(c.id)?.meta?.versionId === c.versionId);
     const candidates: { bot: Bot; change: Change; resource: Resource; patientId: string | undefined }[] = [];
     for (const bot of bots) {
-      const mine = live.filter((change) => wants(bot, change));
+      const mine = live.filter((change) => wants(bot, change, topics));
       if (mine.length === 0) continue;
-      const criteria = (bot.trigger as BotTrigger).criteria;
-      const matching = criteria ? await this.#matching(criteria, type, mine) : undefined;
+      const { criteria, topic } = bot.trigger ?? {};
+      const matching = criteria
+        ? await this.#matching(criteria, type, mine)
+        : topic && topics
+          ? await topics.matching(topic, mine.map((change) => ({ change, resource: current.get(change.id) as Resource })), this.#fhir)
+          : undefined;
       for (const change of mine) {
         const resource = current.get(change.id) as Resource;
         if (!matching || matching.has(change.id)) candidates.push({ bot, change, resource, patientId: patientOf(resource) });
@@ -343,9 +360,10 @@ export class BotHost {
   }
 }
 
-/** Whether the bot's trigger names the change's resource type and interaction. */
-function wants(bot: Bot, change: Change): boolean {
+/** Whether the bot's trigger names the change's resource type and interaction, or its topic may match the change. */
+function wants(bot: Bot, change: Change, topics: TopicMatcher | undefined): boolean {
   if (!bot.trigger || change.interaction === 'sweep') return false;
+  if (bot.trigger.topic) return topics?.concerns(bot.trigger.topic, change) ?? false;
   const { resourceType, interactions = ['create', 'update'] } = bot.trigger;
   return resourceType === change.resourceType && interactions.includes(change.interaction);
 }

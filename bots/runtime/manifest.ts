@@ -9,6 +9,8 @@ export type SearchParams = Record<string, string | string[]>;
  */
 export interface FhirClient {
   read<T extends Resource>(resourceType: T['resourceType'], id: string): Promise<T>;
+  /** A version of the resource (`_history/{versionId}`); a deleted or unknown one fails (410, 404). */
+  vread<T extends Resource>(resourceType: T['resourceType'], id: string, versionId: string): Promise<T>;
   /** The first page of matches (pass `_count` for more than the server default). */
   search<T extends Resource>(resourceType: T['resourceType'], params: SearchParams): Promise<T[]>;
   /** Every match, one page at a time (`_count` sets the page size): sweeps and whole days of readings. */
@@ -38,20 +40,37 @@ export interface Change {
   versionId: string;
 }
 
-export interface BotTrigger {
+/**
+ * What a bot runs on: committed changes of one resource type, optionally meeting R4 criteria; or
+ * those a SubscriptionTopic's triggers match (its resource types, interactions and conditions).
+ */
+export type BotTrigger = (ResourceTrigger | TopicTrigger) & {
+  /**
+   * A further test of a resource that met the criteria or topic, with the patient's settings, for
+   * what they cannot say (the custom rules in force; a reading no limit of the patient's concerns).
+   * Like them, a resource it refuses makes no run and leaves no AuditEvent.
+   */
+  accepts?(resource: Resource, fhir: FhirClient, settings: RunSettings): Promise<boolean>;
+};
+
+export interface ResourceTrigger {
   resourceType: string;
   /** R4 Subscription criteria (`Observation?code=…`); the resource must match it for the bot to run. */
   criteria?: string;
-  /** Canonical URL of a SubscriptionTopic, for hosts that deliver topic-based notifications. */
-  topic?: string;
   /** Default: create and update. */
   interactions?: readonly Interaction[];
+  topic?: undefined;
+}
+
+export interface TopicTrigger {
   /**
-   * A further test of a resource that met the criteria, with the patient's settings, for what
-   * criteria cannot say (the custom rules in force; a reading no limit of the patient's concerns).
-   * Like criteria, a resource it refuses makes no run and leaves no AuditEvent.
+   * Canonical URL of a SubscriptionTopic of the server the bot acts on: Vigil's own
+   * (`fhir-profiles/Basic-topic-*.json`), or an external server's, which notifies the bot of its matches.
    */
-  accepts?(resource: Resource, fhir: FhirClient, settings: RunSettings): Promise<boolean>;
+  topic: string;
+  resourceType?: undefined;
+  criteria?: undefined;
+  interactions?: undefined;
 }
 
 /**

@@ -14,6 +14,7 @@ export function recordingClient(fhir: FhirClient, signal: AbortSignal): { client
   };
   const client: FhirClient = {
     read: (type, id) => (signal.throwIfAborted(), fhir.read(type, id)),
+    vread: (type, id, versionId) => (signal.throwIfAborted(), fhir.vread(type, id, versionId)),
     search: (type, params) => (signal.throwIfAborted(), fhir.search(type, params)),
     async *searchPages(type, params) {
       for await (const page of fhir.searchPages(type, params)) {

@@ -67,6 +67,8 @@ export function restClient({ baseUrl, authorization, timeoutMs = 30_000 }: RestC
 
   const client: FhirClient = {
     read: async <T extends Resource>(type: T['resourceType'], id: string) => (await call('GET', `${base}/${type}/${encodeURIComponent(id)}`)).resource as T,
+    vread: async <T extends Resource>(type: T['resourceType'], id: string, versionId: string) =>
+      (await call('GET', `${base}/${type}/${encodeURIComponent(id)}/_history/${encodeURIComponent(versionId)}`)).resource as T,
     async search<T extends Resource>(type: T['resourceType'], params: SearchParams): Promise<T[]> {
       for await (const page of pages<T>(type, params)) return page;
       return [];

@@ -1,4 +1,4 @@
-import type { Resource, Subscription } from '@medplum/fhirtypes';
+import type { Bundle, Element, Parameters, Resource, Subscription, SubscriptionChannel } from '@medplum/fhirtypes';
 import type { Bot, Change, FhirClient } from './manifest.ts';
 import { BOT_CODE_SYSTEM } from './settings.ts';
 
@@ -9,22 +9,31 @@ export interface Subscriber {
   header: string;
 }
 
+const BACKPORT = 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/';
+
+/** A Subscription as JSON carries it: `channel._payload` holds the Backport IG's payload content (absent from @medplum/fhirtypes). */
+type BackportSubscription = Subscription & { channel: SubscriptionChannel & { _payload?: Element } };
+
 /**
- * What a bot subscribes to on a FHIR server that is not Vigil: an R4 rest-hook Subscription with
- * its trigger's criteria and the full resource as payload (an empty notification would not say
- * which resource changed), tagged with the bot's name so that it is found and kept up to date.
+ * What a bot subscribes to on a FHIR server that is not Vigil, tagged with the bot's name so that it
+ * is found and kept up to date: an R4 rest-hook Subscription with its trigger's criteria, or for a
+ * topic a Backport IG one (R4 flavour) with the topic's canonical as criteria. Either way the
+ * notifications carry the full resource (an empty one would not say which resource changed).
  */
 export function botSubscription(bot: Bot, { endpoint, header }: Subscriber): Subscription | undefined {
   if (!bot.trigger) return undefined;
-  return {
+  const { topic } = bot.trigger;
+  const channel = { type: 'rest-hook' as const, endpoint: `${endpoint}/${bot.name}`, payload: 'application/fhir+json', header: [header] };
+  const subscription: BackportSubscription = {
     resourceType: 'Subscription',
-    meta: { tag: [{ system: BOT_CODE_SYSTEM, code: bot.name }] },
+    meta: { ...(topic ? { profile: [`${BACKPORT}backport-subscription`] } : {}), tag: [{ system: BOT_CODE_SYSTEM, code: bot.name }] },
     status: 'requested',
     reason: `${bot.title ?? bot.name}: Vigil runs the bot on each match`,
-    // every resource of the type: a search with no parameters, the form servers such as HAPI take
-    criteria: bot.trigger.criteria ?? `${bot.trigger.resourceType}?`,
-    channel: { type: 'rest-hook', endpoint: `${endpoint}/${bot.name}`, payload: 'application/fhir+json', header: [header] },
+    // without criteria, every resource of the type: a search with no parameters, the form servers such as HAPI take
+    criteria: topic ?? bot.trigger.criteria ?? `${bot.trigger.resourceType}?`,
+    channel: topic ? { ...channel, _payload: { extension: [{ url: `${BACKPORT}backport-payload-content`, valueCode: 'full-resource' }] } } : channel,
   };
+  return subscription;
 }
 
 /**
@@ -47,6 +56,37 @@ export async function subscribeBots(fhir: FhirClient, bots: readonly Bot[], subs
 
 function same(stored: Subscription, wanted: Subscription): boolean {
   return stored.criteria === wanted.criteria && JSON.stringify(stored.channel) === JSON.stringify(wanted.channel);
+}
+
+/**
+ * The changes a Backport IG notification (R4 flavour) announces: a `history` Bundle whose first entry
+ * is the SubscriptionStatus `Parameters`. A handshake or heartbeat announces none; an event
+ * notification's focus entries carry the changed resources (full-resource), their interaction in
+ * `request` (a deletion leaves nothing to run on). Other entries are context, not changes. Undefined
+ * for a body that is no such Bundle, or an event without its focus resource's id and version.
+ */
+export function notifiedChanges(body: unknown): Change[] | undefined {
+  const bundle = body as Bundle | undefined;
+  const status = bundle?.entry?.[0]?.resource as Parameters | undefined;
+  if (bundle?.resourceType !== 'Bundle' || bundle.type !== 'history' || status?.resourceType !== 'Parameters') return undefined;
+  if (status.parameter?.find((p) => p.name === 'type')?.valueCode !== 'event-notification') return [];
+  const events = status.parameter.filter((p) => p.name === 'notification-event');
+  const focus = events.map((e) => localReference(e.part?.find((p) => p.name === 'focus')?.valueReference?.reference));
+  if (focus.includes(undefined)) return undefined;
+  const changes: Change[] = [];
+  for (const entry of (bundle.entry ?? []).slice(1)) {
+    const method = entry.request?.method;
+    if (!focus.includes(localReference(entry.fullUrl)) || method === 'DELETE') continue;
+    const change = notifiedChange(entry.resource);
+    if (!change) return undefined;
+    changes.push(method === 'POST' || method === 'PUT' ? { ...change, interaction: method === 'POST' ? 'create' : 'update' } : change);
+  }
+  return changes;
+}
+
+/** `Type/id` of a reference or full URL, relative or absolute, versioned or not. */
+function localReference(url: string | undefined): string | undefined {
+  return url ? /([A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/.exec(url)?.[1] : undefined;
 }
 
 /**

@@ -4,8 +4,8 @@ import { baselineBot } from '../../bots/baseline/bot.ts';
 import { news2Bot } from '../../bots/news2/bot.ts';
 import { remindersBot } from '../../bots/reminders/bot.ts';
 import { rulesBot } from '../../bots/rules/bot.ts';
-import { BotHost, type BotHostOptions, type BotJob, type BotQueue } from '../../bots/runtime/host.ts';
-import type { Bot, FhirClient } from '../../bots/runtime/manifest.ts';
+import { BotHost, type BotHostOptions, type BotJob, type BotQueue, type TopicMatcher } from '../../bots/runtime/host.ts';
+import type { Bot, Change, FhirClient } from '../../bots/runtime/manifest.ts';
 import { silentDeviceBot } from '../../bots/silent-device/bot.ts';
 import { thresholdsBot } from '../../bots/thresholds/bot.ts';
 import { visible } from './auth/fhir-guard.ts';
@@ -22,6 +22,8 @@ import { parseSearch, splitValues } from './store/search/query.ts';
 import { ParsedVersions } from './store/parsed.ts';
 import { TickBatcher } from './store/tick-batcher.ts';
 import type { ChangeBatch } from './subscriptions/outbox.ts';
+import { fhirPathMet } from './subscriptions/matcher.ts';
+import { getTopic, type TopicTrigger } from './subscriptions/topics.ts';
 
 export const BUILT_IN_BOTS: readonly Bot[] = [news2Bot, thresholdsBot, rulesBot, baselineBot, remindersBot, silentDeviceBot];
 
@@ -39,6 +41,10 @@ export function storeClient(repo: Repository, restrict?: Restriction): FhirClien
     async read<T extends Resource>(type: T['resourceType'], id: string): Promise<T> {
       if (restrict && !(await visible(repo.db, restrict, type, id))) throw notFound(`${type}/${id} not found`);
       return repo.read<T>(type, id);
+    },
+    async vread<T extends Resource>(type: T['resourceType'], id: string, versionId: string): Promise<T> {
+      if (restrict && !(await visible(repo.db, restrict, type, id))) throw notFound(`${type}/${id} not found`);
+      return JSON.parse((await repo.vread(type, id, versionId)).content as string) as T;
     },
     async search<T extends Resource>(type: T['resourceType'], params: Record<string, string | string[]>): Promise<T[]> {
       const keyed = lookups && keyedLookup(params);
@@ -183,8 +189,56 @@ function botMetrics(registry: Registry, queue: BotQueue): NonNullable<BotHostOpt
 export function outboxFeed(host: BotHost, queues: QueueFactory): JobQueue<ChangeBatch> {
   const changes = queues.queue<ChangeBatch>('bot-changes');
   changes.process(
-    (job) => host.handleChanges(job.data.changes.map(({ versionId, ...change }) => ({ ...change, versionId: String(versionId) })), { signal: job.signal }),
+    (job) => host.handleChanges(job.data.changes.map(({ versionId, ...change }) => ({ ...change, versionId: String(versionId) })), { signal: job.signal, topics: storeTopics }),
     { concurrency: FEED_CONCURRENCY },
   );
   return changes;
+}
+
+/**
+ * Vigil's own SubscriptionTopics (fhir-profiles/, as the subscriptions code loads them) decided for
+ * bots as subscription matching decides them (subscriptions/matcher.ts): a trigger on the change's
+ * type and interaction, its query as a search of the changed resources, then its FHIRPath over
+ * `%current` and `%previous`. A topic's filters narrow a subscriber's notifications; a bot has none.
+ */
+export const storeTopics: TopicMatcher = {
+  concerns: (topic, change) => getTopic(topic)?.triggers.some((t) => fits(t, change)) ?? false,
+  async matching(topic, changed, fhir) {
+    const matched = new Set<string>();
+    for (const trigger of getTopic(topic)?.triggers ?? []) {
+      const mine = changed.filter(({ change }) => fits(trigger, change));
+      if (mine.length === 0) continue;
+      const found = trigger.query === undefined ? undefined : await searched(fhir, trigger, mine.map((c) => c.change.id));
+      const met = await Promise.all(mine.map(async ({ change, resource }) => (!found || found.has(change.id)) && (await fhirPathHolds(fhir, trigger, change, resource))));
+      mine.forEach(({ change }, i) => {
+        if (met[i]) matched.add(change.id);
+      });
+    }
+    return matched;
+  },
+};
+
+const fits = (trigger: TopicTrigger, change: Change): boolean =>
+  trigger.resourceType === change.resourceType && change.interaction !== 'sweep' && trigger.interactions.includes(change.interaction);
+
+/** Which of the resources the trigger's query finds now: the REST API's search semantics, as subscriptions have them. */
+async function searched(fhir: FhirClient, trigger: TopicTrigger, ids: string[]): Promise<Set<string>> {
+  const unique = [...new Set(ids)];
+  const params: Record<string, string[]> = { _id: [unique.join(',')], _count: [String(unique.length)] };
+  for (const [k, v] of new URLSearchParams(trigger.query)) (params[k] ??= []).push(v);
+  return new Set((await fhir.search(trigger.resourceType as Resource['resourceType'], params)).map((r) => r.id as string));
+}
+
+/** The trigger's FHIRPath condition, as the subscription matcher evaluates it. */
+async function fhirPathHolds(fhir: FhirClient, trigger: TopicTrigger, change: Change, current: Resource): Promise<boolean> {
+  if (!trigger.fhirpath) return true;
+  const version = Number(change.versionId);
+  const previous = version > 1 ? await fhir.vread(current.resourceType, change.id, String(version - 1)).catch(absent) : undefined;
+  return fhirPathMet(trigger.fhirpath, current, previous);
+}
+
+/** A version that is a deletion (410) or gone has no content, as the matcher reads history: no `%previous`. */
+function absent(err: { status?: number }): undefined {
+  if (err.status === 404 || err.status === 410) return undefined;
+  throw err;
 }

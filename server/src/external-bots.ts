@@ -2,10 +2,10 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AuditEvent } from '@medplum/fhirtypes';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { clientCredentialsAuthorization } from '../../bots/runtime/client-credentials.ts';
-import type { BotHost } from '../../bots/runtime/host.ts';
-import type { Bot, FhirClient } from '../../bots/runtime/manifest.ts';
+import type { BotHost, TopicMatcher } from '../../bots/runtime/host.ts';
+import type { Bot, Change, FhirClient } from '../../bots/runtime/manifest.ts';
 import { restClient } from '../../bots/runtime/rest-client.ts';
-import { notifiedChange, subscribeBots } from '../../bots/runtime/subscriber.ts';
+import { notifiedChange, notifiedChanges, subscribeBots } from '../../bots/runtime/subscriber.ts';
 import type { ExternalBotsConfig } from './config.ts';
 import { FhirError, badRequest, notFound } from './fhir/outcome.ts';
 import type { Logger } from './ops/logger.ts';
@@ -63,14 +63,18 @@ export function keepSubscribed(fhir: FhirClient, bots: readonly Bot[], config: E
   return () => clearInterval(timer);
 }
 
+/** A topic bot's notifications are the server's own matches of its topic: nothing is left to decide. */
+const NOTIFIED: TopicMatcher = { concerns: () => true, matching: async (_topic, changed) => new Set(changed.map(({ change }) => change.id)) };
+
 /**
  * `/bots/notify/{bot}` (and `/{bot}/{type}/{id}`, as HAPI addresses a payload): an R4 rest-hook
- * notification carrying the changed resource. It is answered once the bot's run is queued (or the
- * change found not to concern the bot), so a failure here makes the server deliver it again.
+ * notification carrying the changed resource, or for a bot triggered by a topic a Backport IG
+ * notification Bundle (a handshake or heartbeat runs nothing). It is answered once the bot's runs are
+ * queued (or the changes found not to concern the bot), so a failure here makes the server deliver it again.
  */
 export function notifyRouter(host: BotHost, bots: readonly Bot[], config: ExternalBots, maxBodyBytes: number): Router {
   const router = Router();
-  const names = new Set(bots.filter((b) => b.trigger).map((b) => b.name));
+  const triggers = new Map(bots.filter((b) => b.trigger).map((b) => [b.name, b.trigger]));
   const expected = digest(`Bearer ${config.notifySecret}`);
   const authenticate = (req: Request, _res: Response, next: NextFunction): void => {
     const given = req.get('authorization');
@@ -80,15 +84,26 @@ export function notifyRouter(host: BotHost, bots: readonly Bot[], config: Extern
   const receive = (req: Request, res: Response, next: NextFunction): void => {
     res.locals.route = '/bots/notify/:bot';
     const bot = req.params.bot as string;
-    if (!names.has(bot)) return next(notFound(`No bot named "${bot}" takes notifications`));
-    const change = notifiedChange(req.body);
-    if (!change) return next(badRequest('A bot notification carries the changed resource, with its id and meta.versionId', 'Subscription.channel.payload'));
-    host.handleChanges([change], { bot }).then(() => res.status(200).json({ resourceType: 'OperationOutcome', issue: [{ severity: 'information', code: 'informational', diagnostics: 'accepted' }] }), next);
+    const trigger = triggers.get(bot);
+    if (!trigger) return next(notFound(`No bot named "${bot}" takes notifications`));
+    const changes = announced(trigger.topic, req.body);
+    if (!changes) {
+      const carried = trigger.topic ? 'a Backport IG notification Bundle whose focus entries carry the changed resources, with their' : 'the changed resource, with its';
+      return next(badRequest(`A bot notification carries ${carried} id and meta.versionId`, 'Subscription.channel.payload'));
+    }
+    host.handleChanges(changes, { bot, topics: NOTIFIED }).then(() => res.status(200).json({ resourceType: 'OperationOutcome', issue: [{ severity: 'information', code: 'informational', diagnostics: 'accepted' }] }), next);
   };
   router.post('/:bot', authenticate, json, receive);
   router.put('/:bot/:type/:id', authenticate, json, receive);
   router.post('/:bot/:type/:id', authenticate, json, receive);
   return router;
+}
+
+/** The changes a notification announces: a Backport IG Bundle's to a bot triggered by a topic, else the one of an R4 payload. */
+function announced(topic: string | undefined, body: unknown): Change[] | undefined {
+  if (topic) return notifiedChanges(body);
+  const change = notifiedChange(body);
+  return change && [change];
 }
 
 const digest = (value: string): Buffer => createHash('sha256').update(value).digest();

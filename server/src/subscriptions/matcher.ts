@@ -231,14 +231,7 @@ export class Matcher {
     }
     if (trigger.fhirpath.length === 0) return true;
     const before = await previous();
-    const variables = {
-      '%current': toTypedValue(current ?? {}),
-      '%previous': toTypedValue(before ?? {}),
-    };
-    return trigger.fhirpath.every((expression) => {
-      const result = evalFhirPathTyped(expression, [toTypedValue(current ?? before ?? {})], variables);
-      return result.length > 0 && result.every((r) => r.value === true);
-    });
+    return trigger.fhirpath.every((expression) => fhirPathMet(expression, current, before));
   }
 
   /**
@@ -312,4 +305,15 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
+}
+
+/**
+ * A FHIRPath criterion (a Subscription's, a topic trigger's) on a change: evaluated on the current
+ * version (a deletion's: the last one), with `%current` and `%previous`; met when it gives results
+ * and every one is `true`.
+ */
+export function fhirPathMet(expression: string, current: Resource | undefined, previous: Resource | undefined): boolean {
+  const variables = { '%current': toTypedValue(current ?? {}), '%previous': toTypedValue(previous ?? {}) };
+  const result = evalFhirPathTyped(expression, [toTypedValue(current ?? previous ?? {})], variables);
+  return result.length > 0 && result.every((r) => r.value === true);
 }

@@ -1,14 +1,20 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import type { AuditEvent, Bundle, Device, Flag, Observation, RiskAssessment, Subscription } from '@medplum/fhirtypes';
+import type { AuditEvent, Bundle, Device, Encounter, Flag, Observation, RiskAssessment, Subscription } from '@medplum/fhirtypes';
+import express from 'express';
+import { BotHost, type BotJob } from '../../../bots/runtime/host.ts';
+import type { Bot } from '../../../bots/runtime/manifest.ts';
 import { FhirRequestError, restClient } from '../../../bots/runtime/rest-client.ts';
 import { BOT_CODE_SYSTEM } from '../../../bots/runtime/settings.ts';
 import { subscribeBots } from '../../../bots/runtime/subscriber.ts';
 import { BUILT_IN_BOTS } from '../../src/bots.ts';
 import { loadConfig } from '../../src/config.ts';
+import { notifyRouter } from '../../src/external-bots.ts';
+import { createQueueFactory, type QueueFactory } from '../../src/jobs/queue.ts';
 import { startVigil, type Vigil } from '../../src/main.ts';
-import { authHeader, clientCredentialsToken, request, TEST_ENV, useServer } from '../support.ts';
+import { authHeader, clientCredentialsToken, freePort, request, TEST_ENV, useServer } from '../support.ts';
 import { vital } from './fixtures.ts';
 import { enrol, eventually, post, search } from './helpers.ts';
 
@@ -105,6 +111,65 @@ describe('bots on an external FHIR server', () => {
     const [again] = await subscribeBots(fhir(), BUILT_IN_BOTS.filter((b) => b.name === 'news2'), subscriber);
     assert.equal(again.id, subscription.id);
     await eventually(async () => ((await subscriptions('news2'))[0]?.status === 'active' ? true : undefined), 'the Subscription active again');
+  });
+
+  describe('a bot triggered by a topic', () => {
+    const ADMITTED = 'https://vigil.health/fhir/SubscriptionTopic/patient-admitted';
+    const runs: string[] = [];
+    const admissions: Bot = {
+      name: 'admissions',
+      title: 'Admissions',
+      trigger: { topic: ADMITTED },
+      timeoutMs: 5_000,
+      attempts: 1,
+      defaults: {},
+      async handler({ interaction, resource }) {
+        runs.push(`${interaction} ${resource.resourceType}/${resource.id}/${resource.meta?.versionId}`);
+        return { outcome: 'success' };
+      },
+    };
+    let queues: QueueFactory;
+    let listener: Server;
+    let endpoint = '';
+
+    // the bots' side as main.ts wires it for an external server, with this bot alone
+    before(async () => {
+      queues = createQueueFactory();
+      const host = new BotHost({ bots: [admissions], fhir: fhir(), queue: queues.queue<BotJob>('topic-bots'), audit: () => undefined });
+      host.start();
+      const port = await freePort();
+      endpoint = `http://127.0.0.1:${port}/bots/notify`;
+      const app = express().use('/bots/notify', notifyRouter(host, [admissions], { fhirUrl: store.fhir, notifySecret: SECRET, notifyUrl: endpoint }, 1_000_000));
+      listener = await new Promise<Server>((resolve) => {
+        const server = app.listen(port, '127.0.0.1', () => resolve(server));
+      });
+    });
+    after(async () => {
+      await queues.close({ timeoutMs: 100 });
+      await new Promise((resolve) => listener.close(resolve));
+    });
+
+    it('subscribes with a Backport IG Subscription, takes its handshake, and runs on the events of the topic', async () => {
+      const [subscription] = await subscribeBots(fhir(), [admissions], { endpoint, header: `Authorization: Bearer ${SECRET}` });
+      assert.equal(subscription.criteria, ADMITTED);
+      assert.deepEqual(subscription.meta?.profile, ['http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription']);
+      assert.equal((subscription.channel as { _payload?: { extension?: { valueCode?: string }[] } })._payload?.extension?.[0].valueCode, 'full-resource');
+      // a topic-based rest-hook is active only once its endpoint took the handshake
+      await eventually(async () => ((await subscriptions('admissions'))[0]?.status === 'active' ? true : undefined), 'the Subscription active');
+      // the server decides what the topic matches: an Encounter becoming in-progress
+      const planned = await post<Encounter>(store, { resourceType: 'Encounter', status: 'planned', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP' } });
+      const admitted = await fhir().update<Encounter>({ ...planned, status: 'in-progress' });
+      // (a run is made on the version notified only while it is current)
+      await eventually(async () => (runs.length ? true : undefined), 'the run on the admission');
+      await fhir().update<Encounter>({ ...admitted, priority: { text: 'urgent' } });
+      const direct = await post<Encounter>(store, { ...planned, id: undefined, meta: undefined, status: 'in-progress' });
+      // notified in commit order: by the second admission's run, the later update would have run
+      await eventually(async () => (runs.length >= 2 ? true : undefined), 'the run on the second admission');
+      assert.deepEqual(runs, [`update Encounter/${planned.id}/2`, `create Encounter/${direct.id}/1`]);
+      // and the Subscription, as wanted, is left alone
+      const [again] = await subscribeBots(fhir(), [admissions], { endpoint, header: `Authorization: Bearer ${SECRET}` });
+      assert.equal(again.meta?.versionId, (await subscriptions('admissions'))[0].meta?.versionId);
+    });
   });
 
   describe('the REST client', () => {
