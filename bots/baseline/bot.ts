@@ -28,6 +28,8 @@ export const baselineBot: Bot = {
   schedule: { everyMs: HOUR, search: 'Patient?active:not=false' },
   trigger: { resourceType: 'Observation', criteria: `Observation?status=entered-in-error&code=${READING_CODES.join(',')}`, interactions: ['update'] },
   // The first sweep of a patient with weeks of wearable data reads them all once.
+  // readings and its daily summaries (Observation); alerts, and retractions when a summary changes
+  scopes: ['system/Observation.cus', 'system/Flag.cus', 'system/Communication.cus', 'system/CareTeam.s'],
   timeoutMs: 120_000,
   defaults: {
     ...BASELINE_DEFAULTS,

@@ -36,6 +36,8 @@ export const news2Bot: Bot = {
   name: 'news2',
   title: 'Vigil NEWS2',
   trigger: { resourceType: 'Observation', criteria: `Observation?code=${NEWS2_INPUT_CODES.map((c) => `${LOINC}|${c}`).join(',')}`, accepts: async (resource) => isMonitored(resource) },
+  // its window and scores (Observation), its RiskAssessments, alerts (Flag, Communication to the CareTeam); retractions update them
+  scopes: ['system/Observation.cus', 'system/RiskAssessment.cus', 'system/Flag.cus', 'system/Communication.cus', 'system/CareTeam.s'],
   timeoutMs: 10_000,
   defaults: { windowMinutes: DEFAULT_WINDOW_MINUTES, ...ALERT_DEFAULTS },
   // NEWS2 scores the patient's latest vitals: a newer usable reading's run scores them as well

@@ -19,6 +19,8 @@ export const remindersBot: Bot = {
   name: 'reminders',
   title: 'Vigil measurement reminders',
   schedule: { everyMs: 5 * 60_000, search: 'CarePlan?status=active' },
+  // readings in each slot; reminders and alerts (Communication, Flag) to the patient and CareTeam
+  scopes: ['system/Observation.s', 'system/Communication.cs', 'system/Flag.cus', 'system/CareTeam.s'],
   timeoutMs: 30_000,
   defaults: {
     graceMinutes: 60,

@@ -37,6 +37,8 @@ export const rulesBot: Bot = {
       return rules.some((r) => ruleWatches(r, (resource as Observation).code?.coding));
     },
   },
+  // the rules (PlanDefinition), the patient and readings they are evaluated on, their CareTeam scope; alerts and retractions
+  scopes: ['system/PlanDefinition.s', 'system/Patient.r', 'system/Observation.s', 'system/CareTeam.s', 'system/Flag.cus', 'system/Communication.cus'],
   timeoutMs: 10_000,
   defaults: { recentMinutes: 1440, ...ALERT_DEFAULTS },
 

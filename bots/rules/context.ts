@@ -65,7 +65,11 @@ const judged = (observations: readonly Observation[]): Observation[] => observat
 export async function ruleContext(fhir: FhirClient, trigger: Observation, patientId: string, recentMinutes: number): Promise<RuleContext> {
   const coding = trigger.code?.coding?.find((c) => c.system === LOINC) ?? trigger.code?.coding?.[0];
   const time = effectiveTime(trigger);
-  const patient = await fhir.read<Patient>('Patient', patientId).catch(() => undefined);
+  // a patient gone leaves the rule without `%patient`; any other failure (a refusal) fails the run
+  const patient = await fhir.read<Patient>('Patient', patientId).catch((err: { status?: number }) => {
+    if (err.status === 404 || err.status === 410) return undefined;
+    throw err;
+  });
   // the caller refused a trigger vitals/ rejects (`unusable`)
   const seen = asJudged(trigger) ?? trigger;
   if (!coding?.code || typeof time !== 'number') return { trigger: seen, recent: [seen], patient };

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AuditEvent, Device, Observation, Resource } from '@medplum/fhirtypes';
+import type { AuditEvent, Device, Flag, Observation, Resource } from '@medplum/fhirtypes';
 import { createQueueFactory } from '../../server/src/jobs/queue.ts';
 import { BotHost, type BotJob, type BotQueue } from './host.ts';
 import type { Bot, FhirClient } from './manifest.ts';
@@ -55,6 +55,7 @@ const bot = (name: string, handler: Bot['handler'], timeoutMs = 1_000): Bot => (
   name,
   title: name,
   trigger: { resourceType: 'Observation' },
+  scopes: ['system/Observation.c'],
   timeoutMs,
   attempts: 1,
   defaults: {},
@@ -92,6 +93,35 @@ describe('BotHost', () => {
     assert.deepEqual(dead, ['slow/Observation/' + trigger.id + '/1']);
     // one Device per bot, however many runs
     assert.equal(fhir.all.filter((r) => r.resourceType === 'Device').length, 2);
+    await queues.close({ timeoutMs: 100 });
+  });
+
+  it('fails a run that goes beyond its scopes: audited, dead-lettered, nothing written', async () => {
+    const fhir = memoryFhir();
+    const queues = createQueueFactory();
+    const dead: string[] = [];
+    const audits: AuditEvent[] = [];
+    const host = new BotHost({
+      fhir,
+      queue: queues.queue<BotJob>('bots'),
+      audit: (event) => audits.push(event),
+      onError: (_err, context) => dead.push(String(context.deadLetter)),
+      bots: [
+        bot('overreaching', async (_event, client) => {
+          await client.create<Observation>({ resourceType: 'Observation', status: 'final', code: { text: 'allowed' } });
+          await client.create<Flag>({ resourceType: 'Flag', status: 'active', code: { text: 'not allowed' }, subject: { reference: 'Patient/p' } });
+          return { outcome: 'success' };
+        }),
+      ],
+    });
+    host.start();
+    const trigger = await fhir.create<Observation>({ resourceType: 'Observation', status: 'final', code: { text: 'in' }, subject: { reference: 'Patient/p' } });
+    await host.handleChanges([{ interaction: 'create', resourceType: 'Observation', id: trigger.id as string, versionId: '1' }]);
+    for (let i = 0; i < 100 && audits.length < 1; i++) await sleep(10);
+    assert.equal(audits[0]?.outcome, '8');
+    assert.match(audits[0]?.outcomeDesc ?? '', /bot overreaching may not create Flag: its scopes are system\/Observation\.c/);
+    assert.deepEqual(dead, ['overreaching/Observation/' + trigger.id + '/1']);
+    assert.equal(fhir.all.filter((r) => r.resourceType === 'Flag').length, 0);
     await queues.close({ timeoutMs: 100 });
   });
 

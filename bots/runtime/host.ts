@@ -4,6 +4,7 @@ import { runAuditEvent, type RunRecord } from './audit.ts';
 import { BOT_SYSTEM, botDevice } from './identity.ts';
 import type { Bot, BotResult, Change, FhirClient, SearchParams } from './manifest.ts';
 import { recordingClient } from './recording.ts';
+import { scopedClient } from './scopes.ts';
 import { resolveSettings, settingsLookup, type BotSettings } from './settings.ts';
 
 /**
@@ -95,6 +96,8 @@ const BACKLOG_POLL_MS = 100;
 export class BotHost {
   readonly #bots: ReadonlyMap<string, Bot>;
   readonly #fhir: FhirClient;
+  /** Each bot's client, limited to its scopes: what its code (`accepts`, the handler) gets. */
+  readonly #scoped: ReadonlyMap<string, FhirClient>;
   readonly #queue: BotQueue;
   readonly #audit: (event: AuditEvent) => void;
   readonly #concurrency: number;
@@ -113,6 +116,7 @@ export class BotHost {
   constructor(options: BotHostOptions) {
     this.#bots = new Map(options.bots.map((b) => [b.name, b]));
     this.#fhir = options.fhir;
+    this.#scoped = new Map(options.bots.map((b) => [b.name, scopedClient(options.fhir, b)]));
     this.#queue = options.queue;
     this.#audit = options.audit;
     this.#concurrency = options.concurrency ?? 8;
@@ -175,7 +179,7 @@ export class BotHost {
     const runs = await Promise.all(candidates.map(async (candidate) => {
       const { enabled, ...given } = settings(candidate.bot, candidate.patientId);
       const accepts = candidate.bot.trigger?.accepts;
-      return enabled && (!accepts || (await accepts(candidate.resource, this.#fhir, given))) ? { ...candidate, given } : undefined;
+      return enabled && (!accepts || (await accepts(candidate.resource, this.#scoped.get(candidate.bot.name) as FhirClient, given))) ? { ...candidate, given } : undefined;
     }));
     for (const run of runs) {
       if (!run) continue;
@@ -303,7 +307,7 @@ export class BotHost {
     if (!settings.enabled) return;
     const agent = await this.#agent(bot);
     const signal = AbortSignal.any([jobSignal, AbortSignal.timeout(bot.timeoutMs)]);
-    const { client, written } = recordingClient(this.#fhir, signal);
+    const { client, written } = recordingClient(this.#scoped.get(name) as FhirClient, signal);
     const noted = (message: string | undefined): string => [note, message].filter(Boolean).join(': ');
     const started = performance.now();
     const record = (result: RunRecord['result']): void => {

@@ -120,6 +120,12 @@ export interface Bot {
   trigger?: BotTrigger;
   /** Runs on a schedule. A bot has a trigger, a schedule, or both. */
   schedule?: BotSchedule;
+  /**
+   * What the bot's code may touch, as SMART v2 system scopes (`system/Observation.s`,
+   * `system/Flag.cus`): its runs' client refuses anything else with a 403 (bots/runtime/scopes.ts).
+   * The narrowest its code uses; what the host does for it (reading the trigger, settings, its Device) needs none.
+   */
+  scopes: readonly string[];
   timeoutMs: number;
   /** Attempts before the job is dead-lettered; default 3. */
   attempts?: number;

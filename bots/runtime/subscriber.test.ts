@@ -59,7 +59,7 @@ describe('topic-based notifications to a bot', () => {
   });
 
   it('subscribes a topic bot with a Backport IG Subscription: the topic as criteria, full resources', () => {
-    const bot: Bot = { name: 'admissions', title: 'Admissions', trigger: { topic: 'https://example.org/SubscriptionTopic/admitted' }, timeoutMs: 1, defaults: {}, handler: async () => ({ outcome: 'success' }) };
+    const bot: Bot = { name: 'admissions', title: 'Admissions', trigger: { topic: 'https://example.org/SubscriptionTopic/admitted' }, scopes: [], timeoutMs: 1, defaults: {}, handler: async () => ({ outcome: 'success' }) };
     assert.deepEqual(botSubscription(bot, { endpoint: 'https://vigil.example.org/bots/notify', header: 'Authorization: Bearer s' }), {
       resourceType: 'Subscription',
       meta: { profile: [`${BACKPORT}backport-subscription`], tag: [{ system: 'https://vigil.health/fhir/CodeSystem/bot', code: 'admissions' }] },

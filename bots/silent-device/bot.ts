@@ -20,6 +20,8 @@ export const silentDeviceBot: Bot = {
   name: 'silent-device',
   title: 'Vigil silent device',
   schedule: { everyMs: 5 * MIN, search: 'Device?status=active' },
+  // the device's reports; alerts to the CareTeam
+  scopes: ['system/Observation.s', 'system/Flag.cus', 'system/Communication.cs', 'system/CareTeam.s'],
   timeoutMs: 10_000,
   defaults: { silentAfterMinutes: 360, minReports: 4, ...ALERT_DEFAULTS, clearAfterMinutes: 0 },
 

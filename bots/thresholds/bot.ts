@@ -63,6 +63,8 @@ export const thresholdsBot: Bot = {
   name: 'thresholds',
   title: 'Vigil thresholds',
   trigger: { resourceType: 'Observation', criteria: `Observation?code=${THRESHOLD_MEASURES.flatMap(codesOf).filter((c, i, all) => all.indexOf(c) === i).map((c) => `${LOINC}|${c}`).join(',')}`, accepts: decides },
+  // readings ($lastn), alerts (Flag, Communication to the CareTeam); retractions update the Communications
+  scopes: ['system/Observation.s', 'system/Flag.cus', 'system/Communication.cus', 'system/CareTeam.s'],
   timeoutMs: 10_000,
   defaults: { ...ALERT_DEFAULTS, ...THRESHOLD_DEFAULTS },
 

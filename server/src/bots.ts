@@ -29,7 +29,8 @@ export const BUILT_IN_BOTS: readonly Bot[] = [news2Bot, thresholdsBot, rulesBot,
 
 /**
  * The bots' FHIR client on Vigil's own store: the REST layer's write path (validation, profiles,
- * outbox and change events) and search, as the system: bots act for the organisation. With
+ * outbox and change events) and search, as the system: bots act for the organisation (the host
+ * limits each bot's code to its manifest's scopes, bots/runtime/scopes.ts). With
  * `restrict`, reads and searches see only what a caller's token does (an operation answering a user).
  */
 export function storeClient(repo: Repository, restrict?: Restriction): FhirClient {

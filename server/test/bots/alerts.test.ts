@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { CareTeam, Communication, Flag, Patient, Practitioner } from '@medplum/fhirtypes';
 import { DRIVERS, useServer } from '../support.ts';
 import { enrol, eventually, post, search } from './helpers.ts';
-import { botRuns, createAll, put, ranOn, reading } from './fixtures.ts';
+import { botRuns, createAll, put, ranOn, reading, scopeRefusals } from './fixtures.ts';
 
 const PRIORITY = 'https://vigil.health/fhir/StructureDefinition/alert-priority';
 const SNOOZE = 'https://vigil.health/fhir/StructureDefinition/alert-snoozed-until';
@@ -96,6 +96,10 @@ for (const driver of DRIVERS) {
       assert.equal(escalated.extension?.find((e) => e.url === SNOOZE), undefined);
       const sent = await notices(id);
       assert.deepEqual(sent.map((c) => [c.priority, c.recipient?.[0].reference]), [['urgent', `Practitioner/${practitioner.id}`]]);
+    });
+
+    it('ran every bot within the scopes its manifest declares', async () => {
+      assert.deepEqual(await scopeRefusals(server), []);
     });
   });
 }

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { AuditEvent, Basic, Communication, Extension, Flag, Goal, Observation, Organization, Patient, RiskAssessment } from '@medplum/fhirtypes';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DRIVERS, request, scrape, useServer } from '../support.ts';
-import { botRuns, createAll, ranOn, vital } from './fixtures.ts';
+import { botRuns, createAll, ranOn, scopeRefusals, vital } from './fixtures.ts';
 import { enrol, eventually, post, search } from './helpers.ts';
 
 const NEWS2 = 'http://snomed.info/sct|1104051000000101';
@@ -430,6 +430,10 @@ for (const driver of DRIVERS) {
         await post(server, setting(patient, 'thresholds', [mistyped]));
         assert.match(await judged(patient, '2708-6', 91, 5), /^spo2-low urgent: alert raised, .*; spo2-low-urgent "90%" ignored \(a number from 50 to 100 %\): the limit is 92 %$/);
       });
+    });
+
+    it('ran every bot within the scopes its manifest declares', async () => {
+      assert.deepEqual(await scopeRefusals(server), []);
     });
   });
 }

@@ -120,6 +120,7 @@ describe('bots on an external FHIR server', () => {
       name: 'admissions',
       title: 'Admissions',
       trigger: { topic: ADMITTED },
+      scopes: [],
       timeoutMs: 5_000,
       attempts: 1,
       defaults: {},

@@ -8,6 +8,15 @@ export async function botRuns(server: TestServer, reference: string, bot?: strin
   return bot ? runs.filter((r) => r.subtype?.[0].code === bot) : runs;
 }
 
+/**
+ * What bots' scopes refused (bots/runtime/scopes.ts): a suite ending with none shows that the
+ * built-in bots' code stayed within their manifests' scopes.
+ */
+export async function scopeRefusals(server: TestServer): Promise<string[]> {
+  const failed = await search<AuditEvent>(server, 'AuditEvent?type=https://vigil.health/fhir/CodeSystem/audit-event-type|bot-run&outcome=8&_count=1000');
+  return failed.map((a) => a.outcomeDesc ?? '').filter((d) => / may not \w+ \w+: its scopes are /.test(d));
+}
+
 /** Waits until `bot` has run on the resource (or `times` runs), returning the runs. */
 export function ranOn(server: TestServer, reference: string, bot: string, times = 1): Promise<AuditEvent[]> {
   return eventually(async () => {

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { CapabilityStatement, CareTeam, Communication, Flag, OperationOutcome, Parameters, ParametersParameter, PlanDefinition } from '@medplum/fhirtypes';
 import { DRIVERS, request, useServer } from '../support.ts';
 import { enrol, LOINC, post, search } from './helpers.ts';
-import { put, ranOn, reading } from './fixtures.ts';
+import { put, ranOn, reading, scopeRefusals } from './fixtures.ts';
 
 const RULE_PROFILE = 'https://vigil.health/fhir/StructureDefinition/vigil-alert-rule';
 const SCOPE = 'https://vigil.health/fhir/StructureDefinition/alert-rule-scope';
@@ -168,6 +168,10 @@ for (const driver of DRIVERS) {
       await ranOn(server, `Observation/${high.id}`, 'rules');
       const [flag] = await search<Flag>(server, `Flag?patient=Patient/${patient}`);
       assert.equal(flag?.code?.text, 'Fever');
+    });
+
+    it('ran every bot within the scopes its manifest declares', async () => {
+      assert.deepEqual(await scopeRefusals(server), []);
     });
   });
 }

@@ -4,7 +4,7 @@ import type { CarePlan, Communication, Device, Flag, Observation } from '@medplu
 import { addDays, dayBounds, dayOf } from '../../../bots/calendar/zone.ts';
 import { DRIVERS, useServer, type TestServer } from '../support.ts';
 import { enrol, eventually, post, search } from './helpers.ts';
-import { botRuns, createAll, put, ranOn, reading } from './fixtures.ts';
+import { botRuns, createAll, put, ranOn, reading, scopeRefusals } from './fixtures.ts';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -196,6 +196,10 @@ for (const driver of DRIVERS) {
         assert.deepEqual(flags.map((f) => f.extension?.some((e) => e.valueReference?.reference === `Device/${wearable.id}`)), [true]);
         assert.equal((await botRuns(server, `Device/${cuff.id}`, 'silent-device')).length, 0);
       });
+    });
+
+    it('ran every bot within the scopes its manifest declares', async () => {
+      assert.deepEqual(await scopeRefusals(server), []);
     });
   });
 }

@@ -17,6 +17,7 @@ function topicBot(name: string, topic: string, runs: string[]): Bot {
     name,
     title: name,
     trigger: { topic },
+    scopes: [],
     timeoutMs: 5_000,
     attempts: 1,
     defaults: {},
