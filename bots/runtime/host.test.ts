@@ -62,28 +62,34 @@ const bot = (name: string, handler: Bot['handler'], timeoutMs = 1_000): Bot => (
   handler,
 });
 
+/** A started host with these bots, on an in-memory store, handed the create of one Observation. */
+async function runOnObservation(bots: Bot[]) {
+  const fhir = memoryFhir();
+  const queues = createQueueFactory();
+  const dead: string[] = [];
+  const audits: AuditEvent[] = [];
+  const host = new BotHost({
+    fhir,
+    queue: queues.queue<BotJob>('bots'),
+    audit: (event) => audits.push(event),
+    onError: (_err, context) => dead.push(String(context.deadLetter)),
+    bots,
+  });
+  host.start();
+  const trigger = await fhir.create<Observation>({ resourceType: 'Observation', status: 'final', code: { text: 'in' }, subject: { reference: 'Patient/p' } });
+  await host.handleChanges([{ interaction: 'create', resourceType: 'Observation', id: trigger.id as string, versionId: '1' }]);
+  return { fhir, queues, dead, audits, trigger };
+}
+
 describe('BotHost', () => {
   it('times a slow bot out, audits the failure, and runs the other bots regardless', async () => {
-    const fhir = memoryFhir();
-    const queues = createQueueFactory();
-    const dead: string[] = [];
-    const audits: AuditEvent[] = [];
-    const host = new BotHost({
-      fhir,
-      queue: queues.queue<BotJob>('bots'),
-      audit: (event) => audits.push(event),
-      onError: (_err, context) => dead.push(String(context.deadLetter)),
-      bots: [
-        bot('slow', (event) => new Promise((_, reject) => event.signal.addEventListener('abort', () => reject(event.signal.reason))), 50),
-        bot('fast', async (_event, client) => {
-          await client.create<Observation>({ resourceType: 'Observation', status: 'final', code: { text: 'out' } });
-          return { outcome: 'success', message: 'done' };
-        }),
-      ],
-    });
-    host.start();
-    const trigger = await fhir.create<Observation>({ resourceType: 'Observation', status: 'final', code: { text: 'in' }, subject: { reference: 'Patient/p' } });
-    await host.handleChanges([{ interaction: 'create', resourceType: 'Observation', id: trigger.id as string, versionId: '1' }]);
+    const { fhir, queues, dead, audits, trigger } = await runOnObservation([
+      bot('slow', (event) => new Promise((_, reject) => event.signal.addEventListener('abort', () => reject(event.signal.reason))), 50),
+      bot('fast', async (_event, client) => {
+        await client.create<Observation>({ resourceType: 'Observation', status: 'final', code: { text: 'out' } });
+        return { outcome: 'success', message: 'done' };
+      }),
+    ]);
     for (let i = 0; i < 100 && audits.length < 2; i++) await sleep(10);
     const byBot = new Map(audits.map((a) => [a.subtype?.[0].code, a]));
     assert.equal(byBot.get('slow')?.outcome, '8');
@@ -97,26 +103,13 @@ describe('BotHost', () => {
   });
 
   it('fails a run that goes beyond its scopes: audited, dead-lettered, nothing written', async () => {
-    const fhir = memoryFhir();
-    const queues = createQueueFactory();
-    const dead: string[] = [];
-    const audits: AuditEvent[] = [];
-    const host = new BotHost({
-      fhir,
-      queue: queues.queue<BotJob>('bots'),
-      audit: (event) => audits.push(event),
-      onError: (_err, context) => dead.push(String(context.deadLetter)),
-      bots: [
-        bot('overreaching', async (_event, client) => {
-          await client.create<Observation>({ resourceType: 'Observation', status: 'final', code: { text: 'allowed' } });
-          await client.create<Flag>({ resourceType: 'Flag', status: 'active', code: { text: 'not allowed' }, subject: { reference: 'Patient/p' } });
-          return { outcome: 'success' };
-        }),
-      ],
-    });
-    host.start();
-    const trigger = await fhir.create<Observation>({ resourceType: 'Observation', status: 'final', code: { text: 'in' }, subject: { reference: 'Patient/p' } });
-    await host.handleChanges([{ interaction: 'create', resourceType: 'Observation', id: trigger.id as string, versionId: '1' }]);
+    const { fhir, queues, dead, audits, trigger } = await runOnObservation([
+      bot('overreaching', async (_event, client) => {
+        await client.create<Observation>({ resourceType: 'Observation', status: 'final', code: { text: 'allowed' } });
+        await client.create<Flag>({ resourceType: 'Flag', status: 'active', code: { text: 'not allowed' }, subject: { reference: 'Patient/p' } });
+        return { outcome: 'success' };
+      }),
+    ]);
     for (let i = 0; i < 100 && audits.length < 1; i++) await sleep(10);
     assert.equal(audits[0]?.outcome, '8');
     assert.match(audits[0]?.outcomeDesc ?? '', /bot overreaching may not create Flag: its scopes are system\/Observation\.c/);
