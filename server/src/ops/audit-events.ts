@@ -339,6 +339,7 @@ export function auditIndex(e: AuditEvent, baseUrl: string): IndexRow {
     return id?.value ? [`agent|${id.system ?? ''}|${id.value}`, `agent|${id.value}`] : [];
   }));
   row.compartments = list(patients);
+  row.date_ranges = null; // one date, `recorded`
   return row;
 }
 
